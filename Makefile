@@ -1,0 +1,37 @@
+# hens: `make install`, `make test`, `make demo`. Every target installs what it needs.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip
+PIPC   := $(PIP) install -q -c constraints.txt
+STAMP  := $(VENV)/.hens-installed
+DEMO   ?= demo-out
+export OMP_NUM_THREADS ?= 1
+
+.PHONY: install test test-slow demo bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIPC) torch==2.13.0 setuptools setuptools-scm wheel numpy
+	# torch-harmonics is source-only; build isolation would fetch a CUDA torch.
+	$(PY) -c "import torch_harmonics" 2>/dev/null || \
+	    $(PIPC) --no-build-isolation torch-harmonics==0.8.1
+	$(PIPC) --no-build-isolation -e ".[test]"
+	touch $(STAMP)
+
+test: install
+	$(VENV)/bin/pytest -q
+
+test-slow: install
+	$(VENV)/bin/pytest -q -m slow
+
+demo: install
+	$(VENV)/bin/hens demo --out $(DEMO)
+
+bench: install
+	for b in benchmarks/bench_*.py; do $(PY) $$b || exit 1; done
+
+clean:
+	rm -rf $(VENV) $(DEMO) build *.egg-info
