@@ -1,0 +1,1 @@
+"""SFNO and stochastic SFNO, losses, training, checkpoints and the shallow-water world."""

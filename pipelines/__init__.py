@@ -1,0 +1,1 @@
+"""Workflows and the ``hens`` command line."""

@@ -1,0 +1,1 @@
+"""Ensemble metrics, spectra, extremes and plots over xarray."""
