@@ -84,22 +84,12 @@ def demo(
 def main() -> None:
     """Console entry point: maps :class:`HensError` to one stderr line and exit status 2."""
     try:
-        app(standalone_mode=False)
+        app()  # standalone mode: usage errors print one message and exit 2 themselves
     except HensError as err:
         if _STATE["debug"]:
             raise
         typer.echo(f"hens: error: {err}", err=True)
         sys.exit(2)
-    except Exception as err:  # click usage errors carry their own exit code
-        import click
-
-        if isinstance(err, click.exceptions.ClickException):
-            err.show()
-            sys.exit(err.exit_code)
-        if isinstance(err, click.exceptions.Abort):
-            typer.echo("hens: aborted", err=True)
-            sys.exit(130)
-        raise
 
 
 if __name__ == "__main__":
