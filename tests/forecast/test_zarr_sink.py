@@ -1,0 +1,71 @@
+"""The ensemble store: template, region writes, completion records, refusal to clobber."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from hens.forecast.errors import ConfigError, OutputExists
+from hens.forecast.grids import parse_grid
+from hens.forecast.members import MemberLayout
+from hens.forecast.zarr_sink import StoreSpec, batches, open_sink
+
+
+def _spec(config=None, batch_size=4):
+    return StoreSpec(
+        channels=("z500", "t2m"),
+        init_times=(np.datetime64("2001-03-01T00"), np.datetime64("2001-03-08T00")),
+        lead_hours=(0, 6, 12),
+        grid=parse_grid("8x16"),
+        layout=MemberLayout(checkpoints=2, pairs=2, seeds=1),
+        batch_size=batch_size,
+        attrs={"hens_config": config or {"lead_hours": 12}, "hens_version": "test"},
+    )
+
+
+def test_declared_store_opens_with_named_dims_and_cf_attrs(tmp_path):
+    path = tmp_path / "ens.zarr"
+    open_sink(path, _spec())
+    ds = xr.open_zarr(path)
+    assert ds["z500"].dims == ("init_time", "member", "lead_time", "lat", "lon")
+    assert ds["z500"].attrs["units"] == "m2 s-2" and ds["t2m"].attrs["units"] == "K"
+    assert ds.lat.attrs["standard_name"] == "latitude" and float(ds.lat[0]) > float(ds.lat[-1])
+    assert ds.lead_time.values[1] == np.timedelta64(6, "h")
+    assert list(ds.sign.values) == [1, -1] * 4 and list(ds.checkpoint.values) == [0] * 4 + [1] * 4
+    assert ds["z500"].encoding["chunks"] == (1, 4, 1, 8, 16)
+    assert np.isnan(ds["z500"].values).all() and not ds["completed"].values.any()
+
+
+def test_batches_fill_disjoint_regions_and_mark_completion(tmp_path):
+    path = tmp_path / "ens.zarr"
+    sink = open_sink(path, _spec(batch_size=3))
+    rng = np.random.default_rng(0)
+    written = {}
+    for part in batches(8, 3):
+        n = part.stop - part.start
+        block = {c: rng.normal(size=(n, 3, 8, 16)).astype(np.float32) for c in ("z500", "t2m")}
+        sink.write(1, part, block)
+        written[part.start] = block
+    sink.finalize({"wall_seconds": 1.0})
+    ds = xr.open_zarr(path)
+    for start, block in written.items():
+        got = ds["t2m"].isel(init_time=1, member=slice(start, start + len(block["t2m"]))).values
+        np.testing.assert_array_equal(got, block["t2m"])
+    assert ds["completed"].values.tolist() == [[0] * 8, [1] * 8]
+    assert np.isnan(ds["z500"].isel(init_time=0).values).all()
+    assert ds.attrs["wall_seconds"] == 1.0
+
+
+def test_existing_store_is_refused_resumed_or_replaced(tmp_path):
+    path = tmp_path / "ens.zarr"
+    sink = open_sink(path, _spec())
+    sink.write(0, slice(0, 4), {c: np.ones((4, 3, 8, 16), np.float32) for c in ("z500", "t2m")})
+    with pytest.raises(OutputExists, match="--resume"):
+        open_sink(path, _spec())
+    assert open_sink(path, _spec(), mode="resume").completed()[0, :4].all()
+    with pytest.raises(ConfigError, match="another configuration"):
+        open_sink(path, _spec(config={"lead_hours": 240}), mode="resume")
+    assert xr.open_zarr(path)["completed"].values[0, :4].all()  # refusals left it untouched
+    open_sink(path, _spec(), mode="overwrite")
+    assert not xr.open_zarr(path)["completed"].values.any()
