@@ -1,0 +1,118 @@
+"""Checks shared by every scoring function: the member dim, the truth, the dims to reduce.
+
+All checks look at dims and coordinates only, so they never load dask-backed data.
+Problems with the data raise :class:`hens.forecast.errors.DataError` naming the dim and the fix.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Mapping
+from typing import Any
+
+import xarray as xr
+
+from hens.forecast.errors import DataError
+from hens.scoring.types import Dims, XrObj
+
+
+def ensemble_size(
+    forecast: xr.DataArray | xr.Dataset, member_dim: Hashable, *, minimum: int = 1, dim: Dims = None
+) -> int:
+    """Number of members ``M`` (the size of ``member_dim``); raise unless ``M >= minimum``.
+
+    Also checks on entry that ``dim`` names dims of the forecast other than the member dim.
+    """
+    if member_dim not in forecast.dims:
+        raise DataError(
+            f"forecast has no member dim {member_dim!r} "
+            f"(dims: {', '.join(map(str, forecast.dims))}); "
+            f"pass member_dim=... naming the ensemble dim"
+        )
+    size = int(forecast.sizes[member_dim])
+    if size < minimum:
+        raise DataError(f"this score needs at least {minimum} members; {member_dim!r} has {size}")
+    reduce_dims(forecast, dim, member_dim)
+    return size
+
+
+def member_chunks(forecast: XrObj, member_dim: Hashable) -> XrObj:
+    """Put all members of a dask-backed forecast in one chunk (other chunks are kept)."""
+    if forecast.chunks and member_dim in forecast.dims:
+        chunks = (
+            forecast.chunksizes
+            if isinstance(forecast, xr.Dataset)
+            else dict(zip(forecast.dims, forecast.chunks, strict=True))
+        )
+        if len(chunks[member_dim]) > 1:
+            return forecast.chunk({member_dim: -1})
+    return forecast
+
+
+def core_chunks(obj: XrObj, dims: tuple[Hashable, ...]) -> XrObj:
+    """Put each of ``dims`` of a dask-backed object in a single chunk."""
+    if obj.chunks:
+        return obj.chunk({d: -1 for d in dims if d in obj.dims})
+    return obj
+
+
+def align_truth(forecast: XrObj, truth: Any, member_dim: Hashable) -> tuple[XrObj, Any]:
+    """Check that ``truth`` has no member dim and the same coordinates on shared dims.
+
+    Coordinates must match exactly (``join="exact"``): a truth on another grid or other
+    times raises :class:`DataError` instead of being silently intersected.
+    """
+    if not isinstance(truth, xr.DataArray | xr.Dataset):
+        return forecast, truth
+    if member_dim in truth.dims:
+        raise DataError(
+            f"truth has the member dim {member_dim!r}; select one verification field per case "
+            f"(e.g. truth.isel({member_dim}=0)) or pass the right member_dim"
+        )
+    try:
+        forecast, truth = xr.align(forecast, truth, join="exact")
+    except ValueError as err:
+        raise DataError(
+            f"forecast and truth coordinates differ ({err}); select matching times/levels "
+            f"first, e.g. truth.sel(time=forecast.valid_time)"
+        ) from err
+    return forecast, truth
+
+
+def reduce_dims(
+    obj: xr.DataArray | xr.Dataset, dim: Dims, member_dim: Hashable | None = None
+) -> list[Hashable]:
+    """``dim`` as a list of dims of ``obj``; ``None`` gives ``[]`` (reduce nothing more)."""
+    if dim is None:
+        return []
+    dims = [dim] if isinstance(dim, str) or not isinstance(dim, list | tuple) else list(dim)
+    missing = [d for d in dims if d not in obj.dims]
+    if missing:
+        raise DataError(
+            f"cannot reduce over {', '.join(map(repr, missing))}: not a dim of the data "
+            f"(dims: {', '.join(map(str, obj.dims))})"
+        )
+    if member_dim is not None and member_dim in dims:
+        raise DataError(
+            f"dim must not contain the member dim {member_dim!r}: members are always reduced"
+        )
+    return dims
+
+
+def finish(out: XrObj, attrs: Mapping[str, Any], *, name: str | None = None) -> XrObj:
+    """Attach ``attrs`` (and a name) to a result, on the Dataset and each of its variables."""
+    out = out.copy(deep=False)
+    clean = {k: v for k, v in attrs.items() if v is not None}
+    if isinstance(out, xr.Dataset):
+        out.attrs = {**clean}
+        for var in out.data_vars.values():
+            var.attrs = {**var.attrs, **clean}
+    else:
+        out.attrs = {**out.attrs, **clean}
+        if name is not None:
+            out.name = name
+    return out
+
+
+def units_of(obj: Any) -> str | None:
+    """The ``units`` attribute of a DataArray, if any."""
+    return obj.attrs.get("units") if isinstance(obj, xr.DataArray) else None
