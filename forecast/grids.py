@@ -30,8 +30,18 @@ GridKind = Literal["legendre-gauss", "equiangular", "equiangular-nopoles"]
 GRID_KINDS: tuple[str, ...] = get_args(GridKind)
 DEFAULT_KIND: GridKind = "legendre-gauss"
 _SPEC = re.compile(r"^\s*(\d+)\s*x\s*(\d+)\s*(?::\s*([a-z-]+))?\s*$")
-#: coordinates agree when within this many degrees
+#: coordinates agree when within this many degrees (float64 coordinates)
 LATLON_TOL_DEG = 1e-6
+
+
+def _tolerance(*coords: np.ndarray) -> float:
+    """Degrees within which stored coordinates match: 1e-6, or the rounding of their dtype.
+
+    WeatherBench2 stores latitude as float32, which rounds Gaussian latitudes near 90 deg by
+    up to 4e-6 deg; 180 float32 ulps (2e-5 deg) is still far below any grid spacing.
+    """
+    eps = max(np.finfo(c.dtype).eps if np.issubdtype(c.dtype, np.floating) else 0.0 for c in coords)
+    return max(LATLON_TOL_DEG, 180.0 * float(eps))
 
 
 @lru_cache(maxsize=64)
@@ -125,12 +135,13 @@ class Grid:
 
     def check(self, lat: np.ndarray, lon: np.ndarray, *, what: str = "data") -> None:
         """Raise :class:`GridMismatch` unless ``lat``/``lon`` (degrees, hens order) are this grid."""
+        tol = _tolerance(np.asarray(lat), np.asarray(lon))
         lat, lon = np.asarray(lat, dtype=np.float64), np.asarray(lon, dtype=np.float64)
         if lat.shape != (self.nlat,) or lon.shape != (self.nlon,):
             raise GridMismatch(
                 f"{what} is on a {lat.size}x{lon.size} grid, expected {self.spec}"
             )
-        if np.abs(lat - self.lat).max() > LATLON_TOL_DEG or np.abs(lon - self.lon).max() > LATLON_TOL_DEG:
+        if np.abs(lat - self.lat).max() > tol or np.abs(lon - self.lon).max() > tol:
             raise GridMismatch(f"{what} latitudes/longitudes differ from grid {self.spec}")
 
     @classmethod
@@ -140,14 +151,16 @@ class Grid:
         Raises
         ------
         GridMismatch
-            If the coordinates match no registered kind within 1e-6 degrees.
+            If the coordinates match no registered kind within 1e-6 degrees (2e-5 for float32
+            coordinates).
         """
+        tol = _tolerance(np.asarray(lat), np.asarray(lon))
         lat = np.sort(np.asarray(lat, dtype=np.float64))[::-1]
         lon = np.sort(np.mod(np.asarray(lon, dtype=np.float64), 360.0))
         for kind in GRID_KINDS:
             grid = cls(lat.size, lon.size, kind)
-            if np.allclose(lat, grid.lat, atol=LATLON_TOL_DEG, rtol=0) and np.allclose(
-                lon, grid.lon, atol=LATLON_TOL_DEG, rtol=0
+            if np.allclose(lat, grid.lat, atol=tol, rtol=0) and np.allclose(
+                lon, grid.lon, atol=tol, rtol=0
             ):
                 return grid
         raise GridMismatch(

@@ -56,15 +56,73 @@ def world(
 @app.command()
 def inspect(
     path: Annotated[list[str], typer.Argument(help="Zarr store, netCDF file(s) or a glob.")],
+    time: Annotated[
+        list[str] | None,
+        typer.Option("--time", help="Load and summarise this valid time (repeatable)."),
+    ] = None,
+    channels: Annotated[
+        str | None,
+        typer.Option("--channels", help="Comma-separated channels to load, e.g. z500,t2m "
+                     "(default: all; loads the first time unless --time is given)."),
+    ] = None,
+    grid: Annotated[
+        str | None, typer.Option("--grid", help="Fail unless the data is on this grid, e.g. 32x64.")
+    ] = None,
 ) -> None:
     """Detect the layout of a data source and list its grid, channels and times.
 
-    Example: hens inspect world.zarr
-    """
-    from hens.forecast.sources import open_source
+    With --time or --channels, also load that block, check it for NaN/Inf, print its range.
 
-    source = open_source(path if len(path) > 1 else path[0])
+    Example: hens inspect world.zarr --time 2000-01-02T06 --channels z500,t2m --grid 32x64
+    """
+    from hens.forecast.sources import open_source, summarize
+
+    source = open_source(path if len(path) > 1 else path[0], grid=grid)
     typer.echo(source.describe())
+    if time or channels:
+        names = [c.strip() for c in channels.split(",")] if channels else source.channels
+        typer.echo(summarize(source(time or source.times[:1], names)))
+
+
+@app.command()
+def train(
+    data: Annotated[list[str], typer.Option("--data", help="Training data: Zarr store, netCDF file(s) or a glob (repeatable).")],
+    out: Annotated[Path, typer.Option("--out", help="Checkpoint to write (a .loss.png and, while running, a .resume beside it).")],
+    seed: Annotated[int, typer.Option("--seed", help="Seed of initial weights, batches and noise.", min=0)] = 0,
+    stochastic: Annotated[bool, typer.Option("--stochastic", help="Stochastic SFNO trained with almost-fair CRPS.")] = False,
+    minutes: Annotated[float | None, typer.Option("--minutes", help="Wall-clock budget; fixes the step count after timing the first steps.")] = None,
+    steps: Annotated[int | None, typer.Option("--steps", help="Number of optimizer steps (reproducible).")] = None,
+    rollout: Annotated[int, typer.Option("--rollout", help="Steps unrolled in the fine-tuning phase (1: none).", min=1)] = 1,
+    batch: Annotated[int, typer.Option("--batch", help="Global batch (samples per step, over all ranks).", min=1)] = 8,
+    lr: Annotated[float, typer.Option("--lr", help="Peak learning rate (AdamW, cosine schedule).")] = 2e-3,
+    members: Annotated[int, typer.Option("--members", help="Noise draws per sample for the CRPS (stochastic).")] = 4,
+    channels: Annotated[str | None, typer.Option("--channels", help="Comma-separated channels (default: all of the data).")] = None,
+    val_days: Annotated[float | None, typer.Option("--val-days", help="Days held out at the end (default 15 %, <= 365).")] = None,
+    embed_dim: Annotated[int, typer.Option("--embed-dim", help="SFNO width.")] = 64,
+    layers: Annotated[int, typer.Option("--layers", help="SFNO blocks.")] = 4,
+    scale_factor: Annotated[int, typer.Option("--scale-factor", help="Internal grid = data grid / this.")] = 1,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing checkpoint and its resume file.")] = False,
+    progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Progress bar on rank 0.")] = True,
+) -> None:
+    """Train an SFNO on 6-hour steps of a data source; rerun the same command to resume.
+
+    Several independent checkpoints come from several seeds, one job each. Data parallel
+    with torchrun (torchrun --nproc_per_node=2 -m hens.pipelines.cli train ...) or srun.
+
+    Example: hens train --data world.zarr --out sfno.pt --seed 0 --minutes 15 --rollout 4
+    """
+    from hens.models.train import TrainConfig
+    from hens.models.train import train as run_training
+
+    names = tuple(c.strip() for c in channels.split(",") if c.strip()) if channels else None
+    cfg = TrainConfig(
+        data=tuple(data), out=out, seed=seed, stochastic=stochastic, minutes=minutes, steps=steps,
+        rollout=rollout, batch=batch, lr=lr, members=members, channels=names, val_days=val_days,
+        embed_dim=embed_dim, num_layers=layers, scale_factor=scale_factor, overwrite=overwrite,
+        progress=progress,
+    )
+    path = run_training(cfg)
+    typer.echo(f"wrote {path}")
 
 
 @app.command()
