@@ -45,20 +45,32 @@ def _tolerance(*coords: np.ndarray) -> float:
 
 
 @lru_cache(maxsize=64)
-def _quadrature(kind: str, nlat: int) -> tuple[np.ndarray, np.ndarray]:
-    """Colatitude nodes (radians, 0 at the North Pole, increasing) and weights (sum 2)."""
+def _colatitudes(kind: str, nlat: int) -> np.ndarray:
+    """Colatitude nodes in radians, 0 at the North Pole, increasing.
+
+    Computed with numpy (the same Gauss-Legendre routine torch-harmonics calls), so that
+    detecting a grid does not import torch.
+    """
+    if kind == "legendre-gauss":
+        x, _ = np.polynomial.legendre.leggauss(nlat)
+        return np.arccos(x[::-1])
+    if kind == "equiangular":
+        return np.linspace(0.0, np.pi, nlat)
+    return (np.arange(nlat) + 0.5) * np.pi / nlat
+
+
+@lru_cache(maxsize=64)
+def _weights(kind: str, nlat: int) -> np.ndarray:
+    """Quadrature weights in cos(colatitude), north first, summing to 2."""
     if kind == "equiangular-nopoles":
-        colat = (np.arange(nlat) + 0.5) * np.pi / nlat
         bounds = np.linspace(0.0, np.pi, nlat + 1)
-        weights = np.cos(bounds[:-1]) - np.cos(bounds[1:])
-        return colat, weights
+        return np.cos(bounds[:-1]) - np.cos(bounds[1:])
     from torch_harmonics.quadrature import clenshaw_curtiss_weights, legendre_gauss_weights
 
     rule = legendre_gauss_weights if kind == "legendre-gauss" else clenshaw_curtiss_weights
-    x, w = rule(nlat, -1.0, 1.0)
-    x, w = np.asarray(x, dtype=np.float64), np.asarray(w, dtype=np.float64)
-    # nodes are ascending in cos(colatitude); reverse so row 0 is the North Pole side
-    return np.arccos(np.clip(x[::-1], -1.0, 1.0)), w[::-1].copy()
+    _, w = rule(nlat, -1.0, 1.0)
+    # torch-harmonics orders nodes by ascending cos(colatitude), i.e. south first
+    return np.asarray(w, dtype=np.float64)[::-1].copy()
 
 
 @dataclass(frozen=True)
@@ -96,7 +108,7 @@ class Grid:
     @property
     def lat(self) -> np.ndarray:
         """Latitudes in degrees north, descending (north first), float64."""
-        return 90.0 - np.degrees(_quadrature(self.kind, self.nlat)[0])
+        return 90.0 - np.degrees(_colatitudes(self.kind, self.nlat))
 
     @property
     def lon(self) -> np.ndarray:
@@ -106,7 +118,7 @@ class Grid:
     @property
     def quadrature_weights(self) -> np.ndarray:
         """Latitude quadrature weights in cos(colatitude), north first, summing to 2."""
-        return _quadrature(self.kind, self.nlat)[1].copy()
+        return _weights(self.kind, self.nlat).copy()
 
     @property
     def area_weights(self) -> np.ndarray:

@@ -93,3 +93,17 @@ def test_specs_and_weights_normalisation():
     for bad in ("32", "32x64:gaussian", "1x4"):
         with pytest.raises(GridMismatch):
             parse_grid(bad)
+
+
+def test_detecting_a_grid_does_not_import_torch():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, numpy as np\n"
+        "from hens.forecast.grids import Grid, parse_grid\n"
+        "g = parse_grid('32x64')\n"
+        "assert Grid.detect(g.lat.astype(np.float32), g.lon) == g\n"
+        "assert 'torch' not in sys.modules\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
