@@ -48,13 +48,13 @@ def run_demo(out: str | Path, *, days: float) -> Path:
     from rich.console import Console
 
     from hens.forecast.grids import parse_grid
-    from hens.pipelines.world import read_world
+    from hens.pipelines.world import load_world
     from hens.scoring import plots
     from hens.scoring.spectra import kinetic_energy_spectrum
 
     out = Path(out)
     world = _world(out, days)
-    data = read_world(world)
+    data = load_world(world)
     grid = parse_grid(_GRID)
     figures = out / "plots"
     last = data.isel(time=-1)

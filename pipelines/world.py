@@ -32,7 +32,6 @@ if TYPE_CHECKING:
 
 _HOURS_PER_SAVE = 6
 _WRITE_BLOCK = 40  # saved states buffered per region write (10 simulated days)
-_READ_BLOCK = 120  # saved states per dask chunk when reading a world back
 _DESCRIPTIONS = {
     "z500": "Phi = g h of a one-layer shallow-water model (m2 s-2, mean ~9.8e4, not rescaled "
             "to the ~5.5e4 of real 500 hPa geopotential)",
@@ -141,23 +140,15 @@ def _integrate(world: ShallowWaterWorld, state: WorldState, times: np.ndarray, p
             buffer = []
 
 
-def read_world(path: str | Path) -> xr.DataArray:
-    """A world store as lazy hens-layout ``(time, channel, lat, lon)`` in :data:`WORLD_CHANNELS` order.
+def load_world(path: str | Path) -> xr.DataArray:
+    """The whole world trajectory in hens layout ``(time, channel, lat, lon)``, in memory.
 
-    Reads only the world's own layout; :func:`hens.forecast.open_source` is the general reader.
+    Read through :func:`hens.forecast.open_source`, the reader that serves ERA5 too.
     """
-    import xarray as xr
+    from hens.forecast.sources import open_source
 
-    # dask chunks of many stored steps: one task per stored step is ~20x slower to read
-    ds = xr.open_zarr(path, consolidated=True, chunks={"time": _READ_BLOCK})
-    arrays = []
-    for name in WORLD_CHANNELS:
-        ch = get_channel(name)
-        var = ds[ch.long_name]
-        arrays.append(var.sel(level=ch.level) if ch.level is not None else var)
-    data = xr.concat(arrays, dim="channel", coords="minimal", compat="override", join="exact")
-    data = data.assign_coords(channel=list(WORLD_CHANNELS)).drop_vars("level", errors="ignore")
-    return data.rename(latitude="lat", longitude="lon").sortby("lat", ascending=False)
+    source = open_source(path)
+    return source(source.times, WORLD_CHANNELS)
 
 
 def generate_world(
@@ -244,7 +235,7 @@ def generate_world(
             bar.update(task, phase="saving")
             _integrate(world, state, times, tmps[0], advance=lambda: bar.advance(task))
             bar.update(task, phase="statistics")
-            write_stats(compute_stats(read_world(tmps[0]), config.grid), tmps[1])
+            write_stats(compute_stats(load_world(tmps[0]), config.grid), tmps[1])
         # the trajectory goes last: its presence means the pair is complete
         _replace(tmps[1], targets[1], overwrite=overwrite)
         _replace(tmps[0], targets[0], overwrite=overwrite)

@@ -28,9 +28,9 @@ def state(world: ShallowWaterWorld) -> WorldState:
 
 
 def _from_store(world: ShallowWaterWorld, store, index: int) -> WorldState:
-    from hens.pipelines.world import read_world
+    from hens.pipelines.world import load_world
 
-    data = read_world(store).isel(time=index)
+    data = load_world(store).isel(time=index)
     return world.from_fields(data.values.astype(np.float64), time=data["time"].values, seed=0)
 
 

@@ -16,7 +16,7 @@ import zarr
 from hens.forecast.errors import DataError, OutputExists
 from hens.forecast.grids import Grid
 from hens.forecast.stats import QUANTILES, open_world_stats, stats_path
-from hens.pipelines.world import generate_world, read_world
+from hens.pipelines.world import generate_world, load_world
 
 HENS = [sys.executable, "-m", "hens.pipelines.cli"]
 WORLD_START, WORLD_DAYS = "2000-01-01T00", 60  # the world_store fixture (tests/conftest.py)
@@ -79,7 +79,7 @@ def test_statistics_store_beside_the_trajectory(world_store):
     assert stats["climatology_mean"].dims == ("dayofyear", "channel", "lat", "lon")
     np.testing.assert_array_equal(stats["quantile"].values, QUANTILES)
     assert np.all(np.diff(stats["lat"].values) < 0)  # north first
-    data = read_world(world_store).load()
+    data = load_world(world_store)
     weights = xr.DataArray(Grid(32, 64).area_weights, dims="lat")
     mean = data.weighted(weights).mean(("time", "lat", "lon"))
     np.testing.assert_allclose(stats["mean"].values, mean.values, rtol=1e-6, atol=1e-6)
@@ -100,7 +100,7 @@ def test_missing_statistics_is_a_data_error(tmp_path):
 
 # ---------------------------------------------------------------- the world's climate
 def test_tracer_is_bounded_with_warm_anomalies(world_store):
-    t2m = read_world(world_store).sel(channel="t2m").load()
+    t2m = load_world(world_store).sel(channel="t2m")
     assert 200 < float(t2m.min()) and float(t2m.max()) < 330
     anomaly = t2m - t2m.mean("time")
     warm = float(anomaly.quantile(0.99))
@@ -109,7 +109,7 @@ def test_tracer_is_bounded_with_warm_anomalies(world_store):
 
 
 def test_persistence_loses_skill_with_lead(world_store):
-    data = read_world(world_store).load()
+    data = load_world(world_store)
     rmse = {lag: _weighted_rms(data.shift(time=-lag) - data).mean("time") for lag in (1, 4, 12)}  # 6 h, 1 d, 3 d
     for channel in data["channel"].values:
         r = [float(rmse[lag].sel(channel=channel)) for lag in (1, 4, 12)]
@@ -126,7 +126,7 @@ def test_energy_enstrophy_and_tracer_variance_are_stationary(world_store):
     from hens.models.shallow_water import ShallowWaterWorld
 
     world = ShallowWaterWorld()
-    data = read_world(world_store).load()
+    data = load_world(world_store)
     diags = [world.diagnostics(world.from_fields(data.isel(time=i).values.astype(np.float64),
                                                  time=data["time"].values[i], seed=0))
              for i in range(data.sizes["time"])]
