@@ -20,7 +20,11 @@ import numpy as np
 
 from hens.forecast.errors import ConfigError
 
-Stream = Literal["bred-seed", "model-noise", "physics-noise"]
+#: random streams: the initial-condition seed field of a pair (``bred-seed``), the model noise
+#: while breeding it (``bred-noise``, shared by its control and perturbed runs), and the
+#: per-member noise of a stochastic SFNO (``model-noise``) or of the world's forcing
+#: (``physics-noise``)
+Stream = Literal["bred-seed", "bred-noise", "model-noise", "physics-noise"]
 
 
 @dataclass(frozen=True)
@@ -99,7 +103,7 @@ def stream_seed(base_seed: int, init_time: np.datetime64 | str, stream: Stream, 
     init_time
         Initial time; formatted to the hour.
     stream
-        Which random stream (``"bred-seed"``, ``"model-noise"``, ``"physics-noise"``).
+        Which random stream, see :data:`Stream`.
     *keys
         Integers identifying the member's share of the stream, e.g. ``(c, q)`` for bred seeds.
     """

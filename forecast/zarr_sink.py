@@ -6,13 +6,22 @@ Layout (one Zarr v2 group, consolidated metadata, readable with ``xr.open_zarr``
     completed(init_time, member)                       uint8, 1 once a member is fully written
     member coords: checkpoint, pair, sign, seed        (see hens.forecast.members)
 
-Chunks are ``(1, batch_size, 1, nlat, nlon)``: one member batch x one lead x the full field.
-A batch is the unit of work of one rank, so every chunk has exactly one writer (ranks never
-touch the same chunk), a lead-time slice of the ensemble reads contiguous chunks, and a
-chunk stays small (batch 16 on 32x64 is 128 kB) while a 721x1440 field is still one chunk
-per member batch. ``completed`` is chunked ``(1, batch_size)`` and written after the batch's
-data, and zarr writes each chunk atomically, so a killed run leaves either a complete batch
-or one that resume recomputes -- never a half-written batch marked done.
+Chunks are ``(1, batch_size, lead_chunk, nlat, nlon)``: one member batch x a block of leads x
+the full field. A batch is the unit of work of one rank, so every chunk has exactly one writer
+(ranks never touch the same chunk) and a field is never split. ``lead_chunk`` is 1 by default;
+the engine uses :func:`lead_chunk_for`, enough leads for ~4 MiB chunks: a 721x1440 field of a
+16-member batch is already 66 MB (one lead per chunk), but on the 32x64 demo grid one lead is
+128 kB, and there the per-file cost of a chunk (create, write, rename, later fsync) outweighs
+its bytes -- measured here (Blosc-lz4, the Zarr v2 default compressor, kept: forecast fields
+shrink to ~0.7-0.85) at 70 MB/s for 128 kB chunks, 320 MB/s for 1 MiB and 370 MB/s for 4 MiB.
+``completed`` is chunked ``(1, batch_size)`` and written after the batch's data, and zarr
+writes each chunk atomically, so a killed run leaves either a complete batch or one that
+resume recomputes -- never a half-written batch marked done.
+
+The engine streams a batch in lead blocks (:meth:`ZarrSink.write_leads`: whole chunks, no
+read-modify-write), then :meth:`ZarrSink.mark_completed`. Resume accepts a store only if its
+``hens_config``, ``hens_version`` and ``checkpoints`` attributes equal the new run's
+(:data:`RESUME_KEYS`): same configuration, same code, same checkpoint files.
 """
 
 from __future__ import annotations
@@ -33,6 +42,20 @@ from hens.forecast.members import MemberLayout
 
 Mode = Literal["create", "resume", "overwrite"]
 COMPLETED = "completed"
+#: chunk size :func:`lead_chunk_for` aims at
+TARGET_CHUNK_BYTES = 4 << 20
+#: attributes that must be equal for a run to resume a store
+RESUME_KEYS = ("hens_config", "hens_version", "checkpoints")
+
+
+def _canonical(value: Any) -> str:
+    """JSON text of an attribute value, whether given as an object or as stored JSON text."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            pass
+    return json.dumps(value, sort_keys=True, default=str)
 
 
 @dataclass(frozen=True)
@@ -46,16 +69,26 @@ class StoreSpec:
     layout: MemberLayout
     batch_size: int
     attrs: Mapping[str, Any]
+    lead_chunk: int = 1
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:
             raise ConfigError(f"batch_size must be >= 1, got {self.batch_size}")
+        if self.lead_chunk < 1:
+            raise ConfigError(f"lead_chunk must be >= 1, got {self.lead_chunk}")
+
+
+def lead_chunk_for(batch_size: int, grid: Grid, n_leads: int) -> int:
+    """Leads per chunk for chunks of about :data:`TARGET_CHUNK_BYTES` (1 .. ``n_leads``)."""
+    per_lead = batch_size * grid.nlat * grid.nlon * 4
+    return max(1, min(n_leads, TARGET_CHUNK_BYTES // per_lead))
 
 
 def open_sink(path: str | Path, spec: StoreSpec, *, mode: Mode = "create") -> ZarrSink:
     """Declare (or reopen for resume) the store at ``path``.
 
-    ``create`` refuses an existing path (:class:`OutputExists`); ``overwrite`` replaces it;
+    ``create`` refuses an existing path (:class:`OutputExists`); ``overwrite`` replaces it if
+    it is a Zarr store (anything else, e.g. a folder given by mistake, is refused);
     ``resume`` requires an existing store written with the same spec (:class:`ConfigError`).
     """
     path = Path(path)
@@ -70,7 +103,9 @@ def open_sink(path: str | Path, spec: StoreSpec, *, mode: Mode = "create") -> Za
     if path.exists():
         if mode == "create":
             raise OutputExists(f"{path} exists; pass --resume to continue it or --overwrite to replace it")
-        shutil.rmtree(path) if path.is_dir() else path.unlink()
+        if not any((path / name).exists() for name in (".zgroup", ".zmetadata", "zarr.json")):
+            raise OutputExists(f"{path} exists and is not a Zarr store; refusing to replace it")
+        shutil.rmtree(path)
     sink = ZarrSink(path, spec)
     sink.declare()
     return sink
@@ -84,8 +119,6 @@ class ZarrSink:
         self.spec = spec
         self._group = None
 
-    def _fingerprint(self) -> str:
-        return json.dumps(self.spec.attrs.get("hens_config", {}), sort_keys=True, default=str)
 
     def declare(self) -> None:
         """Write the template: coordinates, NaN-filled arrays, attributes."""
@@ -96,7 +129,7 @@ class ZarrSink:
         n_init, n_mem, n_lead = len(spec.init_times), spec.layout.size, len(spec.lead_hours)
         b = min(spec.batch_size, n_mem)
         shape = (n_init, n_mem, n_lead, g.nlat, g.nlon)
-        chunks = (1, b, 1, g.nlat, g.nlon)
+        chunks = (1, b, min(spec.lead_chunk, n_lead), g.nlat, g.nlon)
         dims = ("init_time", "member", "lead_time", "lat", "lon")
         data_vars = {}
         for name in spec.channels:
@@ -117,14 +150,15 @@ class ZarrSink:
             "member": ("member", np.arange(n_mem, dtype=np.int32), {"long_name": "ensemble member",
                                                                     "standard_name": "realization"}),
             "lead_time": ("lead_time", np.array(spec.lead_hours, dtype="timedelta64[h]").astype("timedelta64[ns]"),
-                          {"long_name": "lead time", "standard_name": "forecast_period"}),
+                          {"long_name": "lead time", "standard_name": "forecast_period",
+                           "comment": "lead 0 is the (perturbed) initial state"}),
             "lat": ("lat", g.lat.astype(np.float32), {"units": "degrees_north", "standard_name": "latitude"}),
             "lon": ("lon", g.lon.astype(np.float32), {"units": "degrees_east", "standard_name": "longitude"}),
             **member_coords,
         }
         attrs = {**{k: v if isinstance(v, (str, int, float)) else json.dumps(v, default=str)
                     for k, v in spec.attrs.items()},
-                 **g.attrs(), "batch_size": b, "Conventions": "CF-1.10"}
+                 **g.attrs(), "batch_size": b, "lead_chunk": chunks[2], "Conventions": "CF-1.10"}
         ds = xr.Dataset(data_vars, coords=coords, attrs=attrs)
         encoding = {name: {"chunks": chunks, "_FillValue": np.float32(np.nan)} for name in spec.channels}
         encoding[COMPLETED] = {"chunks": (1, b), "_FillValue": None}
@@ -138,12 +172,22 @@ class ZarrSink:
         import zarr
 
         try:
-            group = zarr.open_group(self.path, mode="r")
-            stored = json.dumps(json.loads(group.attrs.get("hens_config", "{}")), sort_keys=True, default=str)
+            stored = dict(zarr.open_group(self.path, mode="r").attrs)
         except Exception as err:  # any unreadable store is a user-facing data problem
             raise DataError(f"cannot resume: {self.path} is not a readable hens ensemble store ({err})") from None
-        if stored != self._fingerprint():
-            raise ConfigError(f"cannot resume: {self.path} was written with another configuration")
+        differ = [k for k in RESUME_KEYS if k in self.spec.attrs or k in stored
+                  if _canonical(stored.get(k)) != _canonical(self.spec.attrs.get(k))]
+        if differ:
+            what = f"{' and '.join(differ)} {'differ' if len(differ) > 1 else 'differs'}"
+            raise ConfigError(
+                f"cannot resume: {self.path} was written with another configuration ({what}); "
+                "rerun with the original config and checkpoints, or pass --overwrite"
+            )
+
+    @property
+    def lead_chunk(self) -> int:
+        """Leads per chunk: the writer hands over blocks of this many leads."""
+        return min(self.spec.lead_chunk, len(self.spec.lead_hours))
 
     @property
     def group(self):
@@ -162,11 +206,19 @@ class ZarrSink:
 
         The completion flags are set only after every channel is on disk.
         """
+        self.write_leads(init_index, members, slice(None), data)
+        self.mark_completed(init_index, members)
+
+    def write_leads(self, init_index: int, members: slice, leads: slice, data: Mapping[str, np.ndarray]) -> None:
+        """Write leads ``leads`` of a batch: ``data[channel]`` is ``(members, leads, lat, lon)``."""
         missing = set(self.spec.channels) - set(data)
         if missing:
             raise DataError(f"batch misses channels {sorted(missing)}")
         for name in self.spec.channels:
-            self.group[name][init_index, members] = np.asarray(data[name], dtype=np.float32)
+            self.group[name][init_index, members, leads] = np.asarray(data[name], dtype=np.float32)
+
+    def mark_completed(self, init_index: int, members: slice) -> None:
+        """Set the completion flags of a batch; call after all its leads are written."""
         self.group[COMPLETED][init_index, members] = 1
 
     def finalize(self, attrs: Mapping[str, Any] | None = None) -> None:

@@ -8,6 +8,7 @@ xarray) are imported inside the commands so that ``hens --help`` starts fast. Us
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -123,6 +124,55 @@ def train(
     )
     path = run_training(cfg)
     typer.echo(f"wrote {path}")
+
+
+@app.command()
+def checkpoint(
+    paths: Annotated[list[Path], typer.Argument(help="Checkpoint file(s); several are checked as one ensemble.")],
+    data: Annotated[list[str] | None, typer.Option("--data", help="Also check against this data source (repeatable).")] = None,
+) -> None:
+    """Describe checkpoints; check them against each other and, with --data, a data source.
+
+    Fails with one line for a truncated file, a file that needs arbitrary unpickling, or
+    other channels or grid than the data or the other checkpoints.
+
+    Example: hens checkpoint sfno-0.pt sfno-1.pt --data world.zarr
+    """
+    from hens.models.checkpoint import check_compatible, check_ensemble, describe, load_checkpoint
+
+    ckpts = [load_checkpoint(p) for p in paths]
+    for ckpt in ckpts:
+        typer.echo(describe(ckpt))
+    check_ensemble(ckpts)
+    if data:
+        from hens.forecast.sources import open_source
+
+        source = open_source(data if len(data) > 1 else data[0])
+        for ckpt in ckpts:
+            check_compatible(ckpt, source)
+        typer.echo(f"ok: {len(ckpts)} checkpoint(s) fit {source.name}")
+
+
+@app.command()
+def forecast(
+    config: Annotated[Path, typer.Argument(help="YAML run configuration (see hens.pipelines.config).")],
+    resume: Annotated[bool, typer.Option("--resume", help="Continue an existing store; skip completed batches.")] = False,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing store.")] = False,
+    progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Progress bar on rank 0.")] = True,
+) -> None:
+    """Run an ensemble (checkpoints x bred-vector pairs x noise seeds) into one Zarr store.
+
+    One process, or one rank per GPU/CPU slot with
+    torchrun --nproc_per_node 2 $(which hens) forecast ens.yaml, or srun hens forecast ens.yaml.
+    A store resumed with --resume, or written by any number of ranks, is bit-identical.
+
+    Example: hens forecast ens.yaml --resume
+    """
+    from hens.pipelines.forecast import run_forecast
+
+    path = run_forecast(config, resume=resume, overwrite=overwrite, progress=progress)
+    if progress and os.environ.get("RANK", "0") == "0":  # torchrun/SLURM: rank 0 speaks
+        typer.echo(f"wrote {path}", err=True)
 
 
 @app.command()

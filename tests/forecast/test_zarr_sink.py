@@ -69,3 +69,12 @@ def test_existing_store_is_refused_resumed_or_replaced(tmp_path):
     assert xr.open_zarr(path)["completed"].values[0, :4].all()  # refusals left it untouched
     open_sink(path, _spec(), mode="overwrite")
     assert not xr.open_zarr(path)["completed"].values.any()
+
+
+def test_overwrite_never_deletes_what_is_not_a_zarr_store(tmp_path):
+    folder = tmp_path / "notes"
+    folder.mkdir()
+    (folder / "thesis.tex").write_text("precious")
+    with pytest.raises(OutputExists, match="not a Zarr store"):
+        open_sink(folder, _spec(), mode="overwrite")
+    assert (folder / "thesis.tex").read_text() == "precious"

@@ -1,0 +1,281 @@
+"""Ensemble engine ratios, all measured in one run (issue 5).
+
+Standalone (not pytest): ``python benchmarks/bench_engine.py [--quick]``. One intra-op thread per
+process; a tiny stochastic SFNO (embed 32, 4 blocks) on the 32x64 world grid, centred Gaussian
+perturbations, an analytic data source, batches of 16. Printed ratios (goal in brackets):
+
+1. batched member-steps/s / per-member loop (batch 16 against 16 rollouts of one member);
+2. streaming wall / compute-only wall: the engine writing Zarr on its background thread against
+   the same run into a sink that drops the data (<= 1.1);
+3. Zarr write rate (the sink writing forecast fields in whole chunks, then ``fsync`` of its files; MB of
+   float32 before compression) / ``dd`` sequential write rate (``conv=fdatasync``) on the same
+   disk, best of three each (>= 0.5);
+4. peak RSS at 1024 members / at 64 members, each run in its own process (<= 1.2);
+5. 2-rank / 1-rank throughput, ``torchrun`` with one thread per rank (>= 1.8; needs 2 idle cores);
+6. physics-solver member-step cost / SFNO member-step cost.
+
+Reference check: the streaming and compute-only runs are rolled out from the same seeds, and the
+batched and looped rollouts agree bit for bit. Results append to ``results/engine_<machine>.csv``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+import xarray as xr  # noqa: E402
+
+from hens.forecast.engine import EnsemblePlan, member_leads, pending_batches, run_ensemble  # noqa: E402
+from hens.forecast.grids import parse_grid  # noqa: E402
+from hens.forecast.members import MemberLayout  # noqa: E402
+from hens.forecast.perturb import GaussianPerturbation  # noqa: E402
+from hens.forecast.zarr_sink import StoreSpec, ZarrSink, lead_chunk_for, open_sink  # noqa: E402
+from hens.models.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
+from hens.models.noise import SphericalNoise  # noqa: E402
+from hens.models.runtime import tune_cpu_allocator  # noqa: E402
+from hens.models.sfno import SFNOConfig  # noqa: E402
+from hens.models.shallow_water import WorldConfig  # noqa: E402
+from hens.models.stochastic_sfno import StochasticSFNO, StochasticSFNOConfig  # noqa: E402
+from hens.pipelines.steppers import CheckpointStepper, PhysicsStepper  # noqa: E402
+
+RESULTS = Path(__file__).parent / "results"
+GRID = parse_grid("32x64")
+CHANNELS = ("z500", "u500", "v500", "t2m")
+MEAN, STD, TEND = [9.8e4, 11.0, 0.0, 280.0], [5e3, 22.0, 14.0, 19.0], [460.0, 3.3, 3.7, 1.6]
+T0 = np.datetime64("2000-02-01T00", "ns")
+BATCH = 16
+
+
+class WaveSource:
+    """Analytic analyses: zonal waves on the world's mean state (no disk reads in the timings)."""
+
+    grid, channels = GRID, CHANNELS
+    times = T0 + np.arange(-8, 8) * np.timedelta64(6, "h")
+
+    def __call__(self, times, channels):
+        t = ((np.asarray(times, "datetime64[ns]") - T0) / np.timedelta64(1, "D"))[:, None, None, None]
+        lat, lon = np.radians(GRID.lat)[:, None], np.radians(GRID.lon)[None, :]
+        values = (np.array(MEAN)[None, :, None, None]
+                  + np.array(STD)[None, :, None, None] * np.cos(lat) * np.sin(3 * lon - 0.5 * t))
+        return xr.DataArray(values.astype(np.float32), dims=("time", "channel", "lat", "lon"))
+
+
+class NullSink:
+    """Drops the data: the compute-only reference of the streaming ratio."""
+
+    lead_chunk = 1
+
+    def __init__(self, members: int) -> None:
+        self.members = members
+
+    def completed(self) -> np.ndarray:
+        return np.zeros((1, self.members), bool)
+
+    def write_leads(self, *args) -> None:
+        pass
+
+    def mark_completed(self, *args) -> None:
+        pass
+
+
+def stepper(folder: Path) -> CheckpointStepper:
+    torch.manual_seed(0)
+    model = StochasticSFNO(StochasticSFNOConfig(SFNOConfig(4, 4, grid=GRID.spec, embed_dim=32, num_layers=4)))
+    path = save_checkpoint(folder / "bench.pt", model, channels=CHANNELS, mean=MEAN, std=STD, tendency_std=TEND,
+                           seed=0, data_sha256="bench")
+    return CheckpointStepper(load_checkpoint(path))
+
+
+def plan(folder: Path, members: int, steps: int) -> EnsemblePlan:
+    noise = SphericalNoise(GRID, [500.0] * 4)
+    perturbation = GaussianPerturbation(noise, 0.35 * np.sqrt(8) * torch.tensor(TEND), base_seed=0)
+    return EnsemblePlan(source=WaveSource(), steppers=(stepper(folder),), perturbation=perturbation,
+                        layout=MemberLayout(1, members // 2, 1), init_times=(T0,),
+                        lead_hours=tuple(range(0, 6 * steps + 1, 6)), batch_size=BATCH, base_seed=0)
+
+
+def spec(p: EnsemblePlan) -> StoreSpec:
+    return StoreSpec(channels=CHANNELS, init_times=p.init_times, lead_hours=p.lead_hours, grid=GRID,
+                     layout=p.layout, batch_size=BATCH, attrs={"hens_config": {"bench": True}},
+                     lead_chunk=lead_chunk_for(BATCH, GRID, len(p.lead_hours)))
+
+
+def store(p: EnsemblePlan, path: Path) -> ZarrSink:
+    return open_sink(path, spec(p), mode="overwrite")
+
+
+def batched_vs_loop(p: EnsemblePlan, steps: int) -> float:
+    st, x = p.steppers[0], torch.from_numpy(WaveSource()([T0], CHANNELS).values).repeat(BATCH, 1, 1, 1)
+    seeds = list(range(BATCH))
+    with torch.inference_mode():
+        t = time.perf_counter()
+        r = st.start(x, init_time=T0, seeds=seeds)
+        batched = [r.step() for _ in range(steps)][-1]
+        t_batch = time.perf_counter() - t
+        t = time.perf_counter()
+        loop = []
+        for i in range(BATCH):
+            r = st.start(x[i:i + 1], init_time=T0, seeds=seeds[i:i + 1])
+            loop.append([r.step() for _ in range(steps)][-1])
+        t_loop = time.perf_counter() - t
+    assert torch.equal(torch.cat(loop), batched), "batched and per-member rollouts differ"
+    return t_loop / t_batch
+
+
+def streaming(folder: Path, members: int, steps: int) -> tuple[float, float]:
+    """(streaming wall / compute-only wall, member-steps per second of the compute-only run)."""
+    p = plan(folder, members, steps)
+    work = pending_batches(p, np.zeros((1, members), bool))
+    walls = {}
+    for name in ("compute", "stream", "compute", "stream"):  # interleaved, best of two each
+        sink = NullSink(members) if name == "compute" else store(p, folder / "stream.zarr")
+        t = time.perf_counter()
+        run_ensemble(p, sink, work)
+        walls[name] = min(walls.get(name, np.inf), time.perf_counter() - t)
+    return walls["stream"] / walls["compute"], members * steps / walls["compute"]
+
+
+def _dd_rate(folder: Path, megabytes: int) -> float:
+    out = subprocess.run(["dd", "if=/dev/zero", f"of={folder / 'dd.bin'}", "bs=1M", f"count={megabytes}",
+                          "conv=fdatasync"], capture_output=True, text=True, check=True).stderr
+    (folder / "dd.bin").unlink()
+    *_, rate, unit = out.strip().splitlines()[-1].split()
+    return float(rate) * {"GB/s": 1000.0, "MB/s": 1.0, "kB/s": 1e-3}[unit]
+
+
+def _zarr_rate(folder: Path, megabytes: int) -> float:
+    slab_mb = BATCH * len(CHANNELS) * GRID.nlat * GRID.nlon * 4 / 1e6
+    leads = int(megabytes / slab_mb)
+    p = plan(folder, BATCH, leads - 1)
+    sink = store(p, folder / "disk.zarr")
+    k = sink.lead_chunk
+    # forecast fields (they compress like real ones; random numbers would not), k leads of one batch
+    with torch.inference_mode():
+        fields = [x.numpy() for _, x in zip(range(k), member_leads(p, 0, range(BATCH)), strict=False)]
+    data = np.stack(fields, axis=1)  # (members, leads, C, lat, lon)
+    t = time.perf_counter()
+    for start in range(0, leads - leads % k, k):  # the engine's writes: whole chunks
+        blocks = {c: data[:, :, i] for i, c in enumerate(CHANNELS)}
+        sink.write_leads(0, slice(0, BATCH), slice(start, start + k), blocks)
+    for path in (folder / "disk.zarr").rglob("*"):  # to disk, as dd's fdatasync (os.sync would flush others' data too)
+        if path.is_file():
+            fd = os.open(path, os.O_RDONLY)
+            os.fsync(fd)
+            os.close(fd)
+    return (leads - leads % k) * slab_mb / (time.perf_counter() - t)
+
+
+def disk_ratio(folder: Path, megabytes: int) -> tuple[float, float, float]:
+    """(Zarr rate / dd rate, Zarr MB/s, dd MB/s): best of three each, interleaved (shared disks vary)."""
+    dd_rate = zarr_rate = 0.0
+    for _ in range(3):
+        dd_rate = max(dd_rate, _dd_rate(folder, megabytes))
+        zarr_rate = max(zarr_rate, _zarr_rate(folder, megabytes))
+    return zarr_rate / dd_rate, zarr_rate, dd_rate
+
+
+def rss_child(members: int) -> None:
+    """Run ``members`` members for 2 leads into a fresh store; print the peak RSS (kB)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        p = plan(Path(tmp), members, 2)
+        sink = store(p, Path(tmp) / "rss.zarr")
+        run_ensemble(p, sink, pending_batches(p, sink.completed()))
+    print(json.dumps({"maxrss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
+
+
+def rank_child(members: int, steps: int) -> None:
+    """One rank of the throughput run (under torchrun): print member-steps/s on rank 0."""
+    from hens.forecast.ranks import agree, share
+    from hens.models.runtime import setup_distributed, teardown
+
+    info = setup_distributed()
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(share(tmp))  # every rank writes into rank 0's temporary folder
+        p = plan(Path(tmp), members, steps)
+        agree(lambda: store(p, folder / "ranks.zarr"), root_only=True)
+        sink = ZarrSink(folder / "ranks.zarr", spec(p))
+        work = pending_batches(p, np.zeros((1, members), bool))
+        stats = run_ensemble(p, sink, work, rank=info.rank, world_size=info.world_size)
+        seconds = torch.tensor([stats.seconds])
+        if info.world_size > 1:
+            torch.distributed.all_reduce(seconds, op=torch.distributed.ReduceOp.MAX)
+            torch.distributed.barrier()  # rank 0 keeps the folder until everyone is done
+        if info.main:
+            print(json.dumps({"rate": members * steps / float(seconds)}))
+    teardown(info)
+
+
+def _child(args: list[str], *, ranks: int | None = None) -> dict:
+    prefix = [sys.executable] if ranks is None else [sys.executable, "-m", "torch.distributed.run", "--standalone",
+                                                     f"--nproc_per_node={ranks}"]
+    out = subprocess.run([*prefix, __file__, *args], capture_output=True, text=True, check=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def physics_ratio(folder: Path, sfno_rate: float) -> float:
+    """Seconds per physics member-step / seconds per SFNO member-step (batched, compute only)."""
+    phys = PhysicsStepper(WorldConfig(grid=GRID.spec))
+    x = torch.from_numpy(WaveSource()([T0], CHANNELS).values).repeat(4, 1, 1, 1)
+    r = phys.start(x, init_time=T0, seeds=[0, 1, 2, 3])
+    t = time.perf_counter()
+    r.step(), r.step()
+    return (time.perf_counter() - t) / 8 * sfno_rate
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="smaller runs (a rough check)")
+    parser.add_argument("--rss-child", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--rank-child", type=int, nargs=2, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    torch.use_deterministic_algorithms(True)
+    tune_cpu_allocator()  # as hens forecast does
+    if args.rss_child:
+        return rss_child(args.rss_child)
+    if args.rank_child:
+        return rank_child(*args.rank_child)
+    members, steps = (64, 4) if args.quick else (128, 8)
+    with tempfile.TemporaryDirectory(dir=Path.cwd()) as tmp:  # the disk of the working directory
+        folder = Path(tmp)
+        rows = {"batched_over_loop": batched_vs_loop(plan(folder, BATCH, 1), steps)}
+        rows["streaming_over_compute"], sfno_rate = streaming(folder, members, steps)
+        rows["zarr_over_dd"], rows["zarr_mb_s"], rows["dd_mb_s"] = disk_ratio(folder, 64 if args.quick else 256)
+        rss = {n: _child(["--rss-child", str(n)])["maxrss_kb"] for n in (64, 1024)}
+        rows["rss_1024_over_64"] = rss[1024] / rss[64]
+        rates = {n: _child(["--rank-child", str(members), str(steps)], ranks=n)["rate"] for n in (1, 2)}
+        rows["two_over_one_rank"] = rates[2] / rates[1]
+        rows["physics_over_sfno"] = physics_ratio(folder, sfno_rate)
+    goals = {"streaming_over_compute": "<= 1.1", "zarr_over_dd": ">= 0.5", "rss_1024_over_64": "<= 1.2",
+             "two_over_one_rank": ">= 1.8"}
+    print(f"SFNO embed 32 x 4 blocks, 32x64, batch {BATCH}, {members} members x {steps} steps, 1 thread per process")
+    print(f"  SFNO compute-only throughput: {sfno_rate:.0f} member-steps/s; peak RSS 64: {rss[64] / 1024:.0f} MB, "
+          f"1024: {rss[1024] / 1024:.0f} MB; Zarr {rows['zarr_mb_s']:.0f} MB/s, dd {rows['dd_mb_s']:.0f} MB/s")
+    for key, value in rows.items():
+        if not key.endswith("mb_s"):
+            print(f"  {key:<24} {value:7.3f}  {('goal ' + goals[key]) if key in goals else ''}")
+    RESULTS.mkdir(exist_ok=True)
+    path = RESULTS / f"engine_{platform.machine()}.csv"
+    new = not path.exists()
+    with path.open("a", newline="") as f:
+        writer = csv.writer(f)
+        if new:
+            writer.writerow(["device", "cores", "members", "steps", *rows])
+        writer.writerow([platform.machine(), os.cpu_count(), members, steps, *(f"{v:.4g}" for v in rows.values())])
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,124 @@
+"""Training benchmarks on the world: step time with 2 ranks vs 1, and skill after a budget.
+
+Run (about 35 minutes with the defaults):
+
+    OMP_NUM_THREADS=1 python benchmarks/bench_train.py --data world.zarr --out bench-train
+
+1. ``ddp``: the same 30 steps (global batch 8) with one process and with two gloo ranks
+   (torchrun); prints seconds per step and the ratio (on 2 free cores the ideal is 0.5).
+2. ``deterministic``: ``hens train --minutes 15 --rollout 4``; area-weighted RMSE of z500 and
+   t2m at 1, 3 and 5 days on held-out dates against persistence and climatology (ratios < 1
+   beat them).
+3. ``stochastic``: ``hens train --stochastic --minutes 15 --rollout 4``; 16 noise seeds per
+   start; spread/skill at 1, 3 and 5 days (1 = reliable).
+
+Existing checkpoints in ``--out`` are reused (delete them to retrain). Results append to
+``benchmarks/results/train_<device>.csv``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import platform
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def hens(args: list[str], ranks: int = 1) -> None:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    if ranks == 1:
+        cmd = [sys.executable, "-m", "hens.pipelines.cli", *args]
+    else:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={ranks}",
+               f"--master_port={port}", "-m", "hens.pipelines.cli", *args]
+    print("$", " ".join(cmd[-len(args) - 1 :]), flush=True)
+    subprocess.run(cmd, env=env, check=True)
+
+
+def ddp(data: str, out: Path, steps: int) -> dict:
+    from hens.models.checkpoint import load_checkpoint
+
+    per_step = {}
+    for ranks in (1, 2):
+        path = out / f"ddp{ranks}.pt"
+        hens(["train", "--data", data, "--out", str(path), "--steps", str(steps), "--batch", "8",
+              "--no-progress", "--overwrite"], ranks=ranks)
+        extra = load_checkpoint(path).extra
+        per_step[ranks] = extra["wall_seconds"] / extra["steps"]
+    ratio = per_step[2] / per_step[1]
+    print(f"training step, global batch 8: 1 rank {per_step[1]:.3f} s, 2 ranks {per_step[2]:.3f} s, ratio {ratio:.2f}")
+    return {"step_s_1rank": round(per_step[1], 4), "step_s_2ranks": round(per_step[2], 4), "ddp_ratio": round(ratio, 3)}
+
+
+def skill(data: str, ckpt_path: Path, members: int) -> dict:
+    from hens.forecast.sources import open_source
+    from hens.forecast.stats import open_world_stats
+    from hens.models.checkpoint import load_checkpoint
+    from hens.models.skill import evaluate, held_out_starts, world_climatology
+
+    ckpt = load_checkpoint(ckpt_path)
+    source = open_source(data)
+    starts = held_out_starts(ckpt, source, max_lead_days=5.0)
+    result = evaluate(ckpt, source, starts, members=members,
+                      climatology=world_climatology(open_world_stats(data), ckpt.channels))
+    print(result.table(["z500", "t2m"]))
+    row = {"steps": ckpt.extra["steps"], "train_minutes": round(ckpt.extra["wall_seconds"] / 60, 2)}
+    for c in ("z500", "t2m"):
+        k = result.channels.index(c)
+        for i, lead in enumerate(result.lead_days):
+            tag = f"{c}_{lead:g}d"
+            row[f"{tag}_vs_persistence"] = round(float(result.model[i, k] / result.persistence[i, k]), 3)
+            row[f"{tag}_vs_climatology"] = round(float(result.model[i, k] / result.climatology[i, k]), 3)
+            if result.spread is not None:
+                row[f"{tag}_spread_skill"] = round(float(result.spread_skill[i, k]), 3)
+    return row
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", required=True, help="world store (with its .stats.zarr)")
+    parser.add_argument("--out", type=Path, default=Path("bench-train"))
+    parser.add_argument("--minutes", type=float, default=15.0)
+    parser.add_argument("--ddp-steps", type=int, default=30)
+    parser.add_argument("--skip", nargs="*", default=[], choices=["ddp", "deterministic", "stochastic"])
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    row: dict = {"device": platform.processor() or platform.machine(), "time": time.strftime("%Y-%m-%dT%H:%M")}
+    if "ddp" not in args.skip:
+        row.update(ddp(args.data, args.out, args.ddp_steps))
+    for kind in ("deterministic", "stochastic"):
+        if kind in args.skip:
+            continue
+        path = args.out / f"{kind}.pt"
+        if not path.exists():
+            extra = ["--stochastic"] if kind == "stochastic" else []
+            hens(["train", "--data", args.data, "--out", str(path), "--seed", "0", "--minutes", str(args.minutes),
+                  "--rollout", "4", "--no-progress", *extra])
+        print(f"--- {kind}")
+        row.update({f"{kind}_{k}": v for k, v in skill(args.data, path, 16 if kind == "stochastic" else 1).items()})
+    RESULTS.mkdir(exist_ok=True)
+    name = "".join(ch if ch.isalnum() else "_" for ch in row["device"])[:40]
+    out = RESULTS / f"train_{name}.csv"
+    new = not out.exists()
+    with out.open("a", newline="") as f:  # long format: one metric per row, any subset of sections
+        writer = csv.writer(f)
+        if new:
+            writer.writerow(["device", "time", "metric", "value"])
+        for key, value in row.items():
+            if key not in ("device", "time"):
+                writer.writerow([row["device"], row["time"], key, value])
+    print(f"appended to {out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,186 @@
+"""The ensemble engine: member batches rolled out on every rank, streamed into a sink.
+
+For each initial time the members are cut into the fixed batches of
+:func:`~hens.forecast.zarr_sink.batches` (recorded in the store). The batches not yet
+completed are dealt to ranks round-robin; a rank perturbs the analysis for its batch
+(:class:`~hens.forecast.protocols.Perturbation`), integrates it lead by lead
+(:class:`~hens.forecast.protocols.Stepper`) and hands every lead slab to a background writer
+(:class:`~hens.forecast.writer.BackgroundWriter`), so computing and writing overlap.
+
+Bit-reproducibility. A member's initial perturbation and noise come from its id alone
+(:func:`~hens.forecast.members.stream_seed`); the rows of a batch are computed together, but
+a batch's composition is fixed by the partition, whichever rank computes it, and with
+``torch.use_deterministic_algorithms(True)`` and a fixed thread count a batch gives the same
+bits on every rank. Hence 1-rank, N-rank and resumed runs write bit-identical arrays.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from hens.forecast.errors import ConfigError
+from hens.forecast.members import MemberLayout, stream_seed
+from hens.forecast.perturb import clip_physical
+from hens.forecast.protocols import DataSource, Perturbation, Sink, Stepper
+from hens.forecast.ranks import all_sum
+from hens.forecast.writer import BackgroundWriter
+from hens.forecast.zarr_sink import batches
+
+HOURS_PER_STEP = 6
+
+
+@dataclass(frozen=True)
+class EnsemblePlan:
+    """Everything that defines the members of a run.
+
+    Attributes
+    ----------
+    source
+        Analyses to start from.
+    steppers
+        One model per checkpoint index ``c`` of the layout.
+    perturbation
+        Initial-condition perturbations.
+    layout
+        Checkpoints x pairs x signs x seeds.
+    init_times
+        Initial times, ``datetime64``.
+    lead_hours
+        Stored leads in hours: ``0, 6, ..., lead`` (lead 0 is the perturbed initial state).
+    batch_size
+        Members per batch (the store's chunk along ``member``).
+    base_seed
+        The run's seed.
+    """
+
+    source: DataSource
+    steppers: tuple[Stepper, ...]
+    perturbation: Perturbation
+    layout: MemberLayout
+    init_times: tuple[np.datetime64, ...]
+    lead_hours: tuple[int, ...]
+    batch_size: int
+    base_seed: int
+
+    def __post_init__(self) -> None:
+        if len(self.steppers) != self.layout.checkpoints:
+            raise ConfigError(f"{len(self.steppers)} models for a layout of {self.layout.checkpoints} checkpoints")
+        steps = np.diff(self.lead_hours)
+        if self.lead_hours[0] != 0 or (steps != HOURS_PER_STEP).any():
+            raise ConfigError(f"lead hours must be 0, 6, 12, ...; got {self.lead_hours}")
+
+    @property
+    def channels(self) -> tuple[str, ...]:
+        return self.steppers[0].channels
+
+    @property
+    def partition(self) -> list[slice]:
+        """The fixed member batches."""
+        return list(batches(self.layout.size, self.batch_size))
+
+
+def member_leads(plan: EnsemblePlan, init_index: int, members: Sequence[int]) -> Iterator[torch.Tensor]:
+    """States of ``members`` at every lead: yields ``(B, C, nlat, nlon)`` float32 per lead.
+
+    Members are grouped by checkpoint (consecutive members share one); each group is one
+    rollout. Call under ``torch.inference_mode()``.
+    """
+    t0 = np.datetime64(plan.init_times[init_index], "ns")
+    analysis = torch.from_numpy(plan.source([t0], plan.channels).values[0])
+    rollouts, first = [], []
+    ids = [plan.layout.member(m) for m in members]
+    for c, group in itertools.groupby(ids, key=lambda m: m.c):
+        group = list(group)
+        stepper = plan.steppers[c]
+        delta = plan.perturbation(t0, group, checkpoint=c, stepper=stepper)
+        x = clip_physical(analysis + delta, plan.channels)
+        stream = stepper.noise_stream
+        seeds = [stream_seed(plan.base_seed, t0, stream, m.c, m.q, m.sgn, m.s) if stream else 0 for m in group]
+        rollouts.append(stepper.start(x, init_time=t0, seeds=seeds))
+        first.append(x)
+    yield torch.cat(first)
+    for _ in plan.lead_hours[1:]:
+        yield torch.cat([r.step().cpu() for r in rollouts])
+
+
+def compute_members(plan: EnsemblePlan, init_index: int, members: Sequence[int]) -> np.ndarray:
+    """All leads of ``members`` in memory: ``(B, lead, C, nlat, nlon)`` float32."""
+    with torch.inference_mode():
+        return np.stack([x.numpy() for x in member_leads(plan, init_index, members)], axis=1)
+
+
+@dataclass(frozen=True)
+class RunStats:
+    """What one rank did: batches and member-steps computed, seconds spent."""
+
+    batches: int
+    member_steps: int
+    seconds: float
+
+
+def pending_batches(plan: EnsemblePlan, done: np.ndarray) -> list[tuple[int, slice]]:
+    """``(init_index, batch)`` pairs whose members are not all completed, in a fixed order."""
+    return [(i, b) for i in range(len(plan.init_times)) for b in plan.partition if not done[i, b].all()]
+
+
+def run_ensemble(
+    plan: EnsemblePlan,
+    sink: Sink,
+    work: Sequence[tuple[int, slice]],
+    *,
+    rank: int = 0,
+    world_size: int = 1,
+    device: torch.device = torch.device("cpu"),
+    on_progress: Callable[[int, int], None] | None = None,
+) -> RunStats:
+    """Compute this rank's share of ``work`` and stream it into ``sink``.
+
+    Parameters
+    ----------
+    plan
+        The members.
+    sink
+        Destination of the lead slabs and completion records.
+    work
+        The pending batches of the whole run, identical on every rank; this rank takes
+        ``work[rank::world_size]``.
+    rank, world_size
+        Position of this process among the ranks (every rank must call this function).
+    device
+        Device of the reduction tensors (the rank's GPU with NCCL).
+    on_progress
+        Called on every rank after each round with ``(batches written by all ranks,
+        len(work))``; the counts are summed over ranks, so rank 0 can show honest progress.
+
+    Returns
+    -------
+    RunStats
+        This rank's batches, member-steps (members x leads computed) and wall seconds.
+    """
+    mine = list(work[rank::world_size])
+    rounds = math.ceil(len(work) / world_size)
+    start, member_steps = time.perf_counter(), 0
+    with BackgroundWriter(sink, plan.channels) as writer:
+        for r in range(rounds):
+            if r < len(mine):
+                init_index, batch = mine[r]
+                with torch.inference_mode():
+                    for k, x in enumerate(member_leads(plan, init_index, range(batch.start, batch.stop))):
+                        writer.put_lead(init_index, batch, k, x.numpy())
+                writer.put_completed(init_index, batch)
+                member_steps += (batch.stop - batch.start) * (len(plan.lead_hours) - 1)
+            # every rank joins every round (some with nothing to do), so the sum is collective
+            done = all_sum(writer.completed, device)
+            if on_progress is not None:
+                on_progress(done, len(work))
+    done = all_sum(writer.completed, device)  # after the writer drained: the final count
+    if on_progress is not None:
+        on_progress(done, len(work))
+    return RunStats(len(mine), member_steps, time.perf_counter() - start)

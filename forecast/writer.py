@@ -1,0 +1,119 @@
+"""A background writer: the sink writes batch k while the engine computes batch k + 1.
+
+The queue holds at most ``depth`` lead slabs (one slab = one 6-hour lead of one member
+batch, ``batch x C x nlat x nlon`` floats) and the writer gathers at most ``sink.lead_chunk``
+of them into one block (one chunk per channel), so memory is bounded by the batch size, the
+queue depth and the chunk size, not by the number of members, leads or initial times. A
+batch is marked completed only after all its blocks are written, in queue order.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from types import TracebackType
+
+import numpy as np
+
+from hens.forecast.protocols import Sink
+
+#: lead slabs queued before the engine waits for the writer: two 10-day batches' worth of
+#: leads would be ~80; a few slabs already hide the write latency of one step
+DEFAULT_DEPTH = 4
+_POLL_S = 0.5  # how often a blocked producer checks whether the writer died
+
+
+class BackgroundWriter:
+    """Writes lead slabs and completion records to ``sink`` on one thread.
+
+    Parameters
+    ----------
+    sink
+        Destination.
+    channels
+        Channel names, in the order of the slabs' second axis.
+    depth
+        Maximum number of queued slabs.
+
+    Use as a context manager; leaving it waits until everything queued is written and
+    re-raises a write error in the calling thread.
+    """
+
+    def __init__(self, sink: Sink, channels: tuple[str, ...], *, depth: int = DEFAULT_DEPTH) -> None:
+        self.sink = sink
+        self.channels = channels
+        self._queue: queue.Queue = queue.Queue(maxsize=depth)
+        self._error: BaseException | None = None
+        self._lock = threading.Lock()
+        self._completed = 0
+        self._thread = threading.Thread(target=self._run, name="hens-writer", daemon=True)
+
+    @property
+    def completed(self) -> int:
+        """Batches fully written so far."""
+        with self._lock:
+            return self._completed
+
+    def _run(self) -> None:
+        block: list[np.ndarray] = []  # consecutive leads of the current batch, not yet written
+        first = 0
+        while True:
+            item = self._queue.get()
+            try:
+                if item is None:
+                    return
+                if self._error is not None:
+                    continue  # drain without writing after a failure
+                init_index, members, lead_index, slab = item
+                if slab is not None:
+                    first = lead_index if not block else first
+                    block.append(slab)
+                if block and (slab is None or len(block) == self.sink.lead_chunk):
+                    data = np.stack(block, axis=1)  # (members, leads, C, nlat, nlon)
+                    leads = slice(first, first + len(block))
+                    self.sink.write_leads(init_index, members, leads,
+                                          {c: data[:, :, k] for k, c in enumerate(self.channels)})
+                    block = []
+                if slab is None:
+                    self.sink.mark_completed(init_index, members)
+                    with self._lock:
+                        self._completed += 1
+            except BaseException as err:  # handed to the producer, which re-raises it
+                self._error = err
+            finally:
+                self._queue.task_done()
+
+    def _put(self, item: tuple | None) -> None:
+        while True:
+            self._raise_if_failed()
+            try:
+                self._queue.put(item, timeout=_POLL_S)
+                return
+            except queue.Full:
+                continue
+
+    def _raise_if_failed(self) -> None:
+        if self._error is not None:
+            raise self._error
+
+    def put_lead(self, init_index: int, members: slice, lead_index: int, slab: np.ndarray) -> None:
+        """Queue one lead of a batch: ``slab`` is ``(members, C, nlat, nlon)`` float32."""
+        self._put((init_index, members, lead_index, slab))
+
+    def put_completed(self, init_index: int, members: slice) -> None:
+        """Queue the completion record of a batch (after all its leads)."""
+        self._put((init_index, members, -1, None))
+
+    def __enter__(self) -> BackgroundWriter:
+        self._thread.start()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if exc_type is not None:
+            self._error = self._error or exc  # stop writing: the batch being computed is lost anyway
+        self._queue.put(None)
+        self._thread.join()
+        if exc_type is None:
+            self._raise_if_failed()

@@ -1,0 +1,343 @@
+"""Model checkpoints: one file with the weights and everything needed to use them.
+
+A checkpoint is a ``torch.save`` of plain containers and tensors only, so
+``torch.load(path, weights_only=True)`` reads it (no arbitrary unpickling):
+
+============== ============================================================================
+key            value
+============== ============================================================================
+format         ``"hens-checkpoint"``; ``format_version`` (int)
+hens_version   version of hens that wrote it
+model_kind     ``"sfno"`` or ``"stochastic_sfno"``; ``model_config`` its config as a dict
+state_dict     the model's parameters
+channels       hens channel names, model order; ``grid`` the grid spec (``"32x64"``)
+normalisation  ``{"mean", "std", "tendency_std"}``: float64 tensors, one value per channel
+seed           training seed; ``data_sha256`` sha256 of the training-data description
+extra          plain training metadata (steps, losses, wall time, ...)
+============== ============================================================================
+
+:func:`load_checkpoint` turns every failure into one :class:`CheckpointError` line;
+:func:`check_compatible` and :func:`check_ensemble` compare channels and grids.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import pickle
+import re
+import zipfile
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from hens import __version__
+from hens.forecast.errors import CheckpointError, ConfigError, GridMismatch, HensError
+from hens.forecast.grids import Grid, parse_grid
+from hens.models.sfno import SFNO, SFNOConfig
+from hens.models.stepper import Stepper
+from hens.models.stochastic_sfno import StochasticSFNO, StochasticSFNOConfig
+from hens.models.types import ModelKind
+
+FORMAT = "hens-checkpoint"
+FORMAT_VERSION = 1
+REQUIRED_KEYS = (
+    "format", "format_version", "hens_version", "model_kind", "model_config", "state_dict",
+    "channels", "grid", "normalisation", "seed", "data_sha256",
+)
+_MODELS: dict[str, tuple[Any, type[nn.Module]]] = {
+    "sfno": (SFNOConfig, SFNO),
+    "stochastic_sfno": (StochasticSFNOConfig, StochasticSFNO),
+}
+_PLAIN = (str, int, float, bool, type(None), torch.Tensor)  # exact types: subclasses may not unpickle
+
+
+def build_model(kind: ModelKind, config: Mapping[str, Any]) -> nn.Module:
+    """Build an untrained model of ``kind`` from its config dict."""
+    if kind not in _MODELS:
+        raise ConfigError(f"unknown model kind {kind!r}; use one of {', '.join(_MODELS)}")
+    config_cls, model_cls = _MODELS[kind]
+    return model_cls(config_cls.from_dict(config))
+
+
+def model_kind(model: nn.Module) -> ModelKind:
+    """The registry name of ``model``'s class."""
+    for kind, (_, cls) in _MODELS.items():
+        if type(model) is cls:
+            return kind  # type: ignore[return-value]
+    raise ConfigError(f"cannot checkpoint a {type(model).__name__}; hens saves {', '.join(_MODELS)}")
+
+
+def description_sha256(description: Mapping[str, Any]) -> str:
+    """sha256 of a JSON-serialisable description (sorted keys), e.g. of the training data."""
+    return hashlib.sha256(json.dumps(description, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def file_sha256(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _check_plain(value: Any, where: str) -> None:
+    if isinstance(value, Mapping):
+        for k, v in value.items():
+            if not isinstance(k, str):
+                raise ConfigError(f"checkpoint {where} has a non-string key {k!r}")
+            _check_plain(v, f"{where}.{k}")
+    elif isinstance(value, (list, tuple)):
+        for i, v in enumerate(value):
+            _check_plain(v, f"{where}[{i}]")
+    elif type(value) not in _PLAIN:
+        raise ConfigError(f"checkpoint {where} is a {type(value).__name__}; store plain values only")
+
+
+@dataclass(frozen=True, eq=False)
+class Checkpoint:
+    """A loaded checkpoint: metadata and the built model (eval mode, on ``map_location``)."""
+
+    path: Path
+    kind: ModelKind
+    config: dict[str, Any]
+    channels: tuple[str, ...]
+    grid: Grid
+    mean: torch.Tensor
+    std: torch.Tensor
+    tendency_std: torch.Tensor
+    seed: int
+    data_sha256: str
+    hens_version: str
+    sha256: str
+    model: nn.Module
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def stochastic(self) -> bool:
+        return self.kind == "stochastic_sfno"
+
+    def stepper(self) -> Stepper:
+        """The physical-units :class:`Stepper` of this checkpoint (shares the model)."""
+        stepper = Stepper(self.model, self.mean, self.std, self.tendency_std)
+        return stepper.to(next(self.model.parameters()).device)
+
+
+def save_checkpoint(
+    path: str | Path,
+    model: nn.Module,
+    *,
+    channels: Sequence[str],
+    mean: Sequence[float] | torch.Tensor,
+    std: Sequence[float] | torch.Tensor,
+    tendency_std: Sequence[float] | torch.Tensor,
+    seed: int,
+    data_sha256: str,
+    extra: Mapping[str, Any] | None = None,
+) -> Path:
+    """Write ``model`` and its metadata to ``path`` atomically (temporary file + rename).
+
+    The grid is the model config's grid. Raises :class:`ConfigError` if the channel or
+    statistics counts do not match the model, or ``extra`` holds non-plain values.
+    """
+    kind = model_kind(model)
+    config = model.cfg.to_dict()
+    sfno_cfg = model.cfg.sfno if kind == "stochastic_sfno" else model.cfg
+    channels = [str(c) for c in channels]
+    if len(channels) != sfno_cfg.in_channels or len(set(channels)) != len(channels):
+        raise ConfigError(
+            f"{len(channels)} channels {channels} for a model with {sfno_cfg.in_channels} input channels"
+        )
+    stats = {}
+    for name, values in (("mean", mean), ("std", std), ("tendency_std", tendency_std)):
+        t = torch.as_tensor(values, dtype=torch.float64).detach().cpu().flatten()
+        if t.numel() != len(channels):
+            raise ConfigError(f"normalisation {name} has {t.numel()} values for {len(channels)} channels")
+        stats[name] = t
+    extra = dict(extra or {})
+    _check_plain(extra, "extra")
+    payload = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "hens_version": __version__,
+        "model_kind": kind,
+        "model_config": config,
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "channels": channels,
+        "grid": sfno_cfg.data_grid.spec,
+        "normalisation": stats,
+        "seed": int(seed),
+        "data_sha256": str(data_sha256),
+        "extra": extra,
+    }
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        torch.save(payload, tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def _read(path: Path, map_location: str | torch.device) -> dict[str, Any]:
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist")
+    try:
+        payload = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as err:
+        text = str(err)
+        found = re.search(r"GLOBAL ([\w.]+)", text)
+        if found:
+            raise CheckpointError(
+                f"checkpoint {path} needs unpickling of arbitrary Python objects ({found[1]}), which "
+                "hens refuses (torch.load weights_only=True); save plain tensors with "
+                "hens.models.checkpoint.save_checkpoint"
+            ) from None
+        detail = re.search(r"WeightsUnpickler error: *\n*\s*(.+)", text)
+        reason = detail[1].strip() if detail else _first_line(err)
+        raise CheckpointError(f"checkpoint {path} is truncated or corrupt ({reason[:200]})") from None
+    except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile, KeyError) as err:
+        raise CheckpointError(f"checkpoint {path} is truncated or corrupt ({_first_line(err)})") from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise CheckpointError(f"{path} is not a hens checkpoint (no format={FORMAT!r} entry)")
+    missing = [k for k in REQUIRED_KEYS if k not in payload]
+    if missing:
+        raise CheckpointError(f"checkpoint {path} lacks {', '.join(missing)}")
+    if int(payload["format_version"]) > FORMAT_VERSION:
+        raise CheckpointError(
+            f"checkpoint {path} has format version {payload['format_version']}; this hens "
+            f"({__version__}) reads up to {FORMAT_VERSION}: upgrade hens"
+        )
+    return payload
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    return text[0][:200] if text else type(err).__name__
+
+
+def load_checkpoint(path: str | Path, *, map_location: str | torch.device = "cpu") -> Checkpoint:
+    """Read, validate and build a checkpoint; the model is in eval mode on ``map_location``.
+
+    Raises
+    ------
+    CheckpointError
+        One line for: a missing, truncated or corrupt file; a file that needs arbitrary
+        unpickling; missing keys; an unknown model kind or config; weights that do not fit
+        the config; statistics that do not fit the channels.
+    """
+    path = Path(path)
+    payload = _read(path, map_location)
+    try:
+        channels = tuple(str(c) for c in payload["channels"])
+        grid = parse_grid(payload["grid"])
+        norm = payload["normalisation"]
+        stats = {k: torch.as_tensor(norm[k], dtype=torch.float64).flatten() for k in ("mean", "std", "tendency_std")}
+        model = build_model(payload["model_kind"], payload["model_config"])
+    except (HensError, KeyError, TypeError, ValueError) as err:
+        raise CheckpointError(f"checkpoint {path} has an invalid description: {_first_line(err)}") from None
+    bad = [k for k, v in stats.items() if v.numel() != len(channels)]
+    if bad:
+        raise CheckpointError(f"checkpoint {path}: normalisation {', '.join(bad)} do not have {len(channels)} values")
+    try:
+        model.load_state_dict(payload["state_dict"], strict=True)
+    except RuntimeError as err:
+        raise CheckpointError(
+            f"checkpoint {path}: weights do not fit its model config ({_first_line(err)})"
+        ) from None
+    model.to(map_location).eval()
+    return Checkpoint(
+        path=path,
+        kind=payload["model_kind"],
+        config=payload["model_config"],
+        channels=channels,
+        grid=grid,
+        mean=stats["mean"],
+        std=stats["std"],
+        tendency_std=stats["tendency_std"],
+        seed=int(payload["seed"]),
+        data_sha256=str(payload["data_sha256"]),
+        hens_version=str(payload["hens_version"]),
+        sha256=file_sha256(path),
+        model=model,
+        extra=dict(payload.get("extra") or {}),
+    )
+
+
+def describe(ckpt: Checkpoint) -> str:
+    """A few lines about a checkpoint: kind, size, grid, channels, seed, training, hashes."""
+    numel = sum(p.numel() for p in ckpt.model.parameters())
+    real = sum(p.numel() * (2 if p.is_complex() else 1) for p in ckpt.model.parameters())
+    steps = ckpt.extra.get("steps")
+    lines = [
+        f"{ckpt.path}: {ckpt.kind}, {numel:,} parameters ({real:,} real numbers), hens {ckpt.hens_version}",
+        f"  grid      {ckpt.grid.spec}",
+        f"  channels  {' '.join(ckpt.channels)}",
+        f"  seed      {ckpt.seed}" + (f", {steps} steps" if steps is not None else ""),
+        f"  data      sha256 {ckpt.data_sha256[:16]}...  file sha256 {ckpt.sha256[:16]}...",
+    ]
+    return "\n".join(lines)
+
+
+def check_compatible(
+    ckpt: Checkpoint,
+    source: Any = None,
+    *,
+    grid: Grid | str | None = None,
+    channels: Iterable[str] | None = None,
+) -> None:
+    """Check that a data source (or a grid and the available channels) can feed ``ckpt``.
+
+    Raises
+    ------
+    GridMismatch
+        The data are on another grid; the message names both.
+    CheckpointError
+        The data lack channels the checkpoint needs; the message names them.
+    """
+    if source is not None:
+        grid = source.grid if grid is None else grid
+        channels = source.channels if channels is None else channels
+    if grid is not None:
+        grid = parse_grid(grid)
+        if grid != ckpt.grid:
+            raise GridMismatch(
+                f"checkpoint {ckpt.path.name} is for grid {ckpt.grid.spec}, the data are on {grid.spec}"
+            )
+    if channels is not None:
+        available = list(channels)
+        missing = [c for c in ckpt.channels if c not in available]
+        if missing:
+            raise CheckpointError(
+                f"checkpoint {ckpt.path.name} needs channels {', '.join(missing)} that the data lack "
+                f"(they have {', '.join(available)})"
+            )
+
+
+def check_ensemble(ckpts: Sequence[Checkpoint]) -> None:
+    """Check that checkpoints can form one ensemble: same grid, same channels in the same order."""
+    if not ckpts:
+        raise CheckpointError("an ensemble needs at least one checkpoint")
+    ref = ckpts[0]
+    for other in ckpts[1:]:
+        if other.grid != ref.grid:
+            raise GridMismatch(
+                f"checkpoint {other.path.name} is for grid {other.grid.spec}, "
+                f"{ref.path.name} for {ref.grid.spec}"
+            )
+        if other.channels != ref.channels:
+            extra = [c for c in other.channels if c not in ref.channels]
+            lacks = [c for c in ref.channels if c not in other.channels]
+            parts = ([f"has {', '.join(extra)}"] if extra else []) + ([f"lacks {', '.join(lacks)}"] if lacks else [])
+            detail = "; ".join(parts) or f"orders them {', '.join(other.channels)}"
+            raise CheckpointError(
+                f"checkpoint {other.path.name} has other channels than {ref.path.name}: {detail} "
+                f"(expected {', '.join(ref.channels)})"
+            )

@@ -1,0 +1,148 @@
+"""Stochastic SFNO: an :class:`~hens.models.sfno.SFNO` driven by seeded spherical noise.
+
+Each call draws fresh noise coefficients (:mod:`hens.models.noise`: Gaussian random fields,
+unit point-wise std, a few correlation lengths) and feeds their fields to the network:
+
+* ``injection="input"``: the noise fields are extra input channels (FourCastNet 3's
+  "concatenate" auxiliary channels);
+* ``injection="norm"``: every block norm is a conditional layer norm of the noise fields
+  (AIFS-CRPS), on the block's output grid;
+* ``"both"``.
+
+The noise is drawn from CPU ``torch.Generator`` objects passed by the caller, so a member is
+a pure function of (checkpoint, seed): the same generator state gives a bit-identical output.
+Train it with an ensemble CRPS over M >= 2 members (``hens.models.losses.crps``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from hens.forecast.errors import ConfigError, DataError
+from hens.models.layers import SphericalTransform
+from hens.models.noise import DEFAULT_LENGTHS_KM, Generators, amplitude_table, draw_coefficients
+from hens.models.sfno import SFNO, SFNOConfig
+from hens.models.types import NoiseInjection, check_choice
+
+
+@dataclass(frozen=True)
+class StochasticSFNOConfig:
+    """A :class:`SFNOConfig` for the physical channels plus the noise.
+
+    Attributes
+    ----------
+    sfno
+        Architecture; ``in_channels`` counts physical channels only (noise channels are added).
+    noise_lengths_km
+        Correlation length of each noise channel.
+    injection
+        ``"input"``, ``"norm"`` or ``"both"`` (see the module docstring).
+    """
+
+    sfno: SFNOConfig
+    noise_lengths_km: tuple[float, ...] = DEFAULT_LENGTHS_KM
+    injection: NoiseInjection = "input"
+
+    def __post_init__(self) -> None:
+        check_choice("injection", self.injection, NoiseInjection)
+        lengths = tuple(float(v) for v in self.noise_lengths_km)
+        if not lengths or min(lengths) <= 0:
+            raise ConfigError(f"noise_lengths_km={self.noise_lengths_km} must be positive lengths")
+        object.__setattr__(self, "noise_lengths_km", lengths)
+        if self.sfno.cond_dim:
+            raise ConfigError("set injection='norm' instead of sfno.cond_dim in a stochastic SFNO")
+        if self.injection != "input" and self.sfno.norm != "layer":
+            raise ConfigError(f"injection={self.injection!r} uses conditional layer norms: set sfno norm='layer'")
+
+    @property
+    def noise_channels(self) -> int:
+        return len(self.noise_lengths_km)
+
+    def network_config(self) -> SFNOConfig:
+        """The config of the inner SFNO (noise channels and conditioning added)."""
+        extra = self.noise_channels
+        return dataclasses.replace(
+            self.sfno,
+            in_channels=self.sfno.in_channels + (extra if self.injection != "norm" else 0),
+            cond_dim=extra if self.injection != "input" else 0,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "sfno": self.sfno.to_dict(),
+            "noise_lengths_km": list(self.noise_lengths_km),
+            "injection": self.injection,
+        }
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> StochasticSFNOConfig:
+        unknown = sorted(set(values) - {"sfno", "noise_lengths_km", "injection"})
+        if unknown or "sfno" not in values:
+            raise ConfigError(f"bad stochastic SFNO config keys: {', '.join(unknown) or 'sfno missing'}")
+        rest = {k: v for k, v in values.items() if k != "sfno"}
+        if "noise_lengths_km" in rest:
+            rest["noise_lengths_km"] = tuple(rest["noise_lengths_km"])
+        return cls(sfno=SFNOConfig.from_dict(values["sfno"]), **rest)
+
+
+def _grid_major(coeffs: torch.Tensor) -> torch.Tensor:
+    """Complex ``(B, D, L, M)`` -> real ``(L, M, B, 2, D)`` for :meth:`SphericalTransform.synthesis`."""
+    return torch.view_as_real(coeffs).permute(2, 3, 0, 4, 1).contiguous()
+
+
+class StochasticSFNO(nn.Module):
+    """``forward(x, generator) -> (B, C_out, H, W)``, one noise draw per call.
+
+    Parameters of ``forward``
+    -------------------------
+    x
+        ``(B, C_in, H, W)`` normalised input.
+    generator
+        CPU generator(s): one for the batch or one per row (see
+        :func:`hens.models.noise.draw_coefficients`).
+    noise
+        Instead of ``generator``: complex coefficients ``(B, noise_channels, L, L)`` (e.g.
+        from :meth:`draw`, negated for an antithetic pair).
+    """
+
+    def __init__(self, cfg: StochasticSFNOConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.net = SFNO(cfg.network_config())
+        lmax = self.net.cfg.truncation
+        self.register_buffer("amplitudes", amplitude_table(lmax, cfg.noise_lengths_km), persistent=False)
+
+    def draw(self, generator: Generators, batch: int) -> torch.Tensor:
+        """Noise coefficients for ``batch`` rows, drawn on the CPU."""
+        return draw_coefficients(self.amplitudes, generator, batch)
+
+    def noise_fields(self, coeffs: torch.Tensor, transform: SphericalTransform) -> torch.Tensor:
+        """Noise on ``transform``'s grid, ``(B, D, nlat, nlon)``."""
+        fields = transform.synthesis(_grid_major(coeffs.to(self.amplitudes.device)))
+        return fields.permute(2, 3, 0, 1)
+
+    def forward(
+        self, x: torch.Tensor, generator: Generators | None = None, *, noise: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        if (generator is None) == (noise is None):
+            raise ValueError("pass exactly one of generator (CPU torch.Generator) or noise coefficients")
+        if noise is None:
+            noise = self.draw(generator, x.shape[0])
+        expected = (x.shape[0], *self.amplitudes.shape[:-1])
+        if tuple(noise.shape) != expected:
+            raise DataError(f"noise coefficients {tuple(noise.shape)} should be {expected}")
+        net = self.net
+        on_data = self.noise_fields(noise, net.t_data).to(x.dtype)
+        cond = None
+        if self.cfg.injection != "input":
+            on_internal = on_data if net.t_internal is net.t_data else self.noise_fields(noise, net.t_internal)
+            cond = (on_data, on_internal.to(x.dtype))
+        if self.cfg.injection != "norm":
+            x = torch.cat([x, on_data], dim=1)
+        return net(x, cond)

@@ -1,0 +1,489 @@
+"""``hens train``: fit an SFNO (or a stochastic SFNO) to 6-hour steps of any data source.
+
+One run = one checkpoint; several independent checkpoints come from several seeds.
+
+* Data: all channels of the source by default; the last part of the record is held out
+  for validation behind a > 30-day gap (:mod:`hens.models.training_data`); normalisation
+  statistics from the training block.
+* Model: :class:`~hens.models.stepper.Stepper` around an SFNO: z-scored input, the network
+  predicts the 6-hour increment in units of the per-channel tendency std.
+* Loss: area-weighted MSE in tendency-std units (deterministic) or almost-fair CRPS
+  (alpha 0.95) over ``members`` noise draws per sample, plus ``spectral_weight`` x spectral
+  CRPS (stochastic). The last ``rollout_fraction`` of the steps unroll ``rollout`` steps
+  (loss averaged over them, gradients through the rollout), at the low end of a cosine
+  learning-rate schedule.
+* Reproducible: a run is a pure function of (data, options, seed, number of steps) on a given
+  machine and thread count. ``--minutes`` times the first steps and fixes the number of
+  steps from it (recorded in the checkpoint; rerun with ``--steps`` to reproduce exactly).
+* Distributed: data parallel over torch.distributed (:mod:`hens.models.runtime`); every rank
+  draws the same global batch and noise and takes its slice, gradients are averaged, so N
+  ranks follow the loss curve of one rank with the same global batch.
+* Resumable: ``<out>.resume`` (weights, optimizer, step, RNG states, losses) is written with
+  every checkpoint; rerunning the same command continues from it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from hens.forecast.errors import ConfigError, HensError, OutputExists
+from hens.models import losses
+from hens.models.checkpoint import description_sha256, save_checkpoint
+from hens.models.noise import draw_coefficients, make_generator
+from hens.models.runtime import Distributed, all_reduce_mean, setup_distributed, teardown, tune_cpu_allocator
+from hens.models.sfno import SFNO, SFNOConfig
+from hens.models.stepper import Stepper
+from hens.models.stochastic_sfno import StochasticSFNO, StochasticSFNOConfig
+from hens.models.training_data import Trajectory, area_weighted_stats, draw_starts, split_times
+
+WARMUP_STEPS = 20
+#: fraction of the steps in the learning-rate decay; the rollout phase lies inside it
+DECAY_FRACTION = 0.3
+_TIMING_WINDOW = 50  # recent steps whose mean duration plans a --minutes run
+_VAL_SAMPLES = 64
+_NOISE_SEED_OFFSET = 7919  # noise generator seed = seed + offset (independent of batch draws)
+#: seconds between checkpoint + resume-file writes (and validations)
+SAVE_INTERVAL_S = 120.0
+_FINAL_RESERVE_S = 5.0  # kept free of a --minutes budget for the final validation and save
+_PLAN_SHARE = 0.95  # a --minutes run plans its steps for this share of the budget (load varies)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Options of one training run (see :func:`train`); validated on construction."""
+
+    data: tuple[str, ...]
+    out: Path
+    seed: int = 0
+    stochastic: bool = False
+    minutes: float | None = None
+    steps: int | None = None
+    rollout: int = 1
+    rollout_fraction: float = 0.25
+    batch: int = 8
+    lr: float = 2e-3
+    members: int = 4
+    alpha: float = 0.95
+    spectral_weight: float = 0.1
+    channels: tuple[str, ...] | None = None
+    val_days: float | None = None
+    embed_dim: int = 64
+    num_layers: int = 4
+    scale_factor: int = 1
+    overwrite: bool = False
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if (self.minutes is None) == (self.steps is None):
+            raise ConfigError("pass exactly one of --minutes M or --steps N")
+        if self.minutes is not None and self.minutes <= 0:
+            raise ConfigError(f"--minutes {self.minutes} must be > 0")
+        if self.steps is not None and self.steps < 1:
+            raise ConfigError(f"--steps {self.steps} must be >= 1")
+        for name in ("rollout", "batch", "embed_dim", "num_layers", "scale_factor"):
+            if int(getattr(self, name)) < 1:
+                raise ConfigError(f"--{name.replace('_', '-')} {getattr(self, name)} must be >= 1")
+        if self.stochastic and self.members < 2:
+            raise ConfigError(f"--members {self.members}: stochastic training needs at least 2 members")
+        if not 0.0 <= self.rollout_fraction <= DECAY_FRACTION or not 0.0 <= self.alpha <= 1.0 or self.lr <= 0:
+            raise ConfigError(f"need 0 <= rollout_fraction <= {DECAY_FRACTION}, 0 <= alpha <= 1 and lr > 0")
+        if self.val_days is not None and self.val_days <= 0:
+            raise ConfigError(f"--val-days {self.val_days} must be > 0")
+        if not 0 <= self.seed < 2**63:
+            raise ConfigError(f"--seed {self.seed} must be in [0, 2**63)")
+
+    @property
+    def resume_path(self) -> Path:
+        return self.out.with_name(self.out.name + ".resume")
+
+    @property
+    def curve_path(self) -> Path:
+        return self.out.with_suffix(".loss.png")
+
+    def identity(self) -> dict[str, Any]:
+        """Options that must match for a run to resume (not the budget, paths or display)."""
+        skip = {"out", "minutes", "steps", "overwrite", "progress"}
+        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(self).items() if k not in skip}
+
+
+def model_config(cfg: TrainConfig, channels: int, grid: str) -> SFNOConfig:
+    return SFNOConfig(
+        channels, channels, grid=grid, embed_dim=cfg.embed_dim, num_layers=cfg.num_layers,
+        scale_factor=cfg.scale_factor, pos_embed="learnable lat",
+    )
+
+
+def decay_start(total: int) -> int:
+    """First step of the learning-rate decay: the last 30 % of ``total`` steps."""
+    return total - int(round(DECAY_FRACTION * total))
+
+
+def lr_at(step: int, total: int | None, lr: float) -> float:
+    """Warm-up, stable, decay: linear over 20 steps, constant, cosine to 1 % in the last 30 %.
+
+    Before the decay the rate does not depend on ``total`` (``None`` while a ``--minutes`` run
+    has not fixed it yet), so such a run is reproduced exactly by ``--steps`` with its total.
+    """
+    if step < WARMUP_STEPS:
+        return lr * (step + 1) / WARMUP_STEPS
+    if total is None or step < decay_start(total):
+        return lr
+    start = decay_start(total)
+    frac = min(1.0, (step - start) / max(1, total - start))
+    return lr * (0.01 + 0.99 * 0.5 * (1.0 + math.cos(math.pi * frac)))
+
+
+def commit_total(step: int) -> int:
+    """The largest total whose decay starts at ``step`` (every step is some total's start)."""
+    total = max(step + 1, int(step / (1.0 - DECAY_FRACTION)))
+    while decay_start(total + 1) <= step:
+        total += 1
+    while decay_start(total) > step and total > step + 1:
+        total -= 1
+    return total
+
+
+class Run:
+    """State of a training run on one rank: data, model, optimizer, generators, history."""
+
+    def __init__(self, cfg: TrainConfig, info: Distributed, source: Any = None) -> None:
+        self.cfg, self.info = cfg, info
+        if cfg.batch % info.world_size:
+            raise ConfigError(f"--batch {cfg.batch} is not divisible by the {info.world_size} ranks")
+        if source is None:
+            from hens.forecast.sources import open_source
+
+            source = open_source(list(cfg.data) if len(cfg.data) > 1 else cfg.data[0])
+        missing = [c for c in cfg.channels or () if c not in source.channels]
+        if missing:
+            raise ConfigError(f"channels {', '.join(missing)} are not in the data (it has {', '.join(source.channels)})")
+        self.channels = tuple(cfg.channels or source.channels)
+        self.split = split_times(source.times, val_days=cfg.val_days)
+        self.grid = source.grid
+        self.train_data = Trajectory(source, self.split.train, self.channels)
+        self.val_data = Trajectory(source, self.split.val, self.channels)
+        self.stats = area_weighted_stats(self.train_data.data, self.train_data.times, self.grid)
+        description = {
+            "source": source.name, "layout": getattr(source, "layout", ""), "grid": self.grid.spec,
+            "channels": list(self.channels), "split": self.split.describe(),
+            "stats": {k: [float(x) for x in v] for k, v in self.stats.items()},
+        }
+        self.data_sha256 = description_sha256(description)
+        self.starts = {k: self.train_data.starts(k) for k in {1, cfg.rollout}}
+        val_starts = self.val_data.starts(1)
+        if any(s.size == 0 for s in self.starts.values()) or val_starts.size == 0:
+            raise ConfigError(
+                f"too few consecutive 6-hourly states for --rollout {cfg.rollout} in the training or validation block"
+            )
+        self.val_starts = val_starts[np.linspace(0, val_starts.size - 1, min(_VAL_SAMPLES, val_starts.size)).astype(int)]
+        torch.manual_seed(cfg.seed)
+        base = model_config(cfg, len(self.channels), self.grid.spec)
+        self.model = StochasticSFNO(StochasticSFNOConfig(base)) if cfg.stochastic else SFNO(base)
+        self.model.to(info.device)
+        self.stepper = Stepper(self.model, self.stats["mean"], self.stats["std"], self.stats["tendency_std"])
+        self.stepper.to(info.device)
+        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, betas=(0.9, 0.95), weight_decay=0.0)
+        self.weights = losses.area_weights(self.grid, device=info.device)
+        self.batches = make_generator(cfg.seed)
+        self.noise = make_generator(cfg.seed + _NOISE_SEED_OFFSET)
+        self.step = 0
+        self.total: int | None = cfg.steps
+        self.train_loss: list[float] = []
+        self.val_loss: list[list[float]] = []
+        self.wall = 0.0
+
+    # ------------------------------------------------------------------ one step
+    def rollout_at(self, step: int) -> int:
+        if self.total is None:  # a --minutes run before its decay: one-step training
+            return 1
+        tail = int(round(self.cfg.rollout_fraction * self.total)) if self.cfg.rollout > 1 else 0
+        return self.cfg.rollout if step >= self.total - tail else 1
+
+    def _scaled(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.stepper.mean) / self.stepper.tendency_std
+
+    def loss(self, x0: torch.Tensor, targets: torch.Tensor, noise: list[torch.Tensor] | None) -> torch.Tensor:
+        """Mean loss over the local samples and the ``len(targets)`` unrolled steps."""
+        cfg, total = self.cfg, 0.0
+        x = x0.repeat_interleave(cfg.members, 0) if noise is not None else x0
+        for k in range(targets.shape[0]):
+            x = self.stepper(x, noise=noise[k]) if noise is not None else self.stepper(x)
+            y = self._scaled(targets[k])
+            if noise is None:
+                total = total + losses.mse(self._scaled(x), y, self.weights).mean()
+                continue
+            pred = self._scaled(x).view(y.shape[0], cfg.members, *y.shape[1:])
+            term = losses.crps(pred, y, 1, self.weights, kind="almost_fair", alpha=cfg.alpha).mean()
+            if cfg.spectral_weight:
+                spec = losses.spectral_crps(pred, y, 1, self.grid, kind="almost_fair", alpha=cfg.alpha)
+                term = term + cfg.spectral_weight * spec.mean()
+            total = total + term
+        return total / targets.shape[0]
+
+    def _noise(self, rows: int, steps: int, generator: torch.Generator, local: slice) -> list[torch.Tensor] | None:
+        """Coefficients for ``rows`` global rows per step (every rank draws all, keeps its slice)."""
+        if not self.cfg.stochastic:
+            return None
+        amps = self.model.amplitudes.cpu()
+        return [draw_coefficients(amps, generator, rows)[local].to(self.info.device) for _ in range(steps)]
+
+    def train_step(self, elapsed: float = 0.0) -> tuple[float, float]:
+        """One optimizer step; returns the loss and ``elapsed`` averaged over ranks."""
+        cfg, info = self.cfg, self.info
+        rollout = self.rollout_at(self.step)
+        starts = draw_starts(self.batches, self.starts[rollout], cfg.batch)
+        per_rank = cfg.batch // info.world_size
+        mine = starts[info.rank * per_rank : (info.rank + 1) * per_rank]
+        rows = slice(info.rank * per_rank * cfg.members, (info.rank + 1) * per_rank * cfg.members)
+        noise = self._noise(cfg.batch * cfg.members, rollout, self.noise, rows)
+        x0, targets = (t.to(info.device) for t in self.train_data.batch(mine, rollout))
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr_at(self.step, self.total, cfg.lr)
+        self.model.train()
+        self.optimizer.zero_grad(set_to_none=True)
+        loss = self.loss(x0, targets, noise)
+        loss.backward()
+        all_reduce_mean([p.grad for p in self.model.parameters() if p.grad is not None], info)
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
+        self.optimizer.step()
+        value = torch.stack([loss.detach().double().cpu(), torch.tensor(elapsed, dtype=torch.float64)])
+        all_reduce_mean([value], info)  # one collective: logged loss, and a wall time all ranks agree on
+        self.step += 1
+        self.train_loss.append(float(value[0]))
+        return float(value[0]), float(value[1])
+
+    @torch.no_grad()
+    def validate(self) -> float:
+        """One-step validation loss over fixed samples and fixed noise (rank 0's full set)."""
+        self.model.eval()
+        generator = make_generator(self.cfg.seed + 2 * _NOISE_SEED_OFFSET)
+        values = []
+        for i in range(0, self.val_starts.size, 16):
+            starts = self.val_starts[i : i + 16]
+            x0, targets = (t.to(self.info.device) for t in self.val_data.batch(starts, 1))
+            noise = self._noise(starts.size * self.cfg.members, 1, generator, slice(None))
+            values.append(float(self.loss(x0, targets, noise)) * starts.size)
+        value = sum(values) / self.val_starts.size
+        self.val_loss.append([float(self.step), value])
+        return value
+
+    @torch.no_grad()
+    def rmse_48h(self) -> dict[str, float] | None:
+        """Area-weighted RMSE per channel of 48-hour rollouts from validation starts.
+
+        Stochastic models: one member (a fixed noise seed), i.e. the error of a member, not of
+        an ensemble mean. Recorded as ``extra["rmse_48h"]``; the ensemble engine scales initial
+        perturbations with it. ``None`` if the validation block is shorter than 2 days.
+        """
+        starts = self.val_data.starts(8)
+        if starts.size == 0:
+            return None
+        starts = starts[np.linspace(0, starts.size - 1, min(32, starts.size)).astype(int)]
+        self.model.eval()
+        x0, targets = (t.to(self.info.device) for t in self.val_data.batch(starts, 8))
+        generator = make_generator(self.cfg.seed + 3 * _NOISE_SEED_OFFSET)
+        x = x0
+        for _ in range(8):
+            x = self.stepper(x, generator) if self.cfg.stochastic else self.stepper(x)
+        mse = losses.mse(x.double(), targets[-1].double(), self.weights.double()).mean(0)
+        return {c: float(v) for c, v in zip(self.channels, mse.sqrt().tolist())}
+
+    # ------------------------------------------------------------------ persistence
+    def resume_state(self) -> dict[str, Any]:
+        return {
+            "identity": self.cfg.identity(), "world_size": self.info.world_size, "step": self.step,
+            "total": self.total, "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+            "batches": self.batches.get_state(), "noise": self.noise.get_state(),
+            "train_loss": torch.tensor(self.train_loss, dtype=torch.float64),
+            "val_loss": torch.tensor(self.val_loss, dtype=torch.float64).reshape(-1, 2), "wall": self.wall,
+        }
+
+    def load_resume(self, state: dict[str, Any]) -> None:
+        if state.get("identity") != self.cfg.identity():
+            changed = sorted(k for k, v in self.cfg.identity().items() if state.get("identity", {}).get(k) != v)
+            raise ConfigError(
+                f"{self.cfg.resume_path} was written by a run with other options ({', '.join(changed)}); "
+                "repeat them or pass --overwrite to start again"
+            )
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.batches.set_state(state["batches"])
+        self.noise.set_state(state["noise"])
+        self.step, self.total, self.wall = int(state["step"]), state["total"], float(state["wall"])
+        self.train_loss = state["train_loss"].tolist()
+        self.val_loss = state["val_loss"].tolist()
+
+    def save(self, *, final: bool) -> None:
+        """Checkpoint + resume file (+ loss curve); only rank 0 writes."""
+        if not self.info.main:
+            return
+        cfg = self.cfg
+        every = max(1, len(self.train_loss) // 2000)
+        extra = {
+            "steps": self.step, "planned_steps": self.total, "rollout": cfg.rollout,
+            "rollout_steps": sum(1 for s in range(self.step) if self.rollout_at(s) > 1),
+            "batch": cfg.batch, "lr": cfg.lr, "stochastic": cfg.stochastic,
+            "loss": ("almost-fair CRPS" if cfg.stochastic else "area-weighted MSE") + " in tendency-std units",
+            "members": cfg.members if cfg.stochastic else 1, "alpha": cfg.alpha,
+            "spectral_weight": cfg.spectral_weight if cfg.stochastic else 0.0,
+            "minutes": cfg.minutes, "wall_seconds": round(self.wall, 1), "world_size": self.info.world_size,
+            "threads": torch.get_num_threads(), "torch": str(torch.__version__), "split": self.split.describe(),
+            "train_loss": self.train_loss[::every], "train_loss_every": every, "val_loss": self.val_loss,
+            "final": final,
+        }
+        if final:
+            rmse = self.rmse_48h()
+            if rmse is not None:
+                extra["rmse_48h"] = rmse
+        save_checkpoint(
+            cfg.out, self.model, channels=self.channels, seed=cfg.seed, data_sha256=self.data_sha256,
+            extra=extra, **self.stats,
+        )
+        plot_losses(cfg.curve_path, self.train_loss, self.val_loss, title=cfg.out.name)
+        if final:
+            cfg.resume_path.unlink(missing_ok=True)
+        else:
+            tmp = cfg.resume_path.with_name(cfg.resume_path.name + ".tmp")
+            torch.save(self.resume_state(), tmp)
+            tmp.replace(cfg.resume_path)
+
+
+def plot_losses(path: Path, train_loss: list[float], val_loss: list[list[float]], *, title: str) -> None:
+    """Training loss (raw and smoothed) and validation loss against the step, as a PNG."""
+    from matplotlib.figure import Figure  # no pyplot: no global backend or figure state
+
+    fig = Figure(figsize=(7, 4))
+    ax = fig.subplots()
+    if train_loss:
+        steps = np.arange(1, len(train_loss) + 1)
+        ax.plot(steps, train_loss, color="0.8", lw=0.6, label="train (per step)")
+        width = max(1, len(train_loss) // 50)
+        smooth = np.convolve(train_loss, np.ones(width) / width, mode="valid")
+        ax.plot(steps[width - 1 :], smooth, color="C0", label=f"train ({width}-step mean)")
+    if val_loss:
+        v = np.asarray(val_loss)
+        ax.plot(v[:, 0], v[:, 1], "o-", color="C1", label="validation (one step)")
+    if min(train_loss + [v for _, v in val_loss], default=1.0) > 0:
+        ax.set_yscale("log")
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss")
+    ax.set_title(title)
+    ax.legend()
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+
+
+def _claim_output(cfg: TrainConfig, info: Distributed) -> bool:
+    """Whether to resume; refuses to overwrite a finished checkpoint without --overwrite."""
+    if cfg.overwrite:
+        if info.main:
+            cfg.resume_path.unlink(missing_ok=True)
+        return False
+    if cfg.resume_path.exists():
+        return True
+    if cfg.out.exists():
+        raise OutputExists(f"{cfg.out} exists; pass --overwrite to train again")
+    return False
+
+
+def _planned_total(run: Run, seconds_left: float, step_seconds: float) -> int:
+    """Total steps that fit: one-step steps cost ``step_seconds``, rollout steps ``rollout`` x."""
+    cfg = run.cfg
+    f = cfg.rollout_fraction if cfg.rollout > 1 else 0.0
+    per_total_step = step_seconds * ((1.0 - f) + f * cfg.rollout * 1.05)
+    # steps already done cost one-step time; the rest of the total is spread by the mix above
+    return run.step + max(1, int(seconds_left / per_total_step))
+
+
+def train(cfg: TrainConfig, *, source: Any = None) -> Path:
+    """Train and write ``cfg.out`` (and its ``.loss.png``); returns the checkpoint path.
+
+    ``source`` (any :class:`~hens.forecast.protocols.DataSource`) replaces opening
+    ``cfg.data``. Raises :class:`HensError` subclasses for bad inputs (data, options,
+    existing outputs).
+    """
+    tune_cpu_allocator()
+    info = setup_distributed()
+    try:
+        return _train(cfg, info, source)
+    finally:
+        teardown(info)
+
+
+def _train(cfg: TrainConfig, info: Distributed, source: Any) -> Path:
+    resume = _claim_output(cfg, info)
+    run = Run(cfg, info, source)
+    if resume:
+        try:
+            state = torch.load(cfg.resume_path, map_location=info.device, weights_only=True)
+        except Exception as err:  # noqa: BLE001 - any unreadable resume file: one clear line
+            raise HensError(f"cannot read {cfg.resume_path} ({type(err).__name__}); pass --overwrite") from None
+        run.load_resume(state)
+    progress = _progress(cfg, info)
+    start = time.perf_counter() - run.wall
+    last_save = run.wall
+    recent: list[float] = []  # agreed wall times of the last steps (a --minutes run plans with them)
+    with progress:
+        task = progress.add_task("train", total=run.total)
+        while run.total is None or run.step < run.total:
+            value, wall = run.train_step(time.perf_counter() - start)
+            if run.total is None:
+                recent = (recent + [wall])[-_TIMING_WINDOW - 1 :]
+                if len(recent) > 5:
+                    step_seconds = (recent[-1] - recent[0]) / (len(recent) - 1)
+                    planned = _planned_total(run, _PLAN_SHARE * cfg.minutes * 60.0 - _FINAL_RESERVE_S - wall, step_seconds)
+                    if decay_start(planned) <= run.step:  # entering the decay: fix the total
+                        run.total = commit_total(run.step)
+                        progress.update(task, total=run.total)
+            run.wall = time.perf_counter() - start
+            progress.update(task, completed=run.step, description=f"train loss {value:.4g}")
+            if wall - last_save > SAVE_INTERVAL_S and (run.total is None or run.step < run.total):
+                last_save = wall  # ranks agree on ``wall`` (all-reduced), so all of them save
+                if info.main:
+                    run.validate()
+                run.save(final=False)
+                recent = []  # the save is not a step: keep it out of the timing
+            if cfg.minutes is not None and wall > cfg.minutes * 60.0 - _FINAL_RESERVE_S:
+                break  # hard stop, agreed by all ranks: the plan overran the budget (a loaded machine)
+    if info.main:
+        run.validate()
+    run.wall = time.perf_counter() - start
+    run.save(final=True)
+    return cfg.out
+
+
+class _Quiet:
+    """Stands in for a rich progress bar on other ranks and with --no-progress."""
+
+    def __enter__(self) -> _Quiet:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def add_task(self, *args: Any, **kwargs: Any) -> int:
+        return 0
+
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+def _progress(cfg: TrainConfig, info: Distributed) -> Any:
+    """A rich progress bar on rank 0 (steps, elapsed, remaining), else a silent stand-in."""
+    if not (cfg.progress and info.main):
+        return _Quiet()
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    return Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    )

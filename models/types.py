@@ -1,0 +1,36 @@
+"""String options of the model code, defined once, and their check.
+
+Every string option is a :data:`typing.Literal` alias; public functions and config
+dataclasses check it on entry with :func:`check_choice`, which raises
+:class:`hens.forecast.errors.ConfigError` naming the allowed values.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, get_args
+
+from hens.forecast.errors import ConfigError
+
+#: ensemble CRPS estimator: empirical-CDF ("standard"), unbiased ("fair"), AIFS "almost_fair"
+CRPSKind = Literal["standard", "fair", "almost_fair"]
+#: position embedding added after the SFNO encoder
+PosEmbed = Literal["none", "learnable lat", "learnable latlon"]
+#: normalisation after each spectral convolution (on channels, per grid point, or per field)
+BlockNorm = Literal["none", "layer", "instance"]
+#: skip connections around the spectral convolution (inner) and the whole block (outer)
+Skip = Literal["none", "identity", "linear"]
+#: point-wise non-linearity
+Activation = Literal["gelu", "silu"]
+#: where the stochastic SFNO's noise enters: input channels, conditional layer norms, both
+NoiseInjection = Literal["input", "norm", "both"]
+#: model kinds a checkpoint can hold
+ModelKind = Literal["sfno", "stochastic_sfno"]
+
+
+def check_choice(name: str, value: Any, alias: Any) -> None:
+    """Raise :class:`ConfigError` unless ``value`` is one of the ``Literal`` ``alias`` values."""
+    allowed = get_args(alias)
+    if value not in allowed:
+        raise ConfigError(
+            f"{name}={value!r} is not an option; use one of {', '.join(map(repr, allowed))}"
+        )

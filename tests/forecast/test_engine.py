@@ -1,0 +1,188 @@
+"""The ensemble engine in one process: store layout, single-member recomputation, resume
+after a crash, the background writer, the physics ensemble, model/seed checks."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+import numpy as np
+import pytest
+import torch
+import xarray as xr
+
+from hens.forecast.engine import pending_batches, run_ensemble
+from hens.forecast.errors import CheckpointError, ConfigError
+from hens.forecast.writer import BackgroundWriter
+from hens.forecast.zarr_sink import open_sink
+from hens.models.checkpoint import file_sha256
+from hens.pipelines.components import build_plan
+from hens.pipelines.config import load_config
+from hens.pipelines.forecast import compute_member, run_forecast
+
+torch.set_num_threads(1)
+DIMS = ("init_time", "member", "lead_time", "lat", "lon")
+
+
+@pytest.fixture(scope="module")
+def reference(ensemble_yaml, tmp_path_factory):
+    """An uninterrupted one-process run of the default small ensemble (16 members, 2 times)."""
+    folder = tmp_path_factory.mktemp("reference")
+    config = ensemble_yaml(folder)
+    run_forecast(config, progress=False)
+    return config, folder / "ens.zarr"
+
+
+def _assert_same_arrays(a, b):
+    da, db = xr.open_zarr(a), xr.open_zarr(b)
+    assert set(da.variables) == set(db.variables)
+    for name in da.variables:
+        assert np.array_equal(da[name].values, db[name].values, equal_nan=True), name
+
+
+def test_store_layout_and_provenance(reference, tiny_checkpoints, world_store):
+    config, path = reference
+    ds = xr.open_zarr(path)
+    assert ds["z500"].dims == DIMS and ds["z500"].attrs["units"] == "m2 s-2"
+    assert ds["t2m"].attrs["standard_name"] == "air_temperature"
+    assert ds.sizes == {"init_time": 2, "member": 16, "lead_time": 5, "lat": 32, "lon": 64}
+    assert ds["completed"].values.all() and np.isfinite(ds["u500"].values).all()
+    assert ds["lead_time"].attrs["standard_name"] == "forecast_period" and ds.attrs["Conventions"] == "CF-1.10"
+    assert list(ds["seed"].values[:4]) == [0, 1, 0, 1] and list(ds["sign"].values[:4]) == [1, 1, -1, -1]
+    records = json.loads(ds.attrs["checkpoints"])
+    assert [r["sha256"] for r in records] == [file_sha256(tiny_checkpoints[k]) for k in ("stoch0", "stoch1")]
+    assert json.loads(ds.attrs["hens_config"]) == load_config(config).to_dict()
+    assert json.loads(ds.attrs["batch_partition"]) == [[0, 4], [4, 8], [8, 12], [12, 16]]
+    assert set(json.loads(ds.attrs["perturbation_amplitudes"])) == {"z500", "u500", "v500", "t2m"}
+    assert "tendency std" in ds.attrs["perturbation_scale_source"]
+    # lead 0: a +/- pair is centred on the analysis; other seeds of a member diverge later
+    import hens.forecast as hf
+
+    analysis = hf.open_source(world_store)(["2000-01-10T00"], ["z500"]).values[0, 0]
+    z = ds["z500"].isel(init_time=0)
+    np.testing.assert_allclose((z[0, 0] + z[2, 0]).values / 2, analysis, rtol=1e-6)
+    assert np.array_equal(z[0, 0], z[1, 0]) and not np.array_equal(z[0, 1], z[1, 1])
+
+
+@pytest.mark.parametrize("init_time, member", [("2000-01-10T00", 0), ("2000-01-12T06", 7), ("2000-01-12T06", 13)])
+def test_a_member_recomputed_alone_is_bit_equal(reference, init_time, member):
+    config, path = reference
+    alone = compute_member(config, init_time, member)
+    stored = xr.open_zarr(path).sel(init_time=init_time, member=member)
+    for name in ("z500", "u500", "v500", "t2m"):
+        assert np.array_equal(alone[name].values, stored[name].values), name
+
+
+class CrashingSink:
+    """Forwards to a real sink, then raises after ``limit`` block writes (a crash mid-run)."""
+
+    def __init__(self, sink, limit, lead_chunk):
+        self.sink, self.limit, self.writes, self.lead_chunk = sink, limit, 0, lead_chunk
+
+    def completed(self):
+        return self.sink.completed()
+
+    def write_leads(self, *args):
+        self.writes += 1
+        if self.writes > self.limit:
+            raise OSError("disk gone")
+        self.sink.write_leads(*args)
+
+    def mark_completed(self, *args):
+        self.sink.mark_completed(*args)
+
+
+def test_a_crashed_run_resumes_to_the_uninterrupted_store(reference, ensemble_yaml, tmp_path):
+    config = ensemble_yaml(tmp_path)
+    cfg = load_config(config)
+    plan, spec = build_plan(cfg, torch.device("cpu"))
+    sink = open_sink(cfg.output_path, spec)
+    work = pending_batches(plan, sink.completed())
+    with pytest.raises(OSError, match="disk gone"), torch.inference_mode():
+        run_ensemble(plan, CrashingSink(sink, limit=3, lead_chunk=3), work)  # blocks of 3 + 2 leads
+    done = sink.completed()
+    assert done.sum() == 4 and np.isfinite(xr.open_zarr(cfg.output_path)["z500"][0, 4:8, :3]).all()
+    run_forecast(config, resume=True, progress=False)
+    _assert_same_arrays(cfg.output_path, reference[1])
+
+
+class SlowSink:
+    lead_chunk = 3
+
+    def __init__(self):
+        self.blocks, self.flags = [], []
+
+    def completed(self):
+        return np.zeros((1, 4), bool)
+
+    def write_leads(self, init_index, members, leads, data):
+        time.sleep(0.01)
+        self.blocks.append((leads.start, leads.stop, data["z500"].shape))
+
+    def mark_completed(self, init_index, members):
+        self.flags.append(members)
+
+
+def test_background_writer_is_bounded_and_writes_lead_blocks_in_order():
+    sink = SlowSink()
+    slab = np.zeros((2, 1, 4, 8), np.float32)
+    with BackgroundWriter(sink, ("z500",), depth=2) as writer:
+        for k in range(10):
+            writer.put_lead(0, slice(0, 2), k, slab)
+            assert writer._queue.qsize() <= 2
+        writer.put_completed(0, slice(0, 2))
+    assert sink.blocks == [(0, 3, (2, 3, 4, 8)), (3, 6, (2, 3, 4, 8)), (6, 9, (2, 3, 4, 8)), (9, 10, (2, 1, 4, 8))]
+    assert sink.flags == [slice(0, 2)] and writer.completed == 1
+
+
+def test_background_writer_reraises_sink_errors():
+    class Broken(SlowSink):
+        def write_leads(self, *args):
+            raise OSError("no space left")
+
+    with pytest.raises(OSError, match="no space"):
+        with BackgroundWriter(Broken(), ("z500",), depth=1) as writer:
+            for k in range(20):
+                writer.put_lead(0, slice(0, 1), k, np.zeros((1, 1, 2, 4), np.float32))
+    assert not any(t.name == "hens-writer" for t in threading.enumerate())
+
+
+def test_physics_ensemble_through_the_same_engine(ensemble_yaml, tmp_path):
+    config = ensemble_yaml(tmp_path, models=["physics"], init_times=["2000-01-10T00"], lead_hours=12, seeds=1,
+                           batch_size=2, perturbation={"kind": "hemispheric_bred_vector", "pairs": 1, "cycles": 1})
+    run_forecast(config, progress=False)
+    ds = xr.open_zarr(tmp_path / "ens.zarr")
+    assert json.loads(ds.attrs["checkpoints"])[0]["name"] == "physics"
+    assert ds.sizes["member"] == 2 and np.isfinite(ds["z500"].values).all()
+    alone = compute_member(config, "2000-01-10T00", 1)
+    assert np.array_equal(alone["u500"].values, ds["u500"].isel(init_time=0, member=1).values)
+
+
+@pytest.mark.parametrize("overrides, error, message", [
+    ({"models": ["det0"], "seeds": 2}, ConfigError, "needs stochastic models"),
+    ({"models": ["det0"], "seeds": 1, "perturbation": {"kind": "none"}}, ConfigError, "identical members"),
+    ({"models": ["det0", "stoch0"]}, CheckpointError, "mix model kinds"),
+])
+def test_models_and_seeds_must_fit(ensemble_yaml, tiny_checkpoints, tmp_path, overrides, error, message):
+    overrides["models"] = [str(tiny_checkpoints[k]) for k in overrides["models"]]
+    with pytest.raises(error, match=message):
+        run_forecast(ensemble_yaml(tmp_path, **overrides), progress=False)
+    assert not (tmp_path / "ens.zarr").exists()
+
+
+@pytest.mark.parametrize("kind", ["none", "gaussian", "bred_vector"])
+def test_every_perturbation_kind_runs(ensemble_yaml, world_store, tmp_path, kind):
+    import hens.forecast as hf
+
+    config = ensemble_yaml(tmp_path, init_times=["2000-01-10T00"], lead_hours=6,
+                           perturbation={"kind": kind, "pairs": 1, "cycles": 1})
+    first, second = (compute_member(config, "2000-01-10T00", m)["u500"].values for m in (0, 2))  # signs + and -
+    analysis = hf.open_source(world_store)(["2000-01-10T00"], ["u500"]).values[0, 0]
+    d1, d2 = first[0] - analysis, second[0] - analysis
+    if kind == "none":
+        assert (d1 == 0).all() and (d2 == 0).all() and not np.array_equal(first[1], second[1])
+    elif kind == "gaussian":
+        np.testing.assert_allclose(d1, -d2, atol=1e-5)  # centred pair (float32 sums)
+    else:
+        assert np.abs(d1).max() > 0 and not np.allclose(d1, -d2, atol=1e-3)  # one vector per member
