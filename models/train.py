@@ -235,6 +235,33 @@ class Run:
         amps = self.model.amplitudes.cpu()
         return [draw_coefficients(amps, generator, rows)[local].to(self.info.device) for _ in range(steps)]
 
+    def rollout_cost(self) -> float:
+        """Measured time of a ``rollout``-step forward + backward over that of a one-step one.
+
+        Uses a throw-away generator and leaves weights, optimizer and generators untouched, so
+        timing a ``--minutes`` run does not change its trajectory. Averaged over ranks.
+        """
+        if self.cfg.rollout == 1:
+            return 1.0
+        generator = make_generator(self.cfg.seed + 5 * _NOISE_SEED_OFFSET)
+        per_rank = self.cfg.batch // self.info.world_size
+        seconds = []
+        self.model.train()
+        for k in (1, self.cfg.rollout):
+            starts = draw_starts(generator, self.starts[k], per_rank)
+            x0, targets = (t.to(self.info.device) for t in self.train_data.batch(starts, k))
+            noise = self._noise(per_rank * self.cfg.members, k, generator, slice(None))
+            best = math.inf
+            for _ in range(2):
+                begin = time.perf_counter()
+                self.loss(x0, targets, noise).backward()
+                best = min(best, time.perf_counter() - begin)
+            seconds.append(best)
+        self.optimizer.zero_grad(set_to_none=True)
+        ratio = torch.tensor([seconds[1] / seconds[0]], dtype=torch.float64)
+        all_reduce_mean([ratio], self.info)
+        return float(ratio)
+
     def train_step(self, elapsed: float = 0.0) -> tuple[float, float]:
         """One optimizer step; returns the loss and ``elapsed`` averaged over ranks."""
         cfg, info = self.cfg, self.info
@@ -395,12 +422,10 @@ def _claim_output(cfg: TrainConfig, info: Distributed) -> bool:
     return False
 
 
-def _planned_total(run: Run, seconds_left: float, step_seconds: float) -> int:
-    """Total steps that fit: one-step steps cost ``step_seconds``, rollout steps ``rollout`` x."""
-    cfg = run.cfg
-    f = cfg.rollout_fraction if cfg.rollout > 1 else 0.0
-    per_total_step = step_seconds * ((1.0 - f) + f * cfg.rollout * 1.05)
-    # steps already done cost one-step time; the rest of the total is spread by the mix above
+def _planned_total(run: Run, seconds_left: float, step_seconds: float, rollout_cost: float) -> int:
+    """Total steps that fit: one-step steps cost ``step_seconds``, rollout steps ``rollout_cost`` x."""
+    f = run.cfg.rollout_fraction if run.cfg.rollout > 1 else 0.0
+    per_total_step = step_seconds * ((1.0 - f) + f * rollout_cost)
     return run.step + max(1, int(seconds_left / per_total_step))
 
 
@@ -432,15 +457,20 @@ def _train(cfg: TrainConfig, info: Distributed, source: Any) -> Path:
     start = time.perf_counter() - run.wall
     last_save = run.wall
     recent: list[float] = []  # agreed wall times of the last steps (a --minutes run plans with them)
+    rollout_cost: float | None = None
     with progress:
         task = progress.add_task("train", total=run.total)
         while run.total is None or run.step < run.total:
             value, wall = run.train_step(time.perf_counter() - start)
             if run.total is None:
                 recent = (recent + [wall])[-_TIMING_WINDOW - 1 :]
+                if rollout_cost is None and run.step >= 5:
+                    rollout_cost = run.rollout_cost()
+                    recent = []  # the timing is not a step
                 if len(recent) > 5:
                     step_seconds = (recent[-1] - recent[0]) / (len(recent) - 1)
-                    planned = _planned_total(run, _PLAN_SHARE * cfg.minutes * 60.0 - _FINAL_RESERVE_S - wall, step_seconds)
+                    left = _PLAN_SHARE * cfg.minutes * 60.0 - _FINAL_RESERVE_S - wall
+                    planned = _planned_total(run, left, step_seconds, rollout_cost)
                     if decay_start(planned) <= run.step:  # entering the decay: fix the total
                         run.total = commit_total(run.step)
                         progress.update(task, total=run.total)
@@ -452,7 +482,7 @@ def _train(cfg: TrainConfig, info: Distributed, source: Any) -> Path:
                     run.validate()
                 run.save(final=False)
                 recent = []  # the save is not a step: keep it out of the timing
-            if cfg.minutes is not None and wall > cfg.minutes * 60.0 - _FINAL_RESERVE_S:
+            if cfg.minutes is not None and wall > cfg.minutes * 60.0 - 0.5 * _FINAL_RESERVE_S:
                 break  # hard stop, agreed by all ranks: the plan overran the budget (a loaded machine)
     if info.main:
         run.validate()

@@ -176,6 +176,85 @@ def forecast(
 
 
 @app.command()
+def score(
+    forecast: Annotated[Path, typer.Option("--forecast", help="Ensemble store written by `hens forecast`.")],
+    truth: Annotated[list[str], typer.Option("--truth", help="Verifying data: Zarr store, netCDF file(s) or a glob (repeatable).")],
+    out: Annotated[Path, typer.Option("--out", help="Zarr store of scores to write.")],
+    climatology: Annotated[Path | None, typer.Option("--climatology", help="Statistics store for thresholds and EFI/SOT (default: the one beside the truth).")] = None,
+    thresholds: Annotated[str, typer.Option("--thresholds", help="Climate quantile levels of the exceedance events.")] = "0.9,0.99",
+    drop_incomplete: Annotated[bool, typer.Option("--drop-incomplete", help="Score only members completed at every init instead of refusing the store.")] = False,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing scores store.")] = False,
+    progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Progress bar on stderr.")] = True,
+) -> None:
+    """Score an ensemble against the truth at init + lead into a Zarr store of scores.
+
+    By channel and lead time: ensemble-mean RMSE/MAE, CRPS (standard and fair), spread,
+    spread-skill ratio, persistence RMSE/MAE, rank histogram, outlier fraction, Brier score,
+    reliability and ROC area of climate-quantile exceedances, EFI/SOT, spectra, best-member
+    skill of balanced sub-ensembles. Members not completed make it refuse the store unless
+    --drop-incomplete.
+
+    Example: hens score --forecast ens.zarr --truth world.zarr --out ens.scores.zarr
+    """
+    from hens.forecast.errors import ConfigError
+    from hens.scoring.evaluate import score_ensemble
+
+    try:
+        levels = tuple(float(t) for t in thresholds.split(",") if t.strip())
+    except ValueError:
+        raise ConfigError(f"--thresholds {thresholds!r}: write quantile levels like 0.9,0.99") from None
+    path = score_ensemble(
+        forecast, truth if len(truth) > 1 else truth[0], out=out, climatology=climatology,
+        thresholds=levels, incomplete="drop" if drop_incomplete else "raise", overwrite=overwrite,
+        progress=progress,
+    )
+    typer.echo(f"wrote {path}", err=True)
+
+
+@app.command()
+def plot(
+    scores: Annotated[Path, typer.Argument(help="Scores store written by `hens score`.")],
+    out: Annotated[Path, typer.Option("--out", help="Folder for the PNGs (same-named files are replaced).")],
+) -> None:
+    """Draw the figures of a scores store: errors and spread-skill vs lead, rank histograms,
+    spectra, EFI maps, reliability diagrams, outliers vs lead and ensemble size.
+
+    Example: hens plot ens.scores.zarr --out plots
+    """
+    from hens.scoring.figures import plot_scores
+
+    paths = plot_scores(scores, out)
+    typer.echo(f"wrote {len(paths)} figures to {out}", err=True)
+
+
+@app.command()
+def campaign(
+    config: Annotated[Path, typer.Argument(help="Campaign YAML (see hens.pipelines.campaign).")],
+    scripts: Annotated[Path | None, typer.Option("--scripts", help="Folder holding train.sbatch and forecast.sbatch (default: the checkout's slurm/).")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Validate, write the forecast configs, print the sbatch commands; submit nothing.")] = False,
+) -> None:
+    """Submit a hindcast campaign to SLURM: a training job array over seeds, then (afterok)
+    a forecast job array over initial times, N ranks each. Prints one line per job array:
+    step, job id, what it makes. Resubmitting the same campaign continues it.
+
+    Example: hens campaign campaign.yaml
+    """
+    import shlex
+
+    from hens.pipelines.campaign import load_campaign, submit_campaign
+
+    cfg = load_campaign(config)
+    sub = submit_campaign(cfg, scripts=scripts, dry_run=dry_run)
+    out = cfg.output_path.resolve()
+    what = {"train": f"{len(cfg.seeds)} seed(s) -> {out / 'checkpoints'}",
+            "forecast": f"{len(cfg.init_times)} init time(s) x {cfg.ranks} rank(s) -> {out / 'forecasts'}"}
+    for step, job in sub.jobs.items():
+        typer.echo(f"{step:<9} {job:<8} {what[step]}")
+        if dry_run:
+            typer.echo("    " + shlex.join(sub.commands[step]))
+
+
+@app.command()
 def demo(
     out: Annotated[Path, typer.Option("--out", help="Folder for the demo's products.")] = Path("demo-out"),
     days: Annotated[float, typer.Option("--days", help="Simulated days of the demo world.", min=1)] = 730.0,

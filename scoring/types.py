@@ -24,6 +24,8 @@ EventDirection = Literal["above", "below"]
 SpectrumKind = Literal["total", "zonal"]
 #: how the best member's errors are aggregated
 BestMemberMetric = Literal["mae", "rmse"]
+#: what scoring a store does with members whose ``completed`` flag is not set
+Incomplete = Literal["raise", "drop"]
 
 #: dims to reduce: a name, several names, or None (reduce only the member dim)
 Dims = Hashable | Sequence[Hashable] | None

@@ -51,11 +51,11 @@ def area_weights(lat: xr.DataArray, lon: xr.DataArray | None = None) -> xr.DataA
     hens.forecast.errors.GridMismatch
         If the latitudes are not those of a registered grid (pass ``weights=`` then).
     """
-    lat_values = np.asarray(lat.values, dtype=np.float64)
-    lon_values = (
-        np.asarray(lon.values, dtype=np.float64) if lon is not None else np.arange(4) * 90.0
-    )
+    # detect on the stored dtype: float32 coordinates (hens stores) get float32 tolerances
+    lat_values = np.asarray(lat.values)
+    lon_values = np.asarray(lon.values) if lon is not None else np.arange(4) * 90.0
     grid = Grid.detect(lat_values, lon_values, what="scored data")
+    lat_values = lat_values.astype(np.float64)
     north_first = grid.area_weights  # descending latitude
     order = np.argsort(-lat_values, kind="stable")
     values = np.empty_like(north_first)

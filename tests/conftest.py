@@ -93,3 +93,27 @@ def ensemble_yaml(world_store: Path, tiny_checkpoints: dict[str, Path]):
         return path
 
     return write
+
+
+@pytest.fixture(scope="session")
+def score_inputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Small ensembles with known scores and their truth (``tests/ensemble_stores.py``):
+    ``truth`` (with statistics beside it), ``calibrated`` (3 + 2 leads per chunk), ``perfect``,
+    ``incomplete`` (calibrated, one batch of the first init missing); truths without
+    statistics: ``truth_nostats``, ``truth_z500`` (no t2m), ``truth_short`` (20 days).
+    Takes ~4 s."""
+    import ensemble_stores as es
+
+    folder = tmp_path_factory.mktemp("score-inputs")
+    truth = es.truth_values()
+    return {
+        "truth": es.write_truth(truth, folder / "truth.zarr"),
+        "truth_nostats": es.write_truth(truth, folder / "nostats" / "truth.zarr", stats=False),
+        "truth_z500": es.write_truth(truth, folder / "z500.zarr", channels=("z500",), stats=False),
+        "truth_short": es.write_truth(truth, folder / "short.zarr", times=slice(0, 80), stats=False),
+        "calibrated": es.write_ensemble(truth, folder / "calibrated.zarr", kind="calibrated",
+                                        lead_chunk=3),
+        "perfect": es.write_ensemble(truth, folder / "perfect.zarr", kind="perfect", lead_chunk=5),
+        "incomplete": es.write_ensemble(truth, folder / "incomplete.zarr", kind="calibrated",
+                                        skip=(0, 1), lead_chunk=5),
+    }

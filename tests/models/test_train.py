@@ -121,9 +121,9 @@ def test_stochastic_rollout_and_minutes(tmp_path):
     ckpt = load_checkpoint(train(_cfg(tmp_path, "s.pt", stochastic=True, members=2, steps=8, rollout=2), source=src))
     assert ckpt.stochastic and ckpt.extra["rollout_steps"] == 2 and ckpt.extra["members"] == 2
     assert np.isfinite(ckpt.extra["train_loss"]).all() and ckpt.extra["val_loss"]
-    timed = load_checkpoint(train(_cfg(tmp_path, "t.pt", steps=None, minutes=0.15, rollout=2), source=src))
+    timed = load_checkpoint(train(_cfg(tmp_path, "t.pt", steps=None, minutes=0.3, rollout=2), source=src))
     steps = timed.extra["steps"]
-    assert 20 <= steps == timed.extra["planned_steps"] and timed.extra["wall_seconds"] < 0.15 * 60 * 1.2
+    assert 20 <= steps == timed.extra["planned_steps"] and timed.extra["wall_seconds"] < 0.3 * 60
     # the timed run is reproduced exactly by --steps with its recorded total
     again = load_checkpoint(train(_cfg(tmp_path, "t2.pt", steps=steps, rollout=2), source=src))
     assert again.extra["train_loss"] == timed.extra["train_loss"]

@@ -1,0 +1,195 @@
+"""An ensemble store opened for scoring: layout checks, completed members, chunks, subsets.
+
+A hens ensemble store (:mod:`hens.forecast.zarr_sink`) holds one array per channel over
+``(init_time, member, lead_time, lat, lon)``, a ``completed(init_time, member)`` flag and
+the member coordinates ``checkpoint``, ``pair``, ``sign``, ``seed``. Scoring needs every
+member of a cell in one dask chunk, so :func:`member_block` reads latitude bands of all
+members (:data:`BAND_BYTES` per chunk; each stored chunk is then decompressed once per band);
+spectra need whole fields and read the stored chunks as they are (:func:`field_block`).
+
+Only completed members count. ``incomplete="raise"`` (the default) refuses a store with any
+member not completed; ``"drop"`` scores the members completed at *every* initial time and
+records how many were left out.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+from hens.forecast.channels import CHANNELS
+from hens.forecast.errors import DataError
+from hens.forecast.grids import Grid
+from hens.scoring.types import Incomplete, check_choice
+
+DIMS = ("init_time", "member", "lead_time", "lat", "lon")
+MEMBER_COORDS = ("checkpoint", "pair", "sign", "seed")
+COMPLETED = "completed"
+#: bytes of one dask chunk of all members (a latitude band of one init and lead time)
+BAND_BYTES = 64 << 20
+
+
+@dataclass(frozen=True)
+class EnsembleStore:
+    """What scoring needs to know about an opened store.
+
+    Attributes
+    ----------
+    path
+        The store.
+    channels
+        hens channels held by the store, in its order.
+    grid
+        The grid of its fields.
+    members
+        Indices (along ``member``) of the members that are scored.
+    dropped
+        How many members were left out as not completed.
+    init_times, lead_times
+        Coordinates (datetime64[ns], timedelta64[ns]).
+    lead_chunk
+        Leads per stored chunk; scoring works one such block at a time.
+    """
+
+    path: Path
+    channels: tuple[str, ...]
+    grid: Grid
+    members: np.ndarray
+    dropped: int
+    init_times: np.ndarray
+    lead_times: np.ndarray
+    lead_chunk: int
+    dataset: xr.Dataset
+
+    @property
+    def size(self) -> int:
+        """Ensemble size M (members scored)."""
+        return int(self.members.size)
+
+    def lead_blocks(self) -> list[slice]:
+        """Consecutive blocks of leads, aligned with the stored chunks."""
+        n = self.lead_times.size
+        return [slice(i, min(i + self.lead_chunk, n)) for i in range(0, n, self.lead_chunk)]
+
+    def band(self) -> int:
+        """Latitude rows per dask chunk of all members (at most :data:`BAND_BYTES`)."""
+        per_row = self.size * self.grid.nlon * 4
+        return int(max(1, min(self.grid.nlat, BAND_BYTES // per_row)))
+
+
+def _not_hens(path: Path, why: str) -> DataError:
+    return DataError(
+        f"{path} is not a hens ensemble store ({why}); score stores written by `hens forecast`"
+    )
+
+
+def open_ensemble(path: str | Path, *, incomplete: Incomplete = "raise") -> EnsembleStore:
+    """Open and check an ensemble store; decide which members are scored.
+
+    Raises
+    ------
+    DataError
+        Not a readable Zarr store, not the hens layout (dims, ``completed``, member coords,
+        hens channels), fewer than 2 usable members, or (``incomplete="raise"``) members not
+        completed -- the message says how many and how to finish them.
+    GridMismatch
+        Coordinates of no registered grid.
+    """
+    check_choice("incomplete", incomplete, Incomplete)
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"{path}: no such ensemble store")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # unconsolidated fallback
+            ds = xr.open_zarr(path, chunks=None)
+    except Exception as err:  # zarr raises many types for non-stores; all are user errors
+        raise _not_hens(path, f"cannot open it as Zarr: {type(err).__name__}") from None
+    if COMPLETED not in ds.data_vars:
+        raise _not_hens(path, "no `completed` flags")
+    missing = [c for c in MEMBER_COORDS if c not in ds.coords]
+    if missing:
+        raise _not_hens(path, f"no member coordinates {', '.join(missing)}")
+    held = {str(n) for n, v in ds.data_vars.items() if v.dims == DIMS}
+    channels = tuple(c for c in CHANNELS if c in held)  # registry order
+    if not channels:
+        raise _not_hens(path, f"no hens channel over {', '.join(DIMS)}")
+    grid = Grid.detect(ds["lat"].values, ds["lon"].values, what=f"ensemble {path}")
+    if not (np.all(np.diff(ds["lat"].values) < 0) and np.all(np.diff(ds["lon"].values) > 0)):
+        raise _not_hens(path, "latitude must run north first and longitude ascend")
+    done = np.asarray(ds[COMPLETED].values).astype(bool)
+    members = np.flatnonzero(done.all(axis=0))
+    dropped = int(done.shape[1] - members.size)
+    if dropped and incomplete == "raise":
+        pending = int((~done).sum())
+        raise DataError(
+            f"{path}: {pending} of {done.size} (init time, member) pairs are not completed "
+            f"({dropped} of {done.shape[1]} members affected); finish the run with "
+            "`hens forecast CONFIG --resume`, or score only the members completed at every "
+            "initial time with --drop-incomplete"
+        )
+    if members.size < 2:
+        raise DataError(
+            f"{path}: {members.size} member(s) completed at every initial time; scoring needs >= 2"
+        )
+    stored_chunks = ds[channels[0]].encoding.get("chunks") or (1, 1, 1)
+    lead_chunk = int(ds.attrs.get("lead_chunk", 0)) or int(stored_chunks[2])
+    return EnsembleStore(
+        path=path,
+        channels=channels,
+        grid=grid,
+        members=members,
+        dropped=dropped,
+        init_times=ds["init_time"].values.astype("datetime64[ns]"),
+        lead_times=ds["lead_time"].values.astype("timedelta64[ns]"),
+        lead_chunk=max(1, lead_chunk),
+        dataset=ds,
+    )
+
+
+def _open_chunked(store: EnsembleStore, chunks: dict) -> xr.Dataset:
+    with warnings.catch_warnings():
+        # latitude bands split the stored chunks on purpose (see the module docstring)
+        warnings.filterwarnings("ignore", message=".*separate the stored chunks.*")
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return xr.open_zarr(store.path, chunks=chunks)
+
+
+def member_block(store: EnsembleStore, channel: str, leads: slice) -> xr.DataArray:
+    """Lazy ``(init_time, member, lead_time, lat, lon)`` of one channel and lead block,
+    chunked ``(1, all members, 1, band, nlon)``; only the scored members."""
+    chunks = {"init_time": 1, "member": -1, "lead_time": 1, "lat": store.band(), "lon": -1}
+    da = _open_chunked(store, chunks)[channel].isel(lead_time=leads)
+    if store.dropped:
+        da = da.isel(member=store.members).chunk({"member": -1})
+    return da
+
+
+def field_block(store: EnsembleStore, channel: str, leads: slice) -> xr.DataArray:
+    """The same block chunked as stored (member batches x whole fields), for spectra."""
+    da = _open_chunked(store, {})[channel].isel(lead_time=leads)
+    return da.isel(member=store.members) if store.dropped else da
+
+
+def member_subsets(forecast: xr.DataArray) -> list[tuple[int, np.ndarray]]:
+    """Nested, balanced sub-ensembles of whole (checkpoint, pair) units: ``[(size, positions)]``.
+
+    A unit is the 2 x seeds members of one checkpoint's +/- pair. Units are taken round-robin
+    over checkpoints (pair 0 of every checkpoint, then pair 1, ...), so each sub-ensemble
+    holds whole pairs and its checkpoints differ by at most one pair. Sizes: 1, 2, 4, ... units
+    and all units. Units missing a member (dropped as incomplete) are not used. ``positions``
+    index the ``member`` dim of ``forecast``.
+    """
+    ckpt = np.asarray(forecast["checkpoint"].values)
+    pair = np.asarray(forecast["pair"].values)
+    keys = sorted({(int(q), int(c)) for c, q in zip(ckpt, pair, strict=True)})
+    units = [np.flatnonzero((pair == q) & (ckpt == c)) for q, c in keys]
+    full = max(u.size for u in units)
+    units = [u for u in units if u.size == full]
+    n = len(units)
+    counts = sorted({*(2**k for k in range(n.bit_length()) if 2**k <= n), n})
+    return [(int(n * full), np.concatenate(units[:n])) for n in counts]

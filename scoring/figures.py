@@ -1,0 +1,227 @@
+"""Figures of a scores store (:func:`hens.scoring.evaluate.score_ensemble`), as PNGs.
+
+:func:`plot_scores` draws every figure the store has data for and returns their paths:
+
+``errors.png``          RMSE (with spread and persistence) and CRPS (with persistence MAE,
+                        the CRPS of a single forecast) against lead time, one row per channel
+``spread_skill.png``    spread-skill ratio against lead time (1 = calibrated)
+``rank_histograms.png`` relative frequency x (M + 1) of each rank at up to four leads (flat at 1)
+``spectra_<ch>.png``    member-mean, ensemble-mean and truth spectra by lead, and their ratios
+                        to the truth on log axes
+``efi_<ch>.png``        EFI map of the first initial time at the longest lead
+``reliability.png``     reliability diagram per channel and threshold, pooled over leads > 0,
+                        with the sharpness histogram
+``outliers.png``        outlier fraction against lead and against ensemble size (balanced
+                        sub-ensembles), with the 2 / (M + 1) expectation; best-member MAE
+                        against ensemble size
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+from hens.forecast.errors import DataError
+from hens.scoring.plots import _figure, _save
+
+_TITLE = "hens ensemble scores"
+
+
+def open_scores(path: str | Path) -> xr.Dataset:
+    """Open a scores store; :class:`DataError` unless it was written by ``hens score``."""
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"{path}: no such scores store")
+    try:
+        ds = xr.open_zarr(path).load()
+    except Exception as err:  # any unreadable store is a user-facing data problem
+        raise DataError(f"{path} is not a readable Zarr store ({type(err).__name__}); "
+                        "pass a store written by `hens score`") from None
+    if ds.attrs.get("title") != _TITLE or "rmse" not in ds:
+        raise DataError(f"{path} is not a hens scores store; write one with `hens score`")
+    return ds
+
+
+def _hours(ds: xr.Dataset) -> np.ndarray:
+    return ds["lead_time"].values / np.timedelta64(1, "h")
+
+
+def _later_leads(ds: xr.Dataset, most: int) -> list[int]:
+    """Indices of up to ``most`` leads spread over the range, lead 0 left out if others exist."""
+    n = ds.sizes["lead_time"]
+    first = 1 if n > 1 else 0
+    picks = np.unique(np.round(np.linspace(first, n - 1, min(most, n - first))).astype(int))
+    return [int(i) for i in picks]
+
+
+def _label(ds: xr.Dataset, channel: str) -> str:
+    return f"{channel} ({ds['channel_units'].sel(channel=channel).item()})"
+
+
+def plot_errors(ds: xr.Dataset, path: Path) -> Path:
+    h = _hours(ds)
+    channels = [str(c) for c in ds["channel"].values]
+    fig = _figure(9.0, 2.6 * len(channels))
+    axes = fig.subplots(len(channels), 2, squeeze=False)
+    for row, ch in zip(axes, channels, strict=True):
+        s = ds.sel(channel=ch)
+        row[0].plot(h, s["rmse"], "o-", label="ensemble-mean RMSE")
+        row[0].plot(h, s["spread"], "s--", label="spread")
+        row[0].plot(h, s["persistence_rmse"], "k:", label="persistence RMSE")
+        row[1].plot(h, s["crps"], "o-", label="CRPS")
+        row[1].plot(h, s["fair_crps"], "^--", label="fair CRPS")
+        row[1].plot(h, s["persistence_mae"], "k:", label="persistence MAE (= CRPS)")
+        for ax in row:
+            ax.set(xlabel="lead time (h)", ylabel=_label(ds, ch))
+            ax.legend(fontsize=7)
+    axes[0, 0].set_title(f"RMSE and spread, M = {ds.attrs.get('ensemble_size')}")
+    axes[0, 1].set_title("CRPS")
+    return _save(fig, path)
+
+
+def plot_spread_skill(ds: xr.Dataset, path: Path) -> Path:
+    fig = _figure(5.5, 3.6)
+    ax = fig.add_subplot()
+    for ch in ds["channel"].values:
+        ax.plot(_hours(ds), ds["spread_skill_ratio"].sel(channel=ch), "o-", label=str(ch))
+    ax.axhline(1.0, color="k", lw=0.8, ls="--")
+    ax.set(xlabel="lead time (h)", ylabel="sqrt((M+1)/M) spread / RMSE",
+           title="spread-skill ratio (1 = calibrated)")
+    ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def plot_rank_histograms(ds: xr.Dataset, path: Path) -> Path:
+    leads = _later_leads(ds, 4)
+    channels = [str(c) for c in ds["channel"].values]
+    nbins = ds.sizes["rank"]
+    fig = _figure(2.6 * len(leads) + 0.6, 2.2 * len(channels))
+    axes = fig.subplots(len(channels), len(leads), squeeze=False, sharey=True)
+    for i, ch in enumerate(channels):
+        for j, k in enumerate(leads):
+            freq = ds["rank_histogram"].sel(channel=ch).isel(lead_time=k).values * nbins
+            axes[i, j].bar(np.arange(nbins), freq, width=1.0, color="tab:blue", edgecolor="white")
+            axes[i, j].axhline(1.0, color="k", lw=0.8, ls="--")
+            axes[i, j].set_title(f"{ch}, {_hours(ds)[k]:g} h", fontsize=9)
+            axes[i, j].set_xlabel("rank of the truth")
+        axes[i, 0].set_ylabel("frequency x (M + 1)")
+    return _save(fig, path)
+
+
+def plot_spectra(ds: xr.Dataset, channel: str, path: Path) -> Path:
+    s = ds.sel(channel=channel)
+    l = s["wavenumber"].values[1:]  # noqa: E741  (degree 0 is the mean)
+    fig = _figure(10.0, 4.0)
+    ax, ratio = fig.subplots(1, 2)
+    colours = ["tab:blue", "tab:orange", "tab:green", "tab:red"]
+    for colour, k in zip(colours, _later_leads(ds, 4), strict=False):
+        lead = f"{_hours(ds)[k]:g} h"
+        sk = s.isel(lead_time=k)
+        truth = sk["spectrum_truth"].values[1:]
+        members, mean = sk["spectrum_members"].values[1:], sk["spectrum_ensemble_mean"].values[1:]
+        ax.loglog(l, members, "-", color=colour, label=f"members, {lead}")
+        ax.loglog(l, mean, "--", color=colour, label=f"ensemble mean, {lead}")
+        ratio.loglog(l, members / truth, "-", color=colour, label=f"members / truth, {lead}")
+        ratio.loglog(l, mean / truth, "--", color=colour, label=f"mean / truth, {lead}")
+    ax.loglog(l, s["spectrum_truth"].isel(lead_time=-1).values[1:], "k:", label="truth (last lead)")
+    ratio.axhline(1.0, color="k", lw=0.8)
+    ax.set(xlabel="total wavenumber l", ylabel=f"E_l of {_label(ds, channel)}^2 sr",
+           title=f"{channel}: power spectra")
+    ratio.set(xlabel="total wavenumber l", ylabel="ratio to the truth spectrum",
+              title="ratio to the truth (1 = same power)")
+    ax.legend(fontsize=6)
+    ratio.legend(fontsize=6)
+    return _save(fig, path)
+
+
+def plot_efi_map(ds: xr.Dataset, channel: str, path: Path) -> Path:
+    field = ds["efi_map"].sel(channel=channel).isel(lead_time=-1)
+    fig = _figure(7.0, 3.6)
+    ax = fig.add_subplot()
+    mesh = ax.pcolormesh(ds["lon"].values, ds["lat"].values, field.values, shading="nearest",
+                         cmap="RdBu_r", vmin=-1.0, vmax=1.0)
+    fig.colorbar(mesh, ax=ax, label="EFI", shrink=0.9)
+    ax.set(xlabel="longitude (deg E)", ylabel="latitude (deg N)", xlim=(0, 360), ylim=(-90, 90),
+           aspect="equal", title=f"{channel} EFI, init {ds.attrs.get('first_init_time')}, "
+                                 f"lead {_hours(ds)[-1]:g} h (analysis climate)")
+    return _save(fig, path)
+
+
+def plot_reliability(ds: xr.Dataset, path: Path) -> Path:
+    channels = [str(c) for c in ds["channel"].values]
+    levels = ds["threshold"].values
+    later = slice(1, None) if ds.sizes["lead_time"] > 1 else slice(None)
+    fig = _figure(3.4 * len(levels), 3.2 * len(channels))
+    axes = fig.subplots(len(channels), len(levels), squeeze=False)
+    for i, ch in enumerate(channels):
+        for j, level in enumerate(levels):
+            s = ds.sel(channel=ch, threshold=level).isel(lead_time=later)
+            count = s["reliability_count"].sum("lead_time")
+            weighted = s[["reliability_forecast_probability", "reliability_observed_frequency"]]
+            pooled = (weighted * s["reliability_count"]).sum("lead_time") / count
+            p = pooled["reliability_forecast_probability"]
+            o = pooled["reliability_observed_frequency"]
+            ax = axes[i, j]
+            ax.plot([0, 1], [0, 1], "k--", lw=0.8)
+            ax.plot(p.values, o.values, "o-", color="tab:blue")
+            ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="forecast probability",
+                   ylabel="observed frequency",
+                   title=f"{ch} > q{100 * level:g}")
+            ax.set_box_aspect(1)
+            sharp = ax.twinx()
+            share = count.values / max(float(count.sum()), 1e-300)
+            centre = 0.5 * (ds["bin_lower"].values + ds["bin_upper"].values)
+            sharp.bar(centre, share, width=1.0 / len(centre), color="grey", alpha=0.3)
+            sharp.set_yscale("log")
+            sharp.set_ylabel("share of cases", fontsize=7)
+    return _save(fig, path)
+
+
+def plot_outliers(ds: xr.Dataset, path: Path) -> Path:
+    fig = _figure(13.0, 3.8)
+    ax_lead, ax_size, ax_best = fig.subplots(1, 3)
+    expected = ds.attrs.get("expected_outlier_fraction_full")
+    later = slice(1, None) if ds.sizes["lead_time"] > 1 else slice(None)
+    sizes = ds["ensemble_size"].values
+    for ch in ds["channel"].values:
+        s = ds.sel(channel=ch)
+        ax_lead.plot(_hours(ds), s["outlier_fraction"], "o-", label=str(ch))
+        subset = s["subset_outlier_fraction"].isel(lead_time=later).mean("lead_time")
+        ax_size.loglog(sizes, subset, "o-", label=str(ch))
+        best = s["best_member_mae"].isel(lead_time=later).mean("lead_time")
+        ax_best.loglog(sizes, best / best.isel(ensemble_size=0), "o-", label=str(ch))
+    if expected is not None:
+        ax_lead.axhline(float(expected), color="k", ls="--", lw=0.8, label="2 / (M + 1)")
+    ax_size.loglog(sizes, ds["expected_outlier_fraction"].values, "k--", label="2 / (M + 1)")
+    ax_lead.set(xlabel="lead time (h)", ylabel="outlier fraction",
+                title="truth outside the ensemble")
+    ax_size.set(xlabel="ensemble size (balanced sub-ensembles)",
+                ylabel="outlier fraction (leads > 0)", title="outliers vs ensemble size")
+    ax_best.set(xlabel="ensemble size (balanced sub-ensembles)",
+                ylabel=f"best-member MAE / MAE at M = {sizes[0]}", title="best-member skill")
+    for ax in (ax_lead, ax_size, ax_best):
+        ax.legend(fontsize=7)
+    return _save(fig, path)
+
+
+def plot_scores(scores: str | Path, out: str | Path) -> list[Path]:
+    """Draw every figure the scores store has data for into the folder ``out`` (module
+    docstring); existing PNGs of the same names are replaced. Returns the paths written."""
+    ds = open_scores(scores)
+    out = Path(out)
+    written = [
+        plot_errors(ds, out / "errors.png"),
+        plot_spread_skill(ds, out / "spread_skill.png"),
+        plot_rank_histograms(ds, out / "rank_histograms.png"),
+        plot_outliers(ds, out / "outliers.png"),
+    ]
+    if "reliability_count" in ds:
+        written.append(plot_reliability(ds, out / "reliability.png"))
+    for ch in map(str, ds["channel"].values):
+        if "spectrum_truth" in ds:
+            written.append(plot_spectra(ds, ch, out / f"spectra_{ch}.png"))
+        if "efi_map" in ds and np.isfinite(ds["efi_map"].sel(channel=ch).values).any():
+            written.append(plot_efi_map(ds, ch, out / f"efi_{ch}.png"))
+    return written

@@ -1,0 +1,64 @@
+"""`hens score` and `hens plot` as a user meets them: outputs, and one error line for bad input."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+
+import pytest
+import xarray as xr
+
+HENS = [sys.executable, "-m", "hens.pipelines.cli"]
+
+
+def _run(*args):
+    return subprocess.run([*HENS, *map(str, args)], capture_output=True, text=True, timeout=300)
+
+
+def test_score_then_plot(score_inputs, tmp_path):
+    out = tmp_path / "perfect.scores.zarr"
+    res = _run("score", "--forecast", score_inputs["perfect"], "--truth", score_inputs["truth"],
+               "--out", out, "--thresholds", "0.9", "--no-progress")
+    assert res.returncode == 0, res.stderr
+    ds = xr.open_zarr(out)
+    assert list(ds["threshold"].values) == [0.9] and (ds["crps"] == 0).all()
+    res = _run("plot", out, "--out", tmp_path / "figs")
+    assert res.returncode == 0, res.stderr
+    pngs = sorted((tmp_path / "figs").glob("*.png"))
+    assert len(pngs) == 9 and all(p.stat().st_size > 0 for p in pngs)
+
+
+@pytest.mark.parametrize("case, message", [
+    ("exists", "exists; pass --overwrite to replace it"),
+    ("not hens", "is not a hens ensemble store"),
+    ("no channel", "lacks channel t2m"),
+    ("no time", "lacks valid time 2000-01-21T06:00"),
+    ("incomplete", "not completed .* --drop-incomplete"),
+    ("thresholds", "--thresholds 'high'"),
+    ("plot other store", "is not a hens scores store"),
+])
+def test_bad_input_is_one_error_line(score_inputs, tmp_path, case, message):
+    out = tmp_path / "scores.zarr"
+    forecast, truth, extra = score_inputs["perfect"], score_inputs["truth"], []
+    if case == "exists":
+        out.mkdir()
+    elif case == "not hens":
+        forecast = score_inputs["truth"]
+    elif case == "no channel":
+        truth = score_inputs["truth_z500"]
+    elif case == "no time":
+        truth = score_inputs["truth_short"]
+    elif case == "incomplete":
+        forecast = score_inputs["incomplete"]
+    elif case == "thresholds":
+        extra = ["--thresholds", "high"]
+    if case == "plot other store":
+        res = _run("plot", score_inputs["perfect"], "--out", tmp_path / "figs")
+    else:
+        res = _run("score", "--forecast", forecast, "--truth", truth, "--out", out, "--no-progress", *extra)
+    assert res.returncode == 2, res.stderr
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("hens: error: "), res.stderr
+    assert re.search(message, lines[0]), lines[0]
+    assert case == "exists" or not out.exists()
