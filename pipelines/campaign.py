@@ -1,4 +1,4 @@
-"""``hens campaign``: a hindcast campaign on SLURM (train -> forecast) from one YAML.
+"""``hens campaign``: a hindcast campaign on SLURM (train -> forecast -> score) from one YAML.
 
 Example (``campaign.yaml``; relative paths are relative to its folder)::
 
@@ -11,15 +11,18 @@ Example (``campaign.yaml``; relative paths are relative to its folder)::
     ranks: 4                         # torch.distributed ranks per forecast job
     perturbation: {kind: hemispheric_bred_vector, pairs: 8, cycles: 3, amplitude: 0.35}
     forecast: {seeds: 2, batch_size: 16, seed: 0, threads: 1}   # further keys of the forecast YAML
+    score: {thresholds: [0.9, 0.99]}  # `hens score` of every store (truth: data); false: no scoring
     slurm: {partition: gpu, nodes: 1, gpus_per_node: 4, cpus_per_task: 8,
-            train_time: "12:00:00", forecast_time: "02:00:00"}
+            train_time: "12:00:00", forecast_time: "02:00:00", score_time: "01:00:00"}
 
 :func:`submit_campaign` validates everything first (one :class:`ConfigError` line; the data
-must hold every initial time and its breeding window), then writes one forecast YAML per
-initial time under ``output/forecasts/`` and submits ``slurm/train.sbatch`` as a job array
-over the seeds and ``slurm/forecast.sbatch`` as a job array over the initial times,
-``--dependency=afterok:`` on the training. Both are requeue-safe (training resumes, forecasts
-``--resume``), so resubmitting the same campaign continues it.
+must hold every initial time and its breeding window, the truth every valid time), then
+writes one forecast YAML per initial time under ``output/forecasts/`` and submits
+``slurm/train.sbatch`` as a job array over the seeds, ``slurm/forecast.sbatch`` as a job array
+over the initial times (``--dependency=afterok:`` on the training) and ``slurm/score.sbatch``
+as a job array over the stores (``afterok`` on the forecasts). All are requeue-safe (training
+resumes, forecasts ``--resume``, finished scores are kept), so resubmitting the same campaign
+continues it.
 """
 
 from __future__ import annotations
@@ -47,8 +50,10 @@ TRAIN_OPTIONS: dict[str, tuple[type, ...]] = {
 }
 #: keys of the forecast YAML allowed under ``forecast:`` (the campaign sets the others)
 FORECAST_OPTIONS = ("seeds", "batch_size", "seed", "threads")
+#: `hens score` options allowed under ``score:`` (truth: the campaign's data by default)
+SCORE_OPTIONS = ("truth", "climatology", "thresholds", "drop_incomplete")
 _KEYS = ("data", "output", "seeds", "train", "init_times", "lead_hours", "ranks", "perturbation", "forecast",
-         "slurm")
+         "score", "slurm")
 
 
 @dataclass(frozen=True)
@@ -67,10 +72,11 @@ class SlurmOptions:
     train_ranks: int = 1
     train_time: str | None = None
     forecast_time: str | None = None
+    score_time: str | None = None
     sbatch_args: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        for name in ("partition", "account", "qos", "train_time", "forecast_time"):
+        for name in ("partition", "account", "qos", "train_time", "forecast_time", "score_time"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, str) or not value):
                 raise ConfigError(f"slurm {name} must be a string, got {value!r}")
@@ -102,6 +108,7 @@ class CampaignConfig:
     ranks: int = 1
     perturbation: PerturbationConfig | Mapping[str, Any] = field(default_factory=PerturbationConfig)
     forecast: Mapping[str, Any] = field(default_factory=dict)
+    score: bool | Mapping[str, Any] = True
     slurm: SlurmOptions = field(default_factory=SlurmOptions)
     base_dir: Path = Path(".")
 
@@ -128,6 +135,7 @@ class CampaignConfig:
         if unknown:
             raise ConfigError(f"unknown key {unknown[0]!r} in forecast; allowed: {', '.join(FORECAST_OPTIONS)} "
                               "(the campaign sets the others)")
+        self._check_score()
         if isinstance(self.slurm, Mapping):
             _check_keys("slurm", self.slurm, SlurmOptions)
             object.__setattr__(self, "slurm", SlurmOptions(**self.slurm))
@@ -152,6 +160,46 @@ class CampaignConfig:
             if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
                 raise ConfigError(f"train {key} must be a {' or '.join(t.__name__ for t in types)}, got {value!r}")
 
+    def _check_score(self) -> None:
+        if isinstance(self.score, bool):
+            return
+        if not isinstance(self.score, Mapping):
+            raise ConfigError(f"score must be true, false or a mapping of `hens score` options, got {self.score!r}")
+        unknown = sorted(str(k) for k in self.score if k not in SCORE_OPTIONS)
+        if unknown:
+            raise ConfigError(f"unknown key {unknown[0]!r} in score; allowed: {', '.join(SCORE_OPTIONS)}")
+        if "truth" in self.score:
+            _strings("score truth", self.score["truth"])
+        climatology = self.score.get("climatology")
+        if climatology is not None and not (isinstance(climatology, str) and (self.base_dir / climatology).exists()):
+            raise ConfigError(f"score climatology {climatology!r} does not exist")
+        levels = self.score.get("thresholds", [0.9])
+        if not isinstance(levels, list) or not levels or not all(
+                isinstance(t, float) and 0.0 < t < 1.0 for t in levels):
+            raise ConfigError(f"score thresholds must be a list of quantile levels in (0, 1), got {levels!r}")
+        if not isinstance(self.score.get("drop_incomplete", False), bool):
+            raise ConfigError("score drop_incomplete must be true or false")
+
+    @property
+    def scoring(self) -> bool:
+        return self.score is not False
+
+    @property
+    def truth(self) -> list[str]:
+        """Verifying data of the scores, resolved (default: the campaign's data)."""
+        paths = self.score.get("truth", self.data) if isinstance(self.score, Mapping) else self.data
+        return [_resolve(self.base_dir, p) for p in ([paths] if isinstance(paths, str) else paths)]
+
+    def score_args(self) -> list[str]:
+        """`hens score` options (after ``--forecast``/``--out``, which score.sbatch sets)."""
+        args = [a for p in self.truth for a in ("--truth", p)]
+        opts = self.score if isinstance(self.score, Mapping) else {}
+        if opts.get("climatology"):
+            args += ["--climatology", _resolve(self.base_dir, opts["climatology"])]
+        if opts.get("thresholds"):
+            args += ["--thresholds", ",".join(str(t) for t in opts["thresholds"])]
+        return args + (["--drop-incomplete"] if opts.get("drop_incomplete") else [])
+
     def _check_ranks(self) -> None:
         s = self.slurm
         if self.ranks % s.nodes:
@@ -170,9 +218,9 @@ class CampaignConfig:
 
     def forecast_values(self, times: tuple[np.datetime64, ...]) -> dict[str, Any]:
         """The forecast YAML of ``times`` (paths absolute; the store beside the YAML)."""
-        stamps = [np.datetime_as_string(t, unit="h") for t in times]
+        stamps = [str(np.datetime_as_string(t, unit="h")) for t in times]
         return {
-            "data": [str((self.base_dir / p).resolve()) if "*" not in p else str(self.base_dir / p) for p in self.data],
+            "data": [_resolve(self.base_dir, p) for p in self.data],
             "output": f"{stamps[0]}.zarr", "init_times": stamps, "lead_hours": self.lead_hours,
             "models": [str(self.checkpoint(s)) for s in self.seeds],
             "perturbation": dataclasses.asdict(self.perturbation),
@@ -181,7 +229,7 @@ class CampaignConfig:
 
     def train_args(self) -> list[str]:
         """`hens train` options (after ``--out``/``--seed``, which train.sbatch sets)."""
-        args = [a for p in self.data for a in ("--data", str((self.base_dir / p).resolve()))]
+        args = [a for p in self.data for a in ("--data", _resolve(self.base_dir, p))]
         for key, value in self.train.items():
             flag = "--" + key.replace("_", "-")
             if isinstance(value, bool):
@@ -189,6 +237,11 @@ class CampaignConfig:
             else:
                 args += [flag, ",".join(value) if isinstance(value, list) else str(value)]
         return args
+
+
+def _resolve(base: Path, path: str) -> str:
+    """``path`` relative to ``base``, absolute (globs kept as written)."""
+    return str(base / path) if any(c in path for c in "*?[") else str((base / path).resolve())
 
 
 def load_campaign(path: str | Path) -> CampaignConfig:
@@ -237,13 +290,22 @@ def check_campaign(cfg: CampaignConfig) -> None:
         raise ConfigError(f"train: {err}") from None
     split_times(source.times, val_days=cfg.train.get("val_days"))
     cycles = cfg.perturbation.cycles if cfg.perturbation.bred else 0
+    _check_times(cfg, source, [-6 * k for k in range(cycles + 1)], "analysis")
+    if cfg.scoring:
+        truth = cfg.truth
+        _check_times(cfg, open_source(truth if len(truth) > 1 else truth[0]), range(0, cfg.lead_hours + 1, 6),
+                     "truth (score)")
+
+
+def _check_times(cfg: CampaignConfig, source: Any, hours: Any, what: str) -> None:
+    """Every init time + ``hours`` must be a time of ``source``."""
     have = set(np.asarray(source.times, dtype="datetime64[ns]").tolist())
     for t in cfg.init_times:
-        window = [t - np.timedelta64(6 * k, "h") for k in range(cycles + 1)]
-        lacking = [w for w in window if w.astype("datetime64[ns]").tolist() not in have]
-        if lacking:
-            raise ConfigError(f"init time {np.datetime_as_string(t, unit='h')} needs the analysis at "
-                              f"{np.datetime_as_string(lacking[0], unit='h')}, which {source.name} lacks")
+        for h in hours:
+            v = (t + np.timedelta64(h, "h")).astype("datetime64[ns]")
+            if v.tolist() not in have:
+                raise ConfigError(f"init time {np.datetime_as_string(t, unit='h')} needs the {what} at "
+                                  f"{np.datetime_as_string(v, unit='h')}, which {source.name} lacks")
 
 
 @dataclass(frozen=True)
@@ -267,7 +329,7 @@ def submit_campaign(cfg: CampaignConfig, *, scripts: Path | None = None, dry_run
     With ``dry_run`` nothing is submitted; the job ids are placeholders.
     """
     scripts = Path(scripts) if scripts is not None else default_scripts()
-    for name in ("train.sbatch", "forecast.sbatch"):
+    for name in ("train.sbatch", "forecast.sbatch", "score.sbatch"):
         if not (scripts / name).is_file():
             raise ConfigError(f"no {name} in {scripts}; pass --scripts with the slurm/ folder of a hens checkout")
     if not dry_run and shutil.which("sbatch") is None:
@@ -278,6 +340,7 @@ def submit_campaign(cfg: CampaignConfig, *, scripts: Path | None = None, dry_run
         (out / sub).mkdir(parents=True, exist_ok=True)
     configs, stores = _write_forecasts(cfg, out / "forecasts")
     (out / "forecasts.txt").write_text("".join(f"{p}\n" for p in configs))
+    (out / "stores.txt").write_text("".join(f"{p}\n" for p in stores))
     s, name = cfg.slurm, out.name
     train_time = s.train_time or (f"{math.ceil(cfg.train['minutes']) + 10}" if "minutes" in cfg.train else None)
     train_res = [f"--ntasks={s.train_ranks}", f"--cpus-per-task={s.cpus_per_task}"]
@@ -296,10 +359,16 @@ def submit_campaign(cfg: CampaignConfig, *, scripts: Path | None = None, dry_run
                       f"--output={out}/logs/forecast-%A_%a.out", *fc_res, *_time(s.forecast_time)],
                      [str(scripts / "forecast.sbatch"), str(out / "forecasts.txt")]),
     }
+    if cfg.scoring:
+        steps["score"] = ([f"--job-name={name}-score", f"--array=0-{len(stores) - 1}",
+                           f"--output={out}/logs/score-%A_%a.out", f"--cpus-per-task={s.cpus_per_task}",
+                           *_time(s.score_time)],
+                          [str(scripts / "score.sbatch"), str(out / "stores.txt"), *cfg.score_args()])
     jobs: dict[str, str] = {}
     commands: dict[str, list[str]] = {}
     for step, (options, script) in steps.items():
-        after = [f"--dependency=afterok:{':'.join(jobs.values())}", "--kill-on-invalid-dep=yes"] if jobs else []
+        # each step after the one before it (an array job id: after all of its tasks)
+        after = [f"--dependency=afterok:{list(jobs.values())[-1]}", "--kill-on-invalid-dep=yes"] if jobs else []
         cmd = ["sbatch", "--parsable", f"--chdir={out}", *s.common(), *options, *after, *script]
         commands[step] = cmd
         jobs[step] = f"<{step}>" if dry_run else _sbatch(cmd, step, submitted=list(jobs.values()))

@@ -234,8 +234,8 @@ def campaign(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Validate, write the forecast configs, print the sbatch commands; submit nothing.")] = False,
 ) -> None:
     """Submit a hindcast campaign to SLURM: a training job array over seeds, then (afterok)
-    a forecast job array over initial times, N ranks each. Prints one line per job array:
-    step, job id, what it makes. Resubmitting the same campaign continues it.
+    a forecast job array over initial times, N ranks each, then a scoring job array. Prints
+    one line per job array: step, job id, what it makes. Resubmitting continues a campaign.
 
     Example: hens campaign campaign.yaml
     """
@@ -247,7 +247,8 @@ def campaign(
     sub = submit_campaign(cfg, scripts=scripts, dry_run=dry_run)
     out = cfg.output_path.resolve()
     what = {"train": f"{len(cfg.seeds)} seed(s) -> {out / 'checkpoints'}",
-            "forecast": f"{len(cfg.init_times)} init time(s) x {cfg.ranks} rank(s) -> {out / 'forecasts'}"}
+            "forecast": f"{len(cfg.init_times)} init time(s) x {cfg.ranks} rank(s) -> {out / 'forecasts'}",
+            "score": f"{len(sub.stores)} store(s) -> {out / 'forecasts'}/*.scores.zarr"}
     for step, job in sub.jobs.items():
         typer.echo(f"{step:<9} {job:<8} {what[step]}")
         if dry_run:

@@ -14,6 +14,10 @@ Conventions shared by every score:
 
 Importing this package does not import torch or scipy; the spectra import torch and the
 Gaussian reference values import scipy when called.
+
+Scoring a whole ensemble store (``hens score``) is :func:`hens.scoring.evaluate.score_ensemble`
+and its figures (``hens plot``) are :func:`hens.scoring.figures.plot_scores`; import those
+modules directly.
 """
 
 from hens.scoring.calibration import (

@@ -31,6 +31,8 @@ MEMBER_COORDS = ("checkpoint", "pair", "sign", "seed")
 COMPLETED = "completed"
 #: bytes of one dask chunk of all members (a latitude band of one init and lead time)
 BAND_BYTES = 64 << 20
+#: bytes of truth (float32, all init times) held for one block of leads
+BLOCK_BYTES = 256 << 20
 
 
 @dataclass(frozen=True)
@@ -52,7 +54,7 @@ class EnsembleStore:
     init_times, lead_times
         Coordinates (datetime64[ns], timedelta64[ns]).
     lead_chunk
-        Leads per stored chunk; scoring works one such block at a time.
+        Leads per stored chunk; scoring works on blocks of whole stored chunks.
     """
 
     path: Path
@@ -71,9 +73,12 @@ class EnsembleStore:
         return int(self.members.size)
 
     def lead_blocks(self) -> list[slice]:
-        """Consecutive blocks of leads, aligned with the stored chunks."""
+        """Consecutive blocks of whole stored lead chunks, as many chunks per block as keep
+        the block's truth (all init times) under :data:`BLOCK_BYTES` (at least one chunk)."""
         n = self.lead_times.size
-        return [slice(i, min(i + self.lead_chunk, n)) for i in range(0, n, self.lead_chunk)]
+        per_chunk = self.init_times.size * self.lead_chunk * self.grid.nlat * self.grid.nlon * 4
+        size = max(1, BLOCK_BYTES // per_chunk) * self.lead_chunk
+        return [slice(i, min(i + size, n)) for i in range(0, n, size)]
 
     def band(self) -> int:
         """Latitude rows per dask chunk of all members (at most :data:`BAND_BYTES`)."""

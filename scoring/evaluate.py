@@ -2,7 +2,7 @@
 
 :func:`score_ensemble` opens the ensemble lazily (:mod:`hens.scoring.ensemble_store`), reads
 the verifying truth at every valid time init + lead (:mod:`hens.scoring.verification`) and
-computes, one (channel, lead block) at a time with dask, the scores of
+computes, one (channel, block of leads) at a time with dask, the scores of
 :data:`hens.scoring.scorecard.VARIABLES`, all over ``(channel, lead_time, ...)``:
 
 * ensemble-mean RMSE and MAE, spread, spread-skill ratio, standard and fair CRPS, and
@@ -19,9 +19,10 @@ computes, one (channel, lead block) at a time with dask, the scores of
 
 Aggregation: per lead time, cases are pooled over initial times and cells with the grid's
 area weights (``weights`` attribute); squared quantities are averaged over initial times
-after the spatial mean and before the root. Memory: one block's dask graph at a time, dask
-chunks of all members over a latitude band (:data:`~hens.scoring.ensemble_store.BAND_BYTES`),
-the truth of one block in memory.
+after the spatial mean and before the root. Memory: one block's dask graph at a time (blocks
+of whole stored lead chunks, their truth under
+:data:`~hens.scoring.ensemble_store.BLOCK_BYTES`), dask chunks of all members over a latitude
+band (:data:`~hens.scoring.ensemble_store.BAND_BYTES`).
 
 Members: only members whose ``completed`` flag is set count; by default a store with any
 other member is refused (``incomplete="drop"``: score the members completed at every init).

@@ -99,8 +99,9 @@ def ensemble_yaml(world_store: Path, tiny_checkpoints: dict[str, Path]):
 def score_inputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Small ensembles with known scores and their truth (``tests/ensemble_stores.py``):
     ``truth`` (with statistics beside it), ``calibrated`` (3 + 2 leads per chunk), ``perfect``,
-    ``incomplete`` (calibrated, one batch of the first init missing); truths without
-    statistics: ``truth_nostats``, ``truth_z500`` (no t2m), ``truth_short`` (20 days).
+    ``incomplete`` (calibrated, 2 leads per chunk, one batch of the first init missing);
+    truths without statistics: ``truth_nostats``, ``truth_z500`` (no t2m), ``truth_short``
+    (20 days).
     Takes ~4 s."""
     import ensemble_stores as es
 
@@ -115,5 +116,5 @@ def score_inputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
                                         lead_chunk=3),
         "perfect": es.write_ensemble(truth, folder / "perfect.zarr", kind="perfect", lead_chunk=5),
         "incomplete": es.write_ensemble(truth, folder / "incomplete.zarr", kind="calibrated",
-                                        skip=(0, 1), lead_chunk=5),
+                                        skip=(0, 1), lead_chunk=2),
     }

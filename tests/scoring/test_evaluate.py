@@ -122,11 +122,14 @@ def test_incomplete_members_are_refused_unless_dropped(score_inputs, tmp_path, m
     assert ds.attrs["ensemble_size"] == 12 and ds.attrs["members_dropped_incomplete"] == 4
     assert ds.sizes["rank"] == 13
     np.testing.assert_array_equal(ds["ensemble_size"], [2, 4, 8, 12])  # whole units only
-    # latitude bands of 8 rows (dask chunks of all members) give the same scores
+    # one block per stored lead chunk (3) and latitude bands of 8 rows (dask chunks of all
+    # members) instead of one block of whole fields give the same scores ...
     monkeypatch.setattr("hens.scoring.ensemble_store.BAND_BYTES", 12 * 32 * 4 * 8)
+    monkeypatch.setattr("hens.scoring.ensemble_store.BLOCK_BYTES", 1)
+    store = open_ensemble(ens, incomplete="drop")
+    assert store.band() == 8 and store.lead_blocks() == [slice(0, 2), slice(2, 4), slice(4, 5)]
     score_ensemble(ens, truth, out=tmp_path / "band.zarr", incomplete="drop", progress=False)
     banded = xr.open_zarr(tmp_path / "band.zarr").load()
-    assert open_ensemble(ens, incomplete="drop").band() == 8  # of 16 rows
     # ... up to ties of float32 values, broken at random per chunk (one case moves a rank)
     xr.testing.assert_allclose(banded.drop_vars("rank_histogram"), ds.drop_vars("rank_histogram"),
                                rtol=1e-9)
