@@ -147,6 +147,9 @@ class CampaignConfig:
                   "lead_hours": self.lead_hours, "models": [PHYSICS], "perturbation": self.perturbation,
                   **self.forecast}
         checked = parse_config(values, base_dir=self.base_dir, where="the campaign")
+        if checked.seeds > 1 and not self.train.get("stochastic", False):
+            raise ConfigError(f"forecast seeds: {checked.seeds} needs stochastic models; add stochastic: true "
+                              "to train or use seeds: 1")
         object.__setattr__(self, "init_times", checked.init_times)
         object.__setattr__(self, "perturbation", checked.perturbation)
 
@@ -158,7 +161,7 @@ class CampaignConfig:
                 raise ConfigError(f"unknown key {key!r} in train; allowed: {', '.join(TRAIN_OPTIONS)}")
             types = TRAIN_OPTIONS[key]
             if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
-                raise ConfigError(f"train {key} must be a {' or '.join(t.__name__ for t in types)}, got {value!r}")
+                raise ConfigError(f"train {key} must be {' or '.join(t.__name__ for t in types)}, got {value!r}")
 
     def _check_score(self) -> None:
         if isinstance(self.score, bool):
@@ -268,6 +271,7 @@ def load_campaign(path: str | Path) -> CampaignConfig:
 
 def check_campaign(cfg: CampaignConfig) -> None:
     """Check the campaign against its data and `hens train`'s own rules (imports torch)."""
+    from hens.forecast.perturb.bred import breeding_times
     from hens.forecast.sources import open_source
     from hens.models.train import TrainConfig
     from hens.models.training_data import split_times
@@ -290,7 +294,9 @@ def check_campaign(cfg: CampaignConfig) -> None:
         raise ConfigError(f"train: {err}") from None
     split_times(source.times, val_days=cfg.train.get("val_days"))
     cycles = cfg.perturbation.cycles if cfg.perturbation.bred else 0
-    _check_times(cfg, source, [-6 * k for k in range(cycles + 1)], "analysis")
+    t0 = cfg.init_times[0]
+    window = breeding_times(t0, cycles) - t0  # the analyses a run starts from and breeds over
+    _check_times(cfg, source, [int(h) for h in window // np.timedelta64(1, "h")], "analysis")
     if cfg.scoring:
         truth = cfg.truth
         _check_times(cfg, open_source(truth if len(truth) > 1 else truth[0]), range(0, cfg.lead_hours + 1, 6),

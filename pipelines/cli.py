@@ -230,7 +230,7 @@ def plot(
 @app.command()
 def campaign(
     config: Annotated[Path, typer.Argument(help="Campaign YAML (see hens.pipelines.campaign).")],
-    scripts: Annotated[Path | None, typer.Option("--scripts", help="Folder holding train.sbatch and forecast.sbatch (default: the checkout's slurm/).")] = None,
+    scripts: Annotated[Path | None, typer.Option("--scripts", help="Folder of train.sbatch, forecast.sbatch and score.sbatch (default: the checkout's slurm/).")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Validate, write the forecast configs, print the sbatch commands; submit nothing.")] = False,
 ) -> None:
     """Submit a hindcast campaign to SLURM: a training job array over seeds, then (afterok)

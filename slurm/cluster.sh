@@ -70,7 +70,7 @@ write_conf() {
         die "$CONF exists and was not written by this script; refusing to replace it"
     fi
     host=$(hostname -s)
-    cpus=$(nproc)
+    cpus=$(env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc)   # GNU nproc obeys OMP_NUM_THREADS
     mem=$(slurmd -C | sed -n 's/.*RealMemory=\([0-9]*\).*/\1/p' | head -n1)
     mem=$(( ${mem:-1000} * 9 / 10 ))
     mkdir -p "$(dirname "$CONF")"
@@ -82,6 +82,7 @@ SlurmUser=root
 AuthType=auth/munge
 CredType=cred/munge
 MpiDefault=none
+MailProg=/bin/true
 ProctrackType=proctrack/linuxproc
 TaskPlugin=task/none
 SelectType=select/cons_tres
@@ -101,7 +102,11 @@ SlurmdLogFile=$LOG/slurmd.log
 NodeName=$host NodeAddr=127.0.0.1 CPUs=$cpus RealMemory=$mem State=UNKNOWN
 PartitionName=$PARTITION Nodes=ALL Default=YES MaxTime=INFINITE State=UP
 EOF
-    mv "$CONF.tmp" "$CONF"
+    if cmp -s "$CONF.tmp" "$CONF"; then
+        rm -f "$CONF.tmp"
+        return 1
+    fi
+    mv "$CONF.tmp" "$CONF"   # changed (or new): daemons must (re)start to read it
 }
 
 node_state() { sinfo -h -N -o %t 2>/dev/null | head -n1; }
@@ -125,7 +130,11 @@ start() {
     install_packages
     mkdir -p "$RUN" "$SPOOL/ctld" "$SPOOL/d" "$LOG"
     start_munge
-    write_conf
+    if write_conf && live_pid "$RUN/slurmctld.pid" >/dev/null; then
+        say "slurm.conf changed: restarting the daemons"
+        stop_pid_file "$RUN/slurmd.pid"
+        stop_pid_file "$RUN/slurmctld.pid"
+    fi
     if ! live_pid "$RUN/slurmctld.pid" >/dev/null; then
         slurmctld || die "slurmctld did not start; see $LOG/slurmctld.log"
     fi
@@ -133,7 +142,7 @@ start() {
         slurmd || die "slurmd did not start; see $LOG/slurmd.log"
     fi
     wait_idle
-    say "up: node $(hostname -s), $(nproc) CPUs, partition $PARTITION ($(node_state))"
+    say "up: node $(hostname -s), $(sinfo -h -N -o %c | head -n1) CPUs, partition $PARTITION ($(node_state))"
 }
 
 stop_pid_file() {

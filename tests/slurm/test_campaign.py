@@ -12,8 +12,8 @@ the chain (afterok) goes on to the scores. ~1.5 minutes on 2 cores plus the worl
 from __future__ import annotations
 
 import os
+import shutil
 import signal
-import subprocess
 import time
 from pathlib import Path
 
@@ -79,7 +79,7 @@ def _interrupt_and_requeue(cluster, task: str, config: Path, store: Path, timeou
         if 0 < done.sum() < done.size:
             cluster.run("scontrol", "release", task)
             return done
-        subprocess.run(["rm", "-rf", str(store)], check=True)  # finished before the kill: again
+        shutil.rmtree(store)  # it finished before the kill: run it again from scratch
         cluster.run("scontrol", "release", task)
     pytest.fail("could not interrupt the forecast midway in 3 attempts")
 

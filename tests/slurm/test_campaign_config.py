@@ -1,0 +1,169 @@
+"""Campaign validation and the batch scripts' argument logic, without a cluster.
+
+The batch scripts run under bash with a stub `srun` that prints its command line, so what
+each script would launch (array line, --resume on restart, skipped finished outputs) is
+checked in milliseconds.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from hens.forecast.errors import ConfigError
+from hens.pipelines.campaign import load_campaign, submit_campaign
+
+REPO = Path(__file__).resolve().parents[2]
+SLURM = REPO / "slurm"
+HENS = [sys.executable, "-m", "hens.pipelines.cli"]
+
+
+def _values(data: Path, **overrides) -> dict:
+    values = {
+        "data": str(data), "output": "campaign", "seeds": [0, 1], "train": {"steps": 30},
+        "init_times": ["2000-01-20T00", "2000-01-27T00"], "lead_hours": 48, "ranks": 2,
+        "perturbation": {"kind": "hemispheric_bred_vector", "pairs": 2, "cycles": 2},
+    }
+    values.update(overrides)
+    return values
+
+
+def _write(folder: Path, values: dict) -> Path:
+    path = folder / "campaign.yaml"
+    path.write_text(yaml.safe_dump(values))
+    return path
+
+
+@pytest.mark.parametrize(("overrides", "message"), [
+    ({"foo": 1}, "unknown key 'foo'"),
+    ({"seeds": [0, 0]}, "seeds lists a seed twice"),
+    ({"seeds": -1}, "seeds must be"),
+    ({"train": {"steps": 30, "epochs": 3}}, "unknown key 'epochs' in train"),
+    ({"train": {"steps": "many"}}, "train steps must be int"),
+    ({"forecast": {"models": ["a.pt"]}}, "unknown key 'models' in forecast"),
+    ({"forecast": {"seeds": 2}}, "forecast seeds: 2 needs stochastic models"),
+    ({"lead_hours": 50}, "lead_hours must be a multiple of 6"),
+    ({"perturbation": {"kind": "magic"}}, "perturbation kind 'magic'"),
+    ({"ranks": 3, "slurm": {"nodes": 2}}, "ranks 3 do not divide over slurm nodes 2"),
+    ({"ranks": 4, "slurm": {"gpus_per_node": 2}}, "ranks 4 != nodes 1 x gpus_per_node 2"),
+    ({"slurm": {"gpu": 1}}, "unknown key 'gpu' in slurm"),
+    ({"score": {"thresholds": [1.5]}}, "score thresholds"),
+])
+def test_bad_campaigns_fail_with_one_line(world_store, tmp_path, overrides, message):
+    with pytest.raises(ConfigError, match=message) as err:
+        load_campaign(_write(tmp_path, _values(world_store, **overrides)))
+    assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize(("overrides", "message"), [
+    ({"train": {"stochastic": True}}, "train: pass exactly one of --minutes M or --steps N"),
+    ({"train": {"steps": 30, "channels": ["z500", "q700"]}}, "train channels q700 are not in the data"),
+    ({"init_times": ["2000-01-01T06"]}, "needs the analysis at 1999-12-31T18"),
+    ({"init_times": ["2000-02-28T00"], "lead_hours": 96}, "needs the truth \\(score\\) at"),
+])
+def test_campaigns_are_checked_against_the_data_before_submission(world_store, tmp_path, overrides, message):
+    cfg = load_campaign(_write(tmp_path, _values(world_store, **overrides)))
+    with pytest.raises(ConfigError, match=message):
+        submit_campaign(cfg, dry_run=True)
+    assert not (tmp_path / "campaign").exists()
+
+
+def test_dry_run_chains_train_forecast_score_with_gpu_settings(world_store, tmp_path):
+    slurm = {"partition": "gpu", "nodes": 2, "gpus_per_node": 4, "cpus_per_task": 8, "train_ranks": 4,
+             "forecast_time": "01:00:00", "sbatch_args": ["--exclusive"]}
+    cfg = load_campaign(_write(tmp_path, _values(world_store, ranks=8, slurm=slurm,
+                                                 train={"minutes": 50, "stochastic": True, "layers": 2})))
+    sub = submit_campaign(cfg, dry_run=True)
+    train, fc, score = (sub.commands[k] for k in ("train", "forecast", "score"))
+    assert {"--array=0,1", "--ntasks=4", "--gpus-per-node=4", "--time=60", "--partition=gpu",
+            "--exclusive"} <= set(train)
+    script = train[train.index(str(SLURM / "train.sbatch")):]
+    assert script[1:4] == [str(tmp_path / "campaign" / "checkpoints"), "--data", str(world_store.resolve())]
+    assert {"--minutes 50", "--layers 2", "--stochastic"} <= {" ".join(script[i:i + 2]) for i in range(4, 10)} | {
+        a for a in script if a == "--stochastic"}
+    assert {"--array=0-1", "--ntasks=8", "--nodes=2", "--ntasks-per-node=4", "--gpus-per-node=4",
+            "--cpus-per-task=8", "--time=01:00:00", "--dependency=afterok:<train>"} <= set(fc)
+    assert "--dependency=afterok:<forecast>" in score and score[-2:] == ["--truth", str(world_store.resolve())]
+    first = yaml.safe_load(sub.configs[0].read_text())
+    assert first["init_times"] == ["2000-01-20T00"] and first["output"] == "2000-01-20T00.zarr"
+    assert first["models"] == [str(tmp_path / "campaign" / "checkpoints" / f"sfno-seed{s}.pt") for s in (0, 1)]
+    assert (tmp_path / "campaign" / "forecasts.txt").read_text().split() == [str(p) for p in sub.configs]
+
+
+def test_cli_reports_a_bad_campaign_in_one_line(tmp_path):
+    path = tmp_path / "campaign.yaml"
+    path.write_text("data: nowhere.zarr\n")
+    res = subprocess.run([*HENS, "campaign", str(path)], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 2
+    assert res.stderr.startswith("hens: error:") and res.stderr.count("\n") == 1, res.stderr
+
+
+# ---- the batch scripts, with a stub srun -------------------------------------------------
+
+@pytest.fixture
+def stub_env(tmp_path):
+    """PATH with `hens` (this venv) and an `srun` that prints its arguments."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "srun").write_text('#!/bin/sh\necho "srun $*"\n')
+    (bin_dir / "srun").chmod(0o755)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SLURM_")}
+    env["PATH"] = f"{bin_dir}{os.pathsep}{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    return env
+
+
+def _script(name: str, *args: str, env: dict, **slurm: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["bash", str(SLURM / name), *args], capture_output=True, text=True, timeout=60,
+                          env={**env, **slurm})
+
+
+def test_forecast_script_takes_its_array_line_and_resumes_an_existing_store(ensemble_yaml, stub_env, tmp_path):
+    configs = [ensemble_yaml(tmp_path, name=f"ens{i}.yaml", output=f"ens{i}.zarr") for i in range(2)]
+    listing = tmp_path / "configs.txt"
+    listing.write_text("".join(f"{c}\n" for c in configs))
+    res = _script("forecast.sbatch", str(listing), env=stub_env, SLURM_ARRAY_TASK_ID="1")
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.splitlines()[-1] == f"srun --kill-on-bad-exit=1 hens forecast {configs[1]} --no-progress"
+    (tmp_path / "ens1.zarr").mkdir()  # a store from before: requeued, preempted, resubmitted
+    res = _script("forecast.sbatch", str(listing), "--overwrite", env=stub_env, SLURM_ARRAY_TASK_ID="1",
+                  SLURM_RESTART_COUNT="1")
+    assert res.stdout.splitlines()[-1].endswith(f"forecast {configs[1]} --no-progress --resume"), res.stdout
+    res = _script("forecast.sbatch", str(configs[1]), "--overwrite", env=stub_env)  # a first run may replace
+    assert res.stdout.splitlines()[-1].endswith("--no-progress --overwrite"), res.stdout
+    res = _script("forecast.sbatch", str(listing), env=stub_env, SLURM_ARRAY_TASK_ID="2")
+    assert res.returncode == 2 and "has no line 3" in res.stderr
+
+
+def test_forecast_script_stops_on_a_bad_config_in_one_line(stub_env, tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("data: nowhere.zarr\n")
+    res = _script("forecast.sbatch", str(bad), env=stub_env)
+    assert res.returncode != 0 and "srun" not in res.stdout
+    assert res.stderr.strip().startswith("hens: error:") and res.stderr.strip().count("\n") == 0, res.stderr
+
+
+def test_train_script_trains_its_seed_and_keeps_a_finished_checkpoint(stub_env, tmp_path):
+    res = _script("train.sbatch", str(tmp_path / "ck"), "--data", "w.zarr", "--steps", "5", "--overwrite",
+                  env=stub_env, SLURM_ARRAY_TASK_ID="3", SLURM_RESTART_COUNT="1")
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.splitlines()[-1] == (f"srun --kill-on-bad-exit=1 hens train --out {tmp_path}/ck/sfno-seed3.pt "
+                                           "--seed 3 --no-progress --data w.zarr --steps 5")
+    (tmp_path / "ck" / "sfno-seed3.pt").write_bytes(b"done")
+    res = _script("train.sbatch", str(tmp_path / "ck"), "--data", "w.zarr", env=stub_env, SLURM_ARRAY_TASK_ID="3")
+    assert res.returncode == 0 and "is finished" in res.stdout and "srun" not in res.stdout
+
+
+def test_score_script_scores_its_store_once(stub_env, tmp_path):
+    stores = tmp_path / "stores.txt"
+    stores.write_text(f"{tmp_path}/a.zarr\n{tmp_path}/b.zarr\n")
+    res = _script("score.sbatch", str(stores), "--truth", "w.zarr", env=stub_env, SLURM_ARRAY_TASK_ID="1")
+    assert res.stdout.splitlines()[-1] == (f"srun hens score --forecast {tmp_path}/b.zarr --out "
+                                           f"{tmp_path}/b.scores.zarr --no-progress --truth w.zarr")
+    (tmp_path / "b.scores.zarr").mkdir()
+    res = _script("score.sbatch", str(stores), "--truth", "w.zarr", env=stub_env, SLURM_ARRAY_TASK_ID="1")
+    assert res.returncode == 0 and "is finished" in res.stdout and "srun" not in res.stdout
