@@ -72,7 +72,7 @@ SCRIPT = textwrap.dedent(
         client = Client(cluster)
         config = {}
     else:
-        config = {"scheduler": "threads", "num_workers": 2}
+        config = {"scheduler": "threads", "num_workers": 1}  # one chunk in flight: a deterministic peak
     baseline = psutil.Process().memory_info().rss
     with dask.config.set(config):
         values = dask.compute(*scores.values())
