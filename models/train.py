@@ -25,7 +25,6 @@ One run = one checkpoint; several independent checkpoints come from several seed
 from __future__ import annotations
 
 import dataclasses
-import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,21 +38,20 @@ from hens.models import losses
 from hens.models.checkpoint import description_sha256, save_checkpoint
 from hens.models.noise import draw_coefficients, make_generator
 from hens.models.runtime import Distributed, all_reduce_mean, setup_distributed, teardown, tune_cpu_allocator
+from hens.models.schedule import DECAY_FRACTION, commit_total, decay_start, lr_at, planned_total
 from hens.models.sfno import SFNO, SFNOConfig
 from hens.models.stepper import Stepper
 from hens.models.stochastic_sfno import StochasticSFNO, StochasticSFNOConfig
 from hens.models.training_data import Trajectory, area_weighted_stats, draw_starts, split_times
 
-WARMUP_STEPS = 20
-#: fraction of the steps in the learning-rate decay; the rollout phase lies inside it
-DECAY_FRACTION = 0.3
 _TIMING_WINDOW = 50  # recent steps whose mean duration plans a --minutes run
 _VAL_SAMPLES = 64
 _NOISE_SEED_OFFSET = 7919  # noise generator seed = seed + offset (independent of batch draws)
 #: seconds between checkpoint + resume-file writes (and validations)
 SAVE_INTERVAL_S = 120.0
 _FINAL_RESERVE_S = 5.0  # kept free of a --minutes budget for the final validation and save
-_PLAN_SHARE = 0.95  # a --minutes run plans its steps for this share of the budget (load varies)
+_PLAN_SHARE = 0.92  # a --minutes run plans its steps for this share of the budget (load varies)
+_ROLLOUT_TIMING_STEP = 30  # a --minutes run times a rollout step here (after allocator warm-up)
 
 
 @dataclass(frozen=True)
@@ -121,36 +119,6 @@ def model_config(cfg: TrainConfig, channels: int, grid: str) -> SFNOConfig:
     )
 
 
-def decay_start(total: int) -> int:
-    """First step of the learning-rate decay: the last 30 % of ``total`` steps."""
-    return total - int(round(DECAY_FRACTION * total))
-
-
-def lr_at(step: int, total: int | None, lr: float) -> float:
-    """Warm-up, stable, decay: linear over 20 steps, constant, cosine to 1 % in the last 30 %.
-
-    Before the decay the rate does not depend on ``total`` (``None`` while a ``--minutes`` run
-    has not fixed it yet), so such a run is reproduced exactly by ``--steps`` with its total.
-    """
-    if step < WARMUP_STEPS:
-        return lr * (step + 1) / WARMUP_STEPS
-    if total is None or step < decay_start(total):
-        return lr
-    start = decay_start(total)
-    frac = min(1.0, (step - start) / max(1, total - start))
-    return lr * (0.01 + 0.99 * 0.5 * (1.0 + math.cos(math.pi * frac)))
-
-
-def commit_total(step: int) -> int:
-    """The largest total whose decay starts at ``step`` (every step is some total's start)."""
-    total = max(step + 1, int(step / (1.0 - DECAY_FRACTION)))
-    while decay_start(total + 1) <= step:
-        total += 1
-    while decay_start(total) > step and total > step + 1:
-        total -= 1
-    return total
-
-
 class Run:
     """State of a training run on one rank: data, model, optimizer, generators, history."""
 
@@ -171,8 +139,10 @@ class Run:
         self.train_data = Trajectory(source, self.split.train, self.channels)
         self.val_data = Trajectory(source, self.split.val, self.channels)
         self.stats = area_weighted_stats(self.train_data.data, self.train_data.times, self.grid)
+        # identifies the data by content (grid, channels, times, statistics), not by path
+        self.source_name = str(getattr(source, "name", ""))
         description = {
-            "source": source.name, "layout": getattr(source, "layout", ""), "grid": self.grid.spec,
+            "layout": getattr(source, "layout", ""), "grid": self.grid.spec,
             "channels": list(self.channels), "split": self.split.describe(),
             "stats": {k: [float(x) for x in v] for k, v in self.stats.items()},
         }
@@ -199,6 +169,7 @@ class Run:
         self.train_loss: list[float] = []
         self.val_loss: list[list[float]] = []
         self.wall = 0.0
+        self.step_seconds = 0.0  # time inside train_step: excludes loading, saves, validation
 
     # ------------------------------------------------------------------ one step
     def rollout_at(self, step: int) -> int:
@@ -251,20 +222,23 @@ class Run:
             starts = draw_starts(generator, self.starts[k], per_rank)
             x0, targets = (t.to(self.info.device) for t in self.train_data.batch(starts, k))
             noise = self._noise(per_rank * self.cfg.members, k, generator, slice(None))
-            best = math.inf
+            total = 0.0
             for _ in range(2):
                 begin = time.perf_counter()
                 self.loss(x0, targets, noise).backward()
-                best = min(best, time.perf_counter() - begin)
-            seconds.append(best)
+                total += time.perf_counter() - begin
+            seconds.append(total / 2)
         self.optimizer.zero_grad(set_to_none=True)
-        ratio = torch.tensor([seconds[1] / seconds[0]], dtype=torch.float64)
+        # the optimizer step, all-reduce and batch copy are in both; the margin covers memory
+        # effects of the longer autograd graph that one timing does not show
+        ratio = torch.tensor([1.15 * seconds[1] / seconds[0]], dtype=torch.float64)
         all_reduce_mean([ratio], self.info)
         return float(ratio)
 
     def train_step(self, elapsed: float = 0.0) -> tuple[float, float]:
         """One optimizer step; returns the loss and ``elapsed`` averaged over ranks."""
         cfg, info = self.cfg, self.info
+        began = time.perf_counter()
         rollout = self.rollout_at(self.step)
         starts = draw_starts(self.batches, self.starts[rollout], cfg.batch)
         per_rank = cfg.batch // info.world_size
@@ -285,6 +259,7 @@ class Run:
         all_reduce_mean([value], info)  # one collective: logged loss, and a wall time all ranks agree on
         self.step += 1
         self.train_loss.append(float(value[0]))
+        self.step_seconds += time.perf_counter() - began
         return float(value[0]), float(value[1])
 
     @torch.no_grad()
@@ -331,6 +306,7 @@ class Run:
             "batches": self.batches.get_state(), "noise": self.noise.get_state(),
             "train_loss": torch.tensor(self.train_loss, dtype=torch.float64),
             "val_loss": torch.tensor(self.val_loss, dtype=torch.float64).reshape(-1, 2), "wall": self.wall,
+            "step_seconds": self.step_seconds,
         }
 
     def load_resume(self, state: dict[str, Any]) -> None:
@@ -345,6 +321,7 @@ class Run:
         self.batches.set_state(state["batches"])
         self.noise.set_state(state["noise"])
         self.step, self.total, self.wall = int(state["step"]), state["total"], float(state["wall"])
+        self.step_seconds = float(state.get("step_seconds", 0.0))
         self.train_loss = state["train_loss"].tolist()
         self.val_loss = state["val_loss"].tolist()
 
@@ -361,8 +338,10 @@ class Run:
             "loss": ("almost-fair CRPS" if cfg.stochastic else "area-weighted MSE") + " in tendency-std units",
             "members": cfg.members if cfg.stochastic else 1, "alpha": cfg.alpha,
             "spectral_weight": cfg.spectral_weight if cfg.stochastic else 0.0,
-            "minutes": cfg.minutes, "wall_seconds": round(self.wall, 1), "world_size": self.info.world_size,
+            "minutes": cfg.minutes, "wall_seconds": round(self.wall, 1),
+            "seconds_per_step": round(self.step_seconds / max(1, self.step), 5), "world_size": self.info.world_size,
             "threads": torch.get_num_threads(), "torch": str(torch.__version__), "split": self.split.describe(),
+            "data": self.source_name,
             "train_loss": self.train_loss[::every], "train_loss_every": every, "val_loss": self.val_loss,
             "final": final,
         }
@@ -374,7 +353,9 @@ class Run:
             cfg.out, self.model, channels=self.channels, seed=cfg.seed, data_sha256=self.data_sha256,
             extra=extra, **self.stats,
         )
-        plot_losses(cfg.curve_path, self.train_loss, self.val_loss, title=cfg.out.name)
+        first = next((s for s in range(self.step) if self.rollout_at(s) > 1), None)
+        plot_losses(cfg.curve_path, self.train_loss, self.val_loss, title=cfg.out.name,
+                    rollout=(first, cfg.rollout) if first is not None else None)
         if final:
             cfg.resume_path.unlink(missing_ok=True)
         else:
@@ -383,8 +364,14 @@ class Run:
             tmp.replace(cfg.resume_path)
 
 
-def plot_losses(path: Path, train_loss: list[float], val_loss: list[list[float]], *, title: str) -> None:
-    """Training loss (raw and smoothed) and validation loss against the step, as a PNG."""
+def plot_losses(
+    path: Path, train_loss: list[float], val_loss: list[list[float]], *, title: str,
+    rollout: tuple[int, int] | None = None,
+) -> None:
+    """Training loss (raw and smoothed) and validation loss against the step, as a PNG.
+
+    ``rollout``: ``(first step, steps unrolled)`` of the rollout phase, shaded.
+    """
     from matplotlib.figure import Figure  # no pyplot: no global backend or figure state
 
     fig = Figure(figsize=(7, 4))
@@ -398,6 +385,9 @@ def plot_losses(path: Path, train_loss: list[float], val_loss: list[list[float]]
     if val_loss:
         v = np.asarray(val_loss)
         ax.plot(v[:, 0], v[:, 1], "o-", color="C1", label="validation (one step)")
+    if rollout is not None:
+        ax.axvspan(rollout[0] + 1, max(len(train_loss), rollout[0] + 1), color="C2", alpha=0.12,
+                   label=f"{rollout[1]}-step rollout loss")
     if min(train_loss + [v for _, v in val_loss], default=1.0) > 0:
         ax.set_yscale("log")
     ax.set_xlabel("step")
@@ -420,13 +410,6 @@ def _claim_output(cfg: TrainConfig, info: Distributed) -> bool:
     if cfg.out.exists():
         raise OutputExists(f"{cfg.out} exists; pass --overwrite to train again")
     return False
-
-
-def _planned_total(run: Run, seconds_left: float, step_seconds: float, rollout_cost: float) -> int:
-    """Total steps that fit: one-step steps cost ``step_seconds``, rollout steps ``rollout_cost`` x."""
-    f = run.cfg.rollout_fraction if run.cfg.rollout > 1 else 0.0
-    per_total_step = step_seconds * ((1.0 - f) + f * rollout_cost)
-    return run.step + max(1, int(seconds_left / per_total_step))
 
 
 def train(cfg: TrainConfig, *, source: Any = None) -> Path:
@@ -458,19 +441,23 @@ def _train(cfg: TrainConfig, info: Distributed, source: Any) -> Path:
     last_save = run.wall
     recent: list[float] = []  # agreed wall times of the last steps (a --minutes run plans with them)
     rollout_cost: float | None = None
+    save_seconds = 0.0  # duration of the last intermediate save (with its validation), agreed
     with progress:
         task = progress.add_task("train", total=run.total)
         while run.total is None or run.step < run.total:
             value, wall = run.train_step(time.perf_counter() - start)
             if run.total is None:
                 recent = (recent + [wall])[-_TIMING_WINDOW - 1 :]
-                if rollout_cost is None and run.step >= 5:
+                if rollout_cost is None and run.step >= _ROLLOUT_TIMING_STEP:
                     rollout_cost = run.rollout_cost()
                     recent = []  # the timing is not a step
-                if len(recent) > 5:
+                if rollout_cost is not None and len(recent) > 5:
                     step_seconds = (recent[-1] - recent[0]) / (len(recent) - 1)
                     left = _PLAN_SHARE * cfg.minutes * 60.0 - _FINAL_RESERVE_S - wall
-                    planned = _planned_total(run, left, step_seconds, rollout_cost)
+                    left -= left / SAVE_INTERVAL_S * save_seconds  # the saves still to come
+                    fraction = cfg.rollout_fraction if cfg.rollout > 1 else 0.0
+                    planned = planned_total(run.step, left, step_seconds, rollout_fraction=fraction,
+                                            rollout_cost=rollout_cost)
                     if decay_start(planned) <= run.step:  # entering the decay: fix the total
                         run.total = commit_total(run.step)
                         progress.update(task, total=run.total)
@@ -478,9 +465,13 @@ def _train(cfg: TrainConfig, info: Distributed, source: Any) -> Path:
             progress.update(task, completed=run.step, description=f"train loss {value:.4g}")
             if wall - last_save > SAVE_INTERVAL_S and (run.total is None or run.step < run.total):
                 last_save = wall  # ranks agree on ``wall`` (all-reduced), so all of them save
+                began = time.perf_counter()
                 if info.main:
                     run.validate()
                 run.save(final=False)
+                took = torch.tensor([time.perf_counter() - began if info.main else 0.0], dtype=torch.float64)
+                all_reduce_mean([took], info)
+                save_seconds = float(took) * info.world_size  # rank 0's duration on every rank
                 recent = []  # the save is not a step: keep it out of the timing
             if cfg.minutes is not None and wall > cfg.minutes * 60.0 - 0.5 * _FINAL_RESERVE_S:
                 break  # hard stop, agreed by all ranks: the plan overran the budget (a loaded machine)

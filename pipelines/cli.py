@@ -123,7 +123,8 @@ def train(
         progress=progress,
     )
     path = run_training(cfg)
-    typer.echo(f"wrote {path}")
+    if os.environ.get("RANK", "0") == "0":
+        typer.echo(f"wrote {path}")
 
 
 @app.command()

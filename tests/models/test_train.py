@@ -13,7 +13,8 @@ from hens.forecast.errors import ConfigError, DataError, OutputExists
 from hens.forecast.grids import parse_grid
 from hens.models.checkpoint import load_checkpoint
 from hens.models.runtime import Distributed, first_host, slurm_environment
-from hens.models.train import Run, TrainConfig, commit_total, decay_start, lr_at, train
+from hens.models.schedule import commit_total, decay_start, lr_at
+from hens.models.train import Run, TrainConfig, train
 from hens.models.training_data import GAP, area_weighted_stats, split_times
 
 torch.set_num_threads(1)
