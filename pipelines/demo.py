@@ -1,21 +1,67 @@
-"""``hens demo``: a small world and its quick-look plots.
+"""``hens demo``: the whole chain on the embedded world, from nothing to a summary table.
 
-Products in ``out``: ``world.zarr`` (+ ``world.stats.zarr``), reused when a complete world of
-the requested length is already there, and ``plots/*.png``.
+Stages (each reused when its product is already complete, so a second run only redraws):
+
+1. the world (``world.zarr`` + ``world.stats.zarr``) and its quick-look plots;
+2. in parallel on ``workers`` single-threaded processes: ``checkpoints`` deterministic SFNOs
+   (seeds 0..C-1), one stochastic SFNO (almost-fair CRPS), and the physics ensemble (the
+   world's own solver from bred-vector perturbed analyses, with its stochastic forcing);
+3. the bred-vector multi-checkpoint ensemble (C x pairs x 2 members) and the stochastic
+   ensemble with as many members (pairs x 2 x C noise seeds), in parallel;
+4. ``hens score`` of the three stores against the world, ``hens plot`` of each, figures
+   comparing them, and ``summary.md`` (:mod:`hens.pipelines.summary`).
+
+Initial times lie in the world's validation block (the last 15 % of the record, never
+trained on), ``init_spacing_days`` apart, the last one ``lead_days`` before the end.
+
+Products in ``out``: ``world.zarr``, ``checkpoints/``, ``ensembles/{bred,stochastic,physics}``
+(``.yaml`` + ``.zarr``), ``scores/``, ``plots/``, ``logs/``, ``summary.md``.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 from hens.forecast.errors import OutputExists
+from hens.pipelines.tasks import Task, run_tasks
 
-_GRID = "32x64"
 _SEED = 0
 _SPECTRUM_SAMPLES = 120  # saved states averaged for the energy spectrum
+_STOCHASTIC_SEED = 1000  # the stochastic model's training seed (apart from the deterministic ones)
+ENSEMBLES = ("bred", "stochastic", "physics")
 
 
-def _world(out: Path, days: float) -> Path:
+@dataclass(frozen=True)
+class DemoSettings:
+    """Sizes and budgets of the demo (defaults: about 20 minutes on 2 cores).
+
+    Budgets are wall-clock minutes per training run (``hens train --minutes``).
+    """
+
+    days: float = 730.0
+    grid: str = "32x64"
+    checkpoints: int = 4
+    deterministic_minutes: float = 2.5
+    stochastic_minutes: float = 4.0
+    pairs: int = 4
+    inits: int = 3
+    init_spacing_days: int = 15
+    lead_days: int = 10
+    workers: int = 2
+
+    @property
+    def members(self) -> int:
+        """Members of each ensemble (C x pairs x 2)."""
+        return self.checkpoints * self.pairs * 2
+
+
+def _world(out: Path, settings: DemoSettings) -> Path:
     import xarray as xr
 
     from hens.forecast.stats import stats_path
@@ -23,40 +69,22 @@ def _world(out: Path, days: float) -> Path:
 
     path = out / "world.zarr"
     if not path.exists():
-        return generate_world(path, grid=_GRID, days=days, seed=_SEED)
+        return generate_world(path, grid=settings.grid, days=settings.days, seed=_SEED)
     # generate_world renames the trajectory last, so an existing one is complete
     have = xr.open_zarr(path, consolidated=True).attrs.get("days")
-    if have != round(days * 4) / 4 or not stats_path(path).exists():
+    if have != round(settings.days * 4) / 4 or not stats_path(path).exists():
         raise OutputExists(f"{path} holds another world ({have} days); use --days {have} or another --out")
     return path
 
 
-def run_demo(out: str | Path, *, days: float) -> Path:
-    """Generate (or reuse) the demo world and draw its plots.
-
-    Parameters
-    ----------
-    out
-        Folder for the products.
-    days
-        Simulated days of the world (32x64, seed 0, 60 days spin-up).
-
-    Returns
-    -------
-    The folder of the PNGs.
-    """
-    from rich.console import Console
-
+def _world_plots(world: Path, figures: Path, grid_spec: str) -> None:
     from hens.forecast.grids import parse_grid
     from hens.pipelines.world import load_world
     from hens.scoring import plots
     from hens.scoring.spectra import kinetic_energy_spectrum
 
-    out = Path(out)
-    world = _world(out, days)
     data = load_world(world)
-    grid = parse_grid(_GRID)
-    figures = out / "plots"
+    grid = parse_grid(grid_spec)
     last = data.isel(time=-1)
     for name in data["channel"].values:
         plots.plot_map(last.sel(channel=name), figures / f"map_{name}.png",
@@ -66,5 +94,183 @@ def run_demo(out: str | Path, *, days: float) -> Path:
     spectrum = kinetic_energy_spectrum(sample.sel(channel="u500").values, sample.sel(channel="v500").values, grid,
                                        lmax=grid.lmax)  # the world is truncated there
     plots.plot_spectra({"world, time mean": spectrum.mean(axis=0)}, figures / "ke_spectrum.png")
-    Console(stderr=True).print(f"demo: plots in {figures}")
-    return figures
+
+
+def init_times(world: Path, settings: DemoSettings) -> list[str]:
+    """Initial times (00 UTC) in the validation block: the last one ``lead_days`` before the end."""
+    import xarray as xr
+
+    end = xr.open_zarr(world, consolidated=True)["time"].values[-1]
+    last = (end - np.timedelta64(settings.lead_days, "D")).astype("datetime64[D]")
+    step = np.timedelta64(settings.init_spacing_days, "D")
+    return [str(last - k * step) + "T00" for k in reversed(range(settings.inits))]
+
+
+# ---------------------------------------------------------------------------------- jobs
+def _train(values: dict[str, Any]) -> str:
+    from hens.models.train import TrainConfig, train
+
+    return str(train(TrainConfig(**values)))
+
+
+def _forecast(config: str) -> str:
+    from hens.pipelines.forecast import run_forecast
+
+    path = Path(config)
+    values = _yaml(path)
+    store = path.parent / values["output"]
+    return str(run_forecast(path, resume=store.exists(), progress=False))
+
+
+def _yaml(path: Path) -> dict[str, Any]:
+    import yaml
+
+    return yaml.safe_load(path.read_text())
+
+
+def _train_configs(out: Path, world: Path, settings: DemoSettings) -> dict[str, dict[str, Any]]:
+    folder = out / "checkpoints"
+    common = {"data": (str(world),), "progress": False}
+    configs = {
+        f"sfno-{i}": dict(common, out=folder / f"sfno-{i}.pt", seed=i, minutes=settings.deterministic_minutes,
+                          rollout=4)
+        for i in range(settings.checkpoints)
+    }
+    configs["stochastic"] = dict(common, out=folder / "stochastic.pt", seed=_STOCHASTIC_SEED, stochastic=True,
+                                 minutes=settings.stochastic_minutes, rollout=6, scale_factor=2)
+    return configs
+
+
+def _trained(path: Path) -> bool:
+    """A finished run: the checkpoint is there and no resume file is left."""
+    return path.exists() and not path.with_name(path.name + ".resume").exists()
+
+
+def _ensemble_yaml(out: Path, name: str, world: Path, inits: list[str], settings: DemoSettings) -> Path:
+    import yaml
+
+    bred = {"kind": "hemispheric_bred_vector", "cycles": 3, "amplitude": 0.35}
+    c, q = settings.checkpoints, settings.pairs
+    values: dict[str, Any] = {
+        "data": str(Path("..") / world.name), "output": f"{name}.zarr", "init_times": inits,
+        "lead_hours": 24 * settings.lead_days, "batch_size": 16, "seed": _SEED, "threads": 1,
+    }
+    if name == "bred":
+        values.update(models=[f"../checkpoints/sfno-{i}.pt" for i in range(c)], perturbation=dict(bred, pairs=q))
+    elif name == "stochastic":
+        values.update(models=["../checkpoints/stochastic.pt"], perturbation=dict(bred, pairs=q), seeds=c)
+    else:
+        values.update(models=["physics"], perturbation=dict(bred, pairs=c * q))
+    path = out / "ensembles" / f"{name}.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = yaml.safe_dump(values, sort_keys=False)
+    if path.exists() and path.read_text() != text and (out / "ensembles" / f"{name}.zarr").exists():
+        raise OutputExists(f"{path} differs from this demo's settings and its store exists; use another --out")
+    path.write_text(text)
+    return path
+
+
+def _finished(store: Path) -> bool:
+    """An ensemble store whose run reached its end (``finalize`` wrote ``wall_seconds``)."""
+    import zarr
+
+    if not store.exists():
+        return False
+    group = zarr.open_group(store, mode="r", zarr_format=2)
+    return "wall_seconds" in group.attrs and bool(np.asarray(group["completed"][...]).all())
+
+
+def _store_progress(store: Path) -> float:
+    import zarr
+
+    try:
+        done = np.asarray(zarr.open_group(store, mode="r", zarr_format=2)["completed"][...])
+    except Exception:  # not declared yet (still breeding), or being replaced
+        return 0.0
+    return float(done.mean())
+
+
+def _budget_progress(minutes: float) -> Any:
+    return lambda elapsed: elapsed / (60.0 * minutes)
+
+
+def _forecast_task(out: Path, name: str, config: Path) -> Task:
+    store = config.parent / f"{name}.zarr"
+    return Task(f"{name} ensemble", _forecast, (str(config),), out / "logs" / f"{name}.log",
+                lambda _elapsed: _store_progress(store))
+
+
+# ---------------------------------------------------------------------------------- the chain
+def run_demo(out: str | Path, *, settings: DemoSettings | None = None) -> Path:
+    """Run (or continue) the demo chain in ``out``; returns the path of ``summary.md``.
+
+    Parameters
+    ----------
+    out
+        Folder for every product (module docstring).
+    settings
+        Sizes and budgets; the defaults take about 20 minutes on 2 cores.
+    """
+    from rich.console import Console
+
+    from hens.pipelines.summary import write_summary
+
+    settings = settings or DemoSettings()
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    console = Console(stderr=True)
+    timings: dict[str, float] = {}
+
+    began = time.perf_counter()
+    console.rule("1/4 world")
+    world = _world(out, settings)
+    _world_plots(world, out / "plots" / "world", settings.grid)
+    timings["world"] = time.perf_counter() - began
+
+    began = time.perf_counter()
+    console.rule(f"2/4 training ({settings.checkpoints} + 1 SFNOs) and the physics ensemble")
+    inits = init_times(world, settings)
+    configs = {name: _ensemble_yaml(out, name, world, inits, settings) for name in ENSEMBLES}
+    jobs = []
+    for name, values in _train_configs(out, world, settings).items():
+        if not _trained(values["out"]):
+            minutes = values["minutes"]
+            jobs.append(Task(name, _train, (values,), values["out"].with_suffix(".log"), _budget_progress(minutes)))
+    # the longest job first, the physics ensemble last: it fills the slot left by the training
+    jobs.sort(key=lambda t: -t.args[0]["minutes"])
+    if not _finished(configs["physics"].with_suffix(".zarr")):
+        jobs.append(_forecast_task(out, "physics", configs["physics"]))
+    run_tasks(jobs, workers=settings.workers)
+    timings["training"] = time.perf_counter() - began
+
+    began = time.perf_counter()
+    console.rule("3/4 SFNO ensembles")
+    jobs = [_forecast_task(out, name, configs[name]) for name in ("bred", "stochastic")
+            if not _finished(configs[name].with_suffix(".zarr"))]
+    run_tasks(jobs, workers=settings.workers)
+    timings["ensembles"] = time.perf_counter() - began
+
+    began = time.perf_counter()
+    console.rule("4/4 scores, plots and the summary")
+    scores = _score_all(out, world, configs)
+    timings["scoring"] = time.perf_counter() - began
+    summary = write_summary(out, scores, settings=dataclasses.asdict(settings), timings=timings)
+    console.print(f"demo: summary in {summary}, plots in {out / 'plots'}")
+    return summary
+
+
+def _score_all(out: Path, world: Path, configs: dict[str, Path]) -> dict[str, Path]:
+    from hens.scoring.comparison import plot_comparison
+    from hens.scoring.evaluate import score_ensemble
+    from hens.scoring.figures import plot_scores
+
+    scores: dict[str, Path] = {}
+    for name, config in configs.items():
+        path = out / "scores" / f"{name}.zarr"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if not path.exists():
+            score_ensemble(config.with_suffix(".zarr"), world, out=path)
+        plot_scores(path, out / "plots" / name)
+        scores[name] = path
+    plot_comparison(scores, out / "plots")
+    return scores

@@ -1,22 +1,52 @@
-"""``hens demo``: reuses a complete world and draws its plots."""
+"""``hens demo`` end to end at toy size: every stage runs, products and summary are written,
+and a second run reuses everything (no retraining, no new forecasts, same scores)."""
 
 from __future__ import annotations
 
+import shutil
+
 import pytest
+import xarray as xr
 
 from hens.forecast.errors import OutputExists
-from hens.pipelines.demo import run_demo
-from hens.pipelines.world import generate_world
+from hens.forecast.stats import stats_path
+from hens.pipelines.demo import ENSEMBLES, DemoSettings, run_demo
+
+#: a 2 + 1 model, 1-pair, one-init, 1-day version of the demo on the session's 60-day world
+TOY = DemoSettings(days=60.0, checkpoints=2, deterministic_minutes=0.04, stochastic_minutes=0.05, pairs=1,
+                   inits=2, init_spacing_days=1, lead_days=1, workers=2)
 
 
-def test_demo_reuses_the_world_and_writes_plots(tmp_path):
-    world = generate_world(tmp_path / "world.zarr", days=2, seed=0, spinup_days=0, progress=False)
-    stamp = world.stat().st_mtime_ns
-    figures = run_demo(tmp_path, days=2)
-    names = sorted(p.name for p in figures.iterdir())
-    assert names == ["global_means.png", "ke_spectrum.png", "map_t2m.png", "map_u500.png", "map_v500.png",
-                     "map_z500.png"]
-    assert all((figures / n).stat().st_size > 10_000 for n in names)
-    assert world.stat().st_mtime_ns == stamp  # reused, not regenerated
-    with pytest.raises(OutputExists, match="--days 2.0"):
-        run_demo(tmp_path, days=3)
+@pytest.fixture
+def demo_folder(world_store, tmp_path):
+    shutil.copytree(world_store, tmp_path / "world.zarr")
+    shutil.copytree(stats_path(world_store), stats_path(tmp_path / "world.zarr"))
+    return tmp_path
+
+
+def test_demo_runs_the_chain_and_reuses_it(demo_folder):
+    summary = run_demo(demo_folder, settings=TOY)
+    text = summary.read_text()
+    for name in ENSEMBLES:
+        assert f"| {name} | z500 |" in text
+        scores = xr.open_zarr(demo_folder / "scores" / f"{name}.zarr")
+        assert scores.attrs["ensemble_size"] == TOY.members
+        assert float(scores["crps"].sel(channel="z500").isel(lead_time=-1)) > 0
+    for figure in ("comparison_errors.png", "comparison_spectra.png", "bred/errors.png", "world/ke_spectrum.png"):
+        assert (demo_folder / "plots" / figure).stat().st_size > 10_000
+    assert "| physics | 4 | 2 |" in text  # 4 members (2 x 1 pair x 2 signs), 2 initial times
+
+    # finalize rewrites an ensemble's metadata; training rewrites its checkpoint
+    products = sorted((demo_folder / "checkpoints").glob("*.pt")) + sorted(
+        (demo_folder / "ensembles").glob("*.zarr/.zmetadata"))
+    assert len(products) == TOY.checkpoints + 1 + len(ENSEMBLES)
+    stamps = {p: p.stat().st_mtime_ns for p in products}
+    crps = xr.open_zarr(demo_folder / "scores" / "bred.zarr")["crps"].values
+    run_demo(demo_folder, settings=TOY)
+    assert {p: p.stat().st_mtime_ns for p in products} == stamps
+    assert (xr.open_zarr(demo_folder / "scores" / "bred.zarr")["crps"].values == crps).all()
+
+
+def test_demo_refuses_another_world_length(demo_folder):
+    with pytest.raises(OutputExists, match="--days 60.0"):
+        run_demo(demo_folder, settings=DemoSettings(days=90.0))

@@ -1,0 +1,132 @@
+"""``summary.md`` of the demo: scores at days 1/3/5/10, costs, and the science checks.
+
+Everything comes from the products on disk (scores stores, the ensemble stores' run
+attributes, the checkpoints' training records), so the summary of a reused run is the same.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+from hens.scoring.figures import open_scores
+
+DAYS = (1, 3, 5, 10)
+_METRICS = {"crps": "CRPS", "rmse": "ensemble-mean RMSE", "spread_skill_ratio": "spread-skill ratio"}
+SPECTRUM_TOLERANCE = 0.2  # member power within 20 % of the truth's (HENS Part I, Fig. 6 style check)
+
+
+def _at_day(ds: xr.Dataset, variable: str, channel: str, day: float) -> str:
+    """The score at lead ``day`` as a table cell ("-" beyond the forecast)."""
+    lead = np.timedelta64(int(day * 24), "h")
+    if lead not in ds["lead_time"].values:
+        return "-"
+    return _fmt(float(ds[variable].sel(channel=channel, lead_time=lead)))
+
+
+def _fmt(x: float) -> str:
+    return f"{x:.3g}" if abs(x) < 1e4 else f"{x:.0f}"
+
+
+def _run_record(store: Path) -> dict[str, Any]:
+    import zarr
+
+    attrs = dict(zarr.open_group(store, mode="r", zarr_format=2).attrs)
+    group = zarr.open_group(store, mode="r", zarr_format=2)
+    inits, members, leads = group["completed"].shape + (group["lead_time"].shape[0],)
+    member_steps = inits * members * (leads - 1)
+    wall, ranks = float(attrs.get("wall_seconds", np.nan)), int(attrs.get("world_size", 1))
+    return {"members": members, "inits": inits, "member_steps": member_steps, "wall": wall, "ranks": ranks,
+            "cost": wall * ranks / member_steps, "models": attrs.get("checkpoints", [])}
+
+
+def _training_minutes(folder: Path, records: list[Any]) -> float:
+    """Sum of the training wall times of the checkpoints (in ``folder``) an ensemble used."""
+    from hens.models.checkpoint import load_checkpoint
+
+    paths = [folder / str(r.get("name", "")) for r in records if isinstance(r, dict)]
+    return sum(float(load_checkpoint(p).extra.get("wall_seconds", 0.0)) for p in paths if p.is_file()) / 60.0
+
+
+def science_checks(ds: xr.Dataset) -> dict[str, Any]:
+    """The Scoring issue's checks on one scores store, per channel.
+
+    ``crps_below_mae`` / ``crps_below_persistence``: CRPS below the ensemble-mean MAE / the
+    persistence MAE at every lead from 1 to 10 days; ``members_spectrum``: largest
+    ``|members / truth - 1|`` at the longest lead over wavenumbers 1..L/2 (L: the largest
+    wavenumber + 1); ``mean_spectrum``: smallest ``mean / truth`` there.
+    """
+    leads = ds["lead_time"].values / np.timedelta64(1, "D")
+    window = (leads >= 1) & (leads <= 10)
+    half = (ds.sizes["wavenumber"]) // 2
+    checks: dict[str, Any] = {}
+    for ch in map(str, ds["channel"].values):
+        s = ds.sel(channel=ch)
+        crps, mae, pers = (s[v].values[window] for v in ("crps", "mae", "persistence_mae"))
+        last = s.isel(lead_time=-1, wavenumber=slice(1, half + 1))
+        truth = last["spectrum_truth"].values
+        checks[ch] = {
+            "crps_below_mae": bool((crps < mae).all()), "worst_crps_over_mae": float((crps / mae).max()),
+            "crps_below_persistence": bool((crps < pers).all()), "worst_crps_over_persistence": float((crps / pers).max()),
+            "members_spectrum": float(np.abs(last["spectrum_members"].values / truth - 1).max()),
+            "mean_spectrum": float((last["spectrum_ensemble_mean"].values / truth).min()),
+            "half_truncation": int(half), "last_day": float(leads[-1]),
+        }
+    return checks
+
+
+def _table(scores: Mapping[str, xr.Dataset], variable: str) -> list[str]:
+    lines = ["| ensemble | channel | " + " | ".join(f"day {d}" for d in DAYS) + " |",
+             "|---|---|" + "---:|" * len(DAYS)]
+    for name, ds in scores.items():
+        for ch in map(str, ds["channel"].values):
+            cells = [_at_day(ds, variable, ch, d) for d in DAYS]
+            lines.append(f"| {name} | {ch} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def write_summary(out: Path, stores: Mapping[str, Path], *, settings: Mapping[str, Any],
+                  timings: Mapping[str, float]) -> Path:
+    """Write ``out/summary.md`` from the scores ``stores`` ``{ensemble name: path}``.
+
+    ``settings`` (the demo's) and ``timings`` (wall seconds of this run's stages) are
+    recorded as given; costs come from the ensemble stores under ``out/ensembles``.
+    """
+    scores = {name: open_scores(path) for name, path in stores.items()}
+    lines = [f"# hens demo summary ({dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC)", "",
+             "Scores pooled over the initial times and the globe (area-weighted), against the world.",
+             "Units: z500 m2 s-2, u500/v500 m s-1, t2m K. Figures: `plots/comparison_*.png`, per ensemble "
+             "`plots/<ensemble>/`.", ""]
+    for variable, title in _METRICS.items():
+        lines += [f"## {title}", "", *_table(scores, variable), ""]
+    lines += ["## Cost", "",
+              "| ensemble | members | initial times | member-steps (6 h) | wall (s) | ranks | "
+              "s per member-step | training (min) |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for name in stores:
+        r = _run_record(out / "ensembles" / f"{name}.zarr")
+        lines.append(f"| {name} | {r['members']} | {r['inits']} | {r['member_steps']} | {r['wall']:.1f} | "
+                     f"{r['ranks']} | {r['cost']:.4f} | {_training_minutes(out / 'checkpoints', r['models']):.1f} |")
+    lines += ["", "## Checks (Scoring issue)", "",
+              "CRPS below the ensemble-mean MAE and below persistence at every lead 1-10 days; member "
+              f"spectra at the last lead within {SPECTRUM_TOLERANCE:.0%} of the truth up to half the "
+              "truncation while the ensemble mean's fall below.", "",
+              "| ensemble | channel | CRPS < mean MAE (worst ratio) | CRPS < persistence (worst ratio) | "
+              "max abs(members/truth - 1) | min mean/truth |", "|---|---|---|---|---:|---:|"]
+    for name, ds in scores.items():
+        for ch, c in science_checks(ds).items():
+            spectrum_ok = "ok" if c["members_spectrum"] <= SPECTRUM_TOLERANCE else "OUT"
+            lines.append(
+                f"| {name} | {ch} | {'yes' if c['crps_below_mae'] else 'NO'} ({c['worst_crps_over_mae']:.3f}) | "
+                f"{'yes' if c['crps_below_persistence'] else 'NO'} ({c['worst_crps_over_persistence']:.3f}) | "
+                f"{c['members_spectrum']:.3f} {spectrum_ok} | {c['mean_spectrum']:.3f} |")
+    lines += ["", "## This run", "", "| stage | wall (s) |", "|---|---:|",
+              *(f"| {k} | {v:.0f} |" for k, v in timings.items()), "",
+              "Settings: " + ", ".join(f"{k}={v}" for k, v in settings.items()), ""]
+    path = out / "summary.md"
+    path.write_text("\n".join(lines))
+    return path
