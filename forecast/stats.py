@@ -145,8 +145,17 @@ def write_stats(stats: xr.Dataset, path: str | Path) -> None:
 
 
 def open_world_stats(path: str | Path) -> xr.Dataset:
-    """Open the statistics of a trajectory: pass the stats store or the trajectory beside it."""
-    target = stats_path(path)
+    """Open the statistics of a trajectory: pass the stats store or the trajectory beside it.
+
+    A store of any name holding the statistics (``tendency_std``) is used as it is.
+    """
+    path = Path(path)
+    target = path if _holds_stats(path) else stats_path(path)
     if not target.exists():
-        raise DataError(f"no statistics store {target}; regenerate it with `hens world --overwrite`")
+        raise DataError(f"no statistics store {target}: pass one with --climatology, or write it with "
+                        "hens.forecast.stats.write_stats (`hens world` writes it for a world)")
     return xr.open_zarr(target, consolidated=True)
+
+
+def _holds_stats(path: Path) -> bool:
+    return (path / "tendency_std").is_dir() or (path / "tendency_std" / "zarr.json").is_file()

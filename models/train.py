@@ -432,7 +432,7 @@ def _train(cfg: TrainConfig, info: Distributed, source: Any) -> Path:
     run = Run(cfg, info, source)
     if resume:
         try:
-            state = torch.load(cfg.resume_path, map_location=info.device, weights_only=True)
+            state = torch.load(cfg.resume_path, map_location="cpu", weights_only=True)  # generator states must stay on CPU
         except Exception as err:  # noqa: BLE001 - any unreadable resume file: one clear line
             raise HensError(f"cannot read {cfg.resume_path} ({type(err).__name__}); pass --overwrite") from None
         run.load_resume(state)

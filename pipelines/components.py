@@ -59,7 +59,7 @@ def _checkpoints(cfg: ForecastConfig, source: DataSource, device: torch.device) 
             raise CheckpointError(f"a checkpoint's {RMSE_KEY} lacks channel {err}") from None
         scale_source = f"48-h RMSE recorded in the checkpoints (extra.{RMSE_KEY}), mean over checkpoints"
     else:
-        scale = np.mean([ck.tendency_std.numpy() for ck in ckpts], axis=0) * SQRT_STEPS_48H
+        scale = np.mean([ck.tendency_std.cpu().numpy() for ck in ckpts], axis=0) * SQRT_STEPS_48H
         scale_source = (f"6-hour tendency std of the training data (checkpoint normalisation) x sqrt(8), "
                         f"mean over checkpoints (no checkpoint records extra.{RMSE_KEY})")
     records = tuple({"name": ck.path.name, "sha256": ck.sha256, "kind": ck.kind} for ck in ckpts)

@@ -71,6 +71,11 @@ def _time(value: Any) -> np.datetime64:
     return t
 
 
+def _is_url(path: str) -> bool:
+    """A remote store (``gs://...``, ``s3://...``, ``https://...``), not a local path."""
+    return "://" in path
+
+
 def _check_keys(where: str, values: Mapping[str, Any], cls: type) -> None:
     known = [f.name for f in dataclasses.fields(cls) if f.init and f.name != "base_dir"]
     unknown = sorted(str(k) for k in values if k not in known)
@@ -146,6 +151,8 @@ class ForecastConfig:
 
     def _check_paths(self) -> None:
         for pattern in self.data:
+            if _is_url(pattern):
+                continue  # gs://, s3://, https://: open_source reads them (fsspec); checked on opening
             path = self.base_dir / pattern
             if not path.exists() and not glob.glob(str(path)):
                 raise ConfigError(f"data {pattern!r} does not exist (looked for {path})")
@@ -169,7 +176,7 @@ class ForecastConfig:
     @property
     def data_paths(self) -> str | list[str]:
         """The data argument of :func:`hens.forecast.open_source`, resolved."""
-        paths = [str(self.base_dir / p) for p in self.data]
+        paths = [p if _is_url(p) else str(self.base_dir / p) for p in self.data]
         return paths[0] if len(paths) == 1 else paths
 
     @property

@@ -41,6 +41,13 @@ def test_the_documented_example_parses(folder):
     assert cfg.to_dict()["models"] == ["ck0.pt", "ck1.pt"] and cfg.threads == 1
 
 
+def test_remote_data_is_passed_through_unchecked(folder):
+    url = "gs://weatherbench2/datasets/era5/1959-2023_01_10-wb13-6h-1440x721_with_derived_variables.zarr"
+    cfg = parse_config(_values(data=url), base_dir=folder)
+    assert cfg.data_paths == url
+    assert parse_config(_values(data=[url, "world.zarr"]), base_dir=folder).data_paths == [url, str(folder / "world.zarr")]
+
+
 def test_physics_needs_no_checkpoint(folder):
     cfg = parse_config(_values(models=["physics"]), base_dir=folder)
     assert cfg.physics and cfg.model_paths == ()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import subprocess
+import shutil
 import sys
 from pathlib import Path
 
@@ -91,6 +92,12 @@ def test_statistics_store_beside_the_trajectory(world_store):
     assert np.all(np.diff(jan, axis=0) >= 0)
     np.testing.assert_allclose(jan[-1], data.sel(time=slice(None, "2000-02-14")).max("time").values)
     assert np.isnan(stats["climatology_quantiles"].sel(dayofyear=198).values).all()
+
+
+def test_a_statistics_store_of_any_name_opens_as_it_is(world_store, tmp_path):
+    renamed = tmp_path / "era5-climate.zarr"  # not "<x>.stats.zarr"
+    shutil.copytree(stats_path(world_store), renamed)
+    assert open_world_stats(renamed)["tendency_std"].equals(open_world_stats(world_store)["tendency_std"])
 
 
 def test_missing_statistics_is_a_data_error(tmp_path):
