@@ -213,6 +213,34 @@ def score(
 
 
 @app.command()
+def products(
+    ens: Annotated[Path, typer.Argument(help="Ensemble store written by `hens forecast`.")],
+    out: Annotated[Path, typer.Option("--out", help="Folder for the netCDF files, one per initial time.")],
+    quantile: Annotated[list[float] | None, typer.Option("--quantile", help="Ensemble quantile level (repeatable; default 0.1, 0.5, 0.9).")] = None,
+    threshold: Annotated[list[float] | None, typer.Option("--threshold", help="Climate quantile level of an exceedance threshold (repeatable; default 0.9, 0.99).")] = None,
+    climatology: Annotated[Path | None, typer.Option("--climatology", help="Statistics store for thresholds and EFI/SOT (default: the one beside the ensemble's data).")] = None,
+    institution: Annotated[str, typer.Option("--institution", help="CF `institution` attribute of the files.")] = "unknown",
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace existing files.")] = False,
+    progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Progress bar on stderr.")] = True,
+) -> None:
+    """Write CF netCDF forecast products, OUT/<ENS stem>_<YYYYMMDDTHH>.nc per initial time.
+
+    Per channel, from the members completed at that initial time: ensemble mean and spread,
+    quantiles, probabilities of exceeding climatological quantiles, EFI and SOT.
+
+    Example: hens products ens.zarr --out products --quantile 0.1 --quantile 0.9 --threshold 0.99
+    """
+    from hens.pipelines.products import DEFAULT_QUANTILES, DEFAULT_THRESHOLDS, write_products
+
+    paths = write_products(
+        ens, out, climatology=climatology, quantiles=tuple(quantile or DEFAULT_QUANTILES),
+        thresholds=tuple(threshold or DEFAULT_THRESHOLDS), institution=institution,
+        overwrite=overwrite, progress=progress,
+    )
+    typer.echo(f"wrote {len(paths)} files to {out}", err=True)
+
+
+@app.command()
 def plot(
     scores: Annotated[Path, typer.Argument(help="Scores store written by `hens score`.")],
     out: Annotated[Path, typer.Option("--out", help="Folder for the PNGs (same-named files are replaced).")],
@@ -260,14 +288,23 @@ def campaign(
 def demo(
     out: Annotated[Path, typer.Option("--out", help="Folder for the demo's products.")] = Path("demo-out"),
     days: Annotated[float, typer.Option("--days", help="Simulated days of the demo world.", min=1)] = 730.0,
+    minutes: Annotated[float, typer.Option(
+        "--minutes", help="Training budget of each deterministic SFNO (the stochastic one gets 1.6x).", min=0.05,
+    )] = 2.5,
+    inits: Annotated[int, typer.Option("--inits", help="Initial times of each ensemble.", min=1)] = 3,
+    lead_days: Annotated[int, typer.Option("--lead-days", help="Forecast length (days).", min=1)] = 10,
+    workers: Annotated[int, typer.Option("--workers", help="Jobs run side by side (one core each).", min=1)] = 2,
 ) -> None:
-    """Run the demo chain; finished steps are reused on a second run.
+    """Run the whole chain on the world: train 4+1 SFNOs, three ensembles, scores, summary.md.
+
+    Finished steps (world, checkpoints, ensemble stores, scores) are reused on a second run.
 
     Example: hens demo --out demo-out
     """
-    from hens.pipelines.demo import run_demo
+    from hens.pipelines.demo import DemoSettings, run_demo
 
-    run_demo(out, days=days)
+    run_demo(out, settings=DemoSettings(days=days, deterministic_minutes=minutes, stochastic_minutes=1.6 * minutes,
+                                        inits=inits, lead_days=lead_days, workers=workers))
 
 
 def main() -> None:
