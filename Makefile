@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.hens-installed
 DEMO   ?= demo-out
 export OMP_NUM_THREADS ?= 1
 
-.PHONY: install test test-slow demo bench clean
+.PHONY: install test test-slow demo notebooks bench clean
 
 install: $(STAMP)
 
@@ -29,6 +29,9 @@ test-slow: install
 
 demo: install
 	$(VENV)/bin/hens demo --out $(DEMO)
+
+notebooks: install  # executes the notebooks headless on the demo's products
+	cd notebooks && HENS_DEMO_DIR=$(abspath $(DEMO)) ../$(VENV)/bin/jupyter execute *.ipynb
 
 bench: install
 	for b in benchmarks/bench_*.py; do $(PY) $$b || exit 1; done
