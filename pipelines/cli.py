@@ -245,8 +245,10 @@ def plot(
     scores: Annotated[Path, typer.Argument(help="Scores store written by `hens score`.")],
     out: Annotated[Path, typer.Option("--out", help="Folder for the PNGs (same-named files are replaced).")],
 ) -> None:
-    """Draw the figures of a scores store: errors and spread-skill vs lead, rank histograms,
-    spectra, EFI maps, reliability diagrams, outliers vs lead and ensemble size.
+    """Draw the figures of a scores store as PNGs.
+
+    Errors and spread-skill vs lead, rank histograms, spectra, EFI maps, reliability
+    diagrams, outliers vs lead and ensemble size.
 
     Example: hens plot ens.scores.zarr --out plots
     """
@@ -262,9 +264,11 @@ def campaign(
     scripts: Annotated[Path | None, typer.Option("--scripts", help="Folder of train.sbatch, forecast.sbatch and score.sbatch (default: the checkout's slurm/).")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Validate, write the forecast configs, print the sbatch commands; submit nothing.")] = False,
 ) -> None:
-    """Submit a hindcast campaign to SLURM: a training job array over seeds, then (afterok)
-    a forecast job array over initial times, N ranks each, then a scoring job array. Prints
-    one line per job array: step, job id, what it makes. Resubmitting continues a campaign.
+    """Submit a hindcast campaign (train -> forecast -> score) to SLURM from one YAML.
+
+    A training job array over seeds, then (afterok) a forecast job array over initial times,
+    N ranks each, then a scoring job array. Prints one line per job array: step, job id,
+    what it makes. Resubmitting continues a campaign.
 
     Example: hens campaign campaign.yaml
     """

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -19,9 +20,12 @@ def _commands() -> list[str]:
 
 
 def test_help_lists_every_command_with_one_line():
-    out = subprocess.run([*HENS, "--help"], capture_output=True, text=True, check=True).stdout
-    for name in _commands():
-        assert name in out, f"`hens --help` does not list {name}"
+    wide = dict(os.environ, COLUMNS="200")  # one row per command unless a summary spans lines
+    out = subprocess.run([*HENS, "--help"], capture_output=True, text=True, check=True, env=wide).stdout
+    rows = [line.strip(" │") for line in out.splitlines() if line.startswith("│ ")]
+    listed = [row.split()[0] for row in rows if row.split() and not row.startswith("-")]
+    continued = [row for row in rows if row.split() and row.split()[0] not in _commands() and not row.startswith("-")]
+    assert sorted(listed) == sorted(_commands()) and not continued, out
 
 
 @pytest.mark.parametrize("name", _commands())
