@@ -9,13 +9,14 @@ Stages (each reused when its product is already complete, so a second run only r
 3. the bred-vector multi-checkpoint ensemble (C x pairs x 2 members) and the stochastic
    ensemble with as many members (pairs x 2 x C noise seeds), in parallel;
 4. ``hens score`` of the three stores against the world, ``hens plot`` of each, figures
-   comparing them, and ``summary.md`` (:mod:`hens.pipelines.summary`).
+   comparing them, ``hens products`` of the bred-vector ensemble, and ``summary.md``
+   (:mod:`hens.pipelines.summary`).
 
 Initial times lie in the world's validation block (the last 15 % of the record, never
 trained on), ``init_spacing_days`` apart, the last one ``lead_days`` before the end.
 
 Products in ``out``: ``world.zarr``, ``checkpoints/``, ``ensembles/{bred,stochastic,physics}``
-(``.yaml`` + ``.zarr``), ``scores/``, ``plots/``, ``logs/``, ``summary.md``.
+(``.yaml`` + ``.zarr``), ``scores/``, ``plots/``, ``products/``, ``logs/``, ``summary.md``.
 """
 
 from __future__ import annotations
@@ -251,8 +252,9 @@ def run_demo(out: str | Path, *, settings: DemoSettings | None = None) -> Path:
     timings["ensembles"] = time.perf_counter() - began
 
     began = time.perf_counter()
-    console.rule("4/4 scores, plots and the summary")
+    console.rule("4/4 scores, plots, products and the summary")
     scores = _score_all(out, world, configs)
+    _products(out, configs)
     timings["scoring"] = time.perf_counter() - began
     summary = write_summary(out, scores, settings=dataclasses.asdict(settings), timings=timings)
     console.print(f"demo: summary in {summary}, plots in {out / 'plots'}")
@@ -274,3 +276,14 @@ def _score_all(out: Path, world: Path, configs: dict[str, Path]) -> dict[str, Pa
         scores[name] = path
     plot_comparison(scores, out / "plots")
     return scores
+
+
+def _products(out: Path, configs: dict[str, Path]) -> None:
+    """Forecast products of the bred-vector ensemble (CF netCDF per initial time), once."""
+    from hens.pipelines.products import write_products
+
+    folder = out / "products"
+    if not folder.exists():
+        tmp = out / ".products.partial"
+        write_products(configs["bred"].with_suffix(".zarr"), tmp, overwrite=True)
+        tmp.rename(folder)

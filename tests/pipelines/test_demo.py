@@ -34,7 +34,8 @@ def test_demo_runs_the_chain_and_reuses_it(demo_folder):
         assert float(scores["crps"].sel(channel="z500").isel(lead_time=-1)) > 0
     for figure in ("comparison_errors.png", "comparison_spectra.png", "bred/errors.png", "world/ke_spectrum.png"):
         assert (demo_folder / "plots" / figure).stat().st_size > 10_000
-    assert "| physics | 4 | 2 |" in text  # 4 members (2 x 1 pair x 2 signs), 2 initial times
+    assert "| physics | 4 | 2 |" in text
+    assert len(list((demo_folder / "products").glob("bred_*.nc"))) == TOY.inits  # 4 members (2 x 1 pair x 2 signs), 2 initial times
 
     # finalize rewrites an ensemble's metadata; training rewrites its checkpoint
     products = sorted((demo_folder / "checkpoints").glob("*.pt")) + sorted(
