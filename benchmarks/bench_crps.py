@@ -26,11 +26,10 @@ from pathlib import Path
 
 import numpy as np
 import xarray as xr
+from _results import RESULTS
 
 from hens.forecast.grids import Grid
 from hens.scoring import crps, crps_kernel
-
-RESULTS = Path(__file__).parent / "results" / "crps.csv"
 
 
 def best_time(fn: Callable[[], object], repeat: int) -> float:
@@ -74,7 +73,7 @@ def main() -> None:
     parser.add_argument("--lead-times", type=int, default=4)
     parser.add_argument("--subset", type=int, default=64, help="cells for the O(M^2) libraries")
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--csv", type=Path, default=RESULTS)
+    parser.add_argument("--csv", type=Path, default=RESULTS / "crps.csv")
     args = parser.parse_args()
 
     grid, m = Grid(32, 64), args.members

@@ -21,11 +21,9 @@ batched and looped rollouts agree bit for bit. Results append to ``results/engin
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import platform
-import resource
 import subprocess
 import sys
 import tempfile
@@ -37,6 +35,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import xarray as xr  # noqa: E402
+from _results import append_rows, results_path  # noqa: E402
 
 from hens.forecast.engine import EnsemblePlan, member_leads, pending_batches, run_ensemble  # noqa: E402
 from hens.forecast.grids import parse_grid  # noqa: E402
@@ -51,7 +50,6 @@ from hens.models.shallow_water import WorldConfig  # noqa: E402
 from hens.models.stochastic_sfno import StochasticSFNO, StochasticSFNOConfig  # noqa: E402
 from hens.pipelines.steppers import CheckpointStepper, PhysicsStepper  # noqa: E402
 
-RESULTS = Path(__file__).parent / "results"
 GRID = parse_grid("32x64")
 CHANNELS = ("z500", "u500", "v500", "t2m")
 MEAN, STD, TEND = [9.8e4, 11.0, 0.0, 280.0], [5e3, 22.0, 14.0, 19.0], [460.0, 3.3, 3.7, 1.6]
@@ -193,7 +191,10 @@ def rss_child(members: int) -> None:
         p = plan(Path(tmp), members, 2)
         sink = store(p, Path(tmp) / "rss.zarr")
         run_ensemble(p, sink, pending_batches(p, sink.completed()))
-    print(json.dumps({"maxrss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
+    # VmHWM, not ru_maxrss: after exec ru_maxrss starts at the parent's peak (Linux keeps the
+    # pre-exec high-water mark), which would hide the child's own memory behind this process's
+    status = Path("/proc/self/status").read_text().splitlines()
+    print(json.dumps({"maxrss_kb": next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))}))
 
 
 def rank_child(members: int, steps: int) -> None:
@@ -267,14 +268,9 @@ def main() -> None:
     for key, value in rows.items():
         if not key.endswith("mb_s"):
             print(f"  {key:<24} {value:7.3f}  {('goal ' + goals[key]) if key in goals else ''}")
-    RESULTS.mkdir(exist_ok=True)
-    path = RESULTS / f"engine_{platform.machine()}.csv"
-    new = not path.exists()
-    with path.open("a", newline="") as f:
-        writer = csv.writer(f)
-        if new:
-            writer.writerow(["device", "cores", "members", "steps", *rows])
-        writer.writerow([platform.machine(), os.cpu_count(), members, steps, *(f"{v:.4g}" for v in rows.values())])
+    row = {"device": platform.machine(), "cores": os.cpu_count(), "members": members, "steps": steps,
+           **{key: f"{value:.4g}" for key, value in rows.items()}}
+    append_rows(results_path("engine", platform.machine()), [row])
 
 
 if __name__ == "__main__":

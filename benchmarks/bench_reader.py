@@ -18,7 +18,6 @@ Results append to ``benchmarks/results/reader_<device>.csv``.
 from __future__ import annotations
 
 import argparse
-import csv
 import platform
 import tempfile
 import time
@@ -27,12 +26,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import xarray as xr
+from _results import append_rows, results_path
 
 from hens.forecast.channels import CHANNELS, WORLD_CHANNELS
 from hens.forecast.grids import parse_grid
 from hens.forecast.sources import open_source
 
-RESULTS = Path(__file__).parent / "results"
 # (grid, time steps, time steps per chunk): WB2 and the world store one step per chunk
 CASES = [("32x64", 2920, 1), ("32x64", 2920, 100), ("32x64", 2920, 2920), ("64x128", 2920, 1)]
 QUICK = CASES[:1]
@@ -112,16 +111,7 @@ def main() -> None:
                   f"xr.open_zarr().load() {row['plain_mb_s']:7.1f} MB/s, "
                   f"ratio {row['ratio']:.2f} (goal >= 0.8)")
     if not args.no_save:
-        RESULTS.mkdir(exist_ok=True)
-        name = "".join(c if c.isalnum() else "_" for c in str(rows[0]["device"]))[:40]
-        out = RESULTS / f"reader_{name}.csv"
-        new = not out.exists()
-        with out.open("a", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-            if new:
-                writer.writeheader()
-            writer.writerows(rows)
-        print(f"appended {len(rows)} rows to {out}")
+        append_rows(results_path("reader", str(rows[0]["device"])), rows)
 
 
 if __name__ == "__main__":

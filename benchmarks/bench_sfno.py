@@ -15,18 +15,16 @@ depends on it.
 from __future__ import annotations
 
 import argparse
-import csv
 import os
 import platform
 import time
 import warnings
-from pathlib import Path
 
 import torch
+from _results import append_rows, results_path
 
 from hens.models.sfno import SFNO, SFNOConfig, parameter_count
 
-RESULTS = Path(__file__).parent / "results"
 # (nlat, nlon, embed_dim, num_layers, scale_factor, batch): world-size cases, then larger ones
 CASES = [
     (32, 64, 64, 4, 1, 8),
@@ -132,16 +130,7 @@ def main() -> None:
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
     rows = run(QUICK if args.quick else CASES, args.repeats)
     if not args.no_save:
-        RESULTS.mkdir(exist_ok=True)
-        name = "".join(c if c.isalnum() else "_" for c in (rows[0]["device"] or "cpu"))[:40]
-        out = RESULTS / f"sfno_{name}.csv"
-        new = not out.exists()
-        with out.open("a", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-            if new:
-                writer.writeheader()
-            writer.writerows(rows)
-        print(f"appended {len(rows)} rows to {out}")
+        append_rows(results_path("sfno", rows[0]["device"] or "cpu"), rows)
 
 
 if __name__ == "__main__":

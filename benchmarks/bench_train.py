@@ -21,7 +21,6 @@ Existing checkpoints in ``--out`` are reused (delete them to retrain). Results a
 from __future__ import annotations
 
 import argparse
-import csv
 import os
 import platform
 import socket
@@ -30,7 +29,7 @@ import sys
 import time
 from pathlib import Path
 
-RESULTS = Path(__file__).parent / "results"
+from _results import append_rows, results_path
 
 
 def hens(args: list[str], ranks: int = 1) -> None:
@@ -113,18 +112,10 @@ def main() -> None:
                   "--no-progress", *options])
         print(f"--- {kind}")
         row.update({f"{kind}_{k}": v for k, v in skill(args.data, path, members, every_hours).items()})
-    RESULTS.mkdir(exist_ok=True)
-    name = "".join(ch if ch.isalnum() else "_" for ch in row["device"])[:40]
-    out = RESULTS / f"train_{name}.csv"
-    new = not out.exists()
-    with out.open("a", newline="") as f:  # long format: one metric per row, any subset of sections
-        writer = csv.writer(f)
-        if new:
-            writer.writerow(["device", "time", "metric", "value"])
-        for key, value in row.items():
-            if key not in ("device", "time"):
-                writer.writerow([row["device"], row["time"], key, value])
-    print(f"appended to {out}")
+    # long format: one metric per row, so any subset of the sections shares one header
+    metrics = [{"device": row["device"], "time": row["time"], "metric": key, "value": value}
+               for key, value in row.items() if key not in ("device", "time")]
+    append_rows(results_path("train", row["device"]), metrics)
 
 
 if __name__ == "__main__":

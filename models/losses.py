@@ -37,7 +37,8 @@ import torch
 
 from hens.forecast.errors import ConfigError, DataError
 from hens.forecast.grids import Grid, parse_grid
-from hens.models.types import CRPSKind, check_choice
+from hens.forecast.types import check_choice
+from hens.models.types import CRPSKind
 
 __all__ = ["area_weights", "crps", "mse", "spectral_crps"]
 

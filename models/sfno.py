@@ -28,8 +28,9 @@ from torch import nn
 
 from hens.forecast.errors import ConfigError, DataError
 from hens.forecast.grids import Grid, parse_grid
+from hens.forecast.types import check_choice
 from hens.models.layers import BlockNormLayer, SpectralConv, SphericalTransform, linear, mlp
-from hens.models.types import Activation, BlockNorm, PosEmbed, Skip, check_choice
+from hens.models.types import Activation, BlockNorm, PosEmbed, Skip
 
 
 @dataclass(frozen=True)

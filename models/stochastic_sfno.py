@@ -25,10 +25,11 @@ import torch
 from torch import nn
 
 from hens.forecast.errors import ConfigError, DataError
+from hens.forecast.types import check_choice
 from hens.models.layers import SphericalTransform
 from hens.models.noise import DEFAULT_LENGTHS_KM, Generators, amplitude_table, draw_coefficients
 from hens.models.sfno import SFNO, SFNOConfig
-from hens.models.types import NoiseInjection, check_choice
+from hens.models.types import NoiseInjection
 
 
 @dataclass(frozen=True)

@@ -1,15 +1,13 @@
-"""String options of the model code, defined once, and their check.
+"""String options of the model code, defined once.
 
 Every string option is a :data:`typing.Literal` alias; public functions and config
-dataclasses check it on entry with :func:`check_choice`, which raises
+dataclasses check it on entry with :func:`hens.forecast.types.check_choice`, which raises
 :class:`hens.forecast.errors.ConfigError` naming the allowed values.
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal, get_args
-
-from hens.forecast.errors import ConfigError
+from typing import Literal
 
 #: ensemble CRPS estimator: empirical-CDF ("standard"), unbiased ("fair"), AIFS "almost_fair"
 CRPSKind = Literal["standard", "fair", "almost_fair"]
@@ -25,12 +23,3 @@ Activation = Literal["gelu", "silu"]
 NoiseInjection = Literal["input", "norm", "both"]
 #: model kinds a checkpoint can hold
 ModelKind = Literal["sfno", "stochastic_sfno"]
-
-
-def check_choice(name: str, value: Any, alias: Any) -> None:
-    """Raise :class:`ConfigError` unless ``value`` is one of the ``Literal`` ``alias`` values."""
-    allowed = get_args(alias)
-    if value not in allowed:
-        raise ConfigError(
-            f"{name}={value!r} is not an option; use one of {', '.join(map(repr, allowed))}"
-        )

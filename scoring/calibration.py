@@ -24,9 +24,17 @@ import numpy as np
 import xarray as xr
 
 from hens.forecast.errors import ConfigError
+from hens.forecast.types import check_choice
 from hens.scoring.histogram import weighted_histogram
-from hens.scoring.inputs import align_truth, ensemble_size, finish, member_chunks, reduce_dims
-from hens.scoring.types import Dims, EventDirection, check_choice
+from hens.scoring.inputs import (
+    align_truth,
+    checked_inputs,
+    ensemble_size,
+    finish,
+    finish_score,
+    reduce_dims,
+)
+from hens.scoring.types import Dims, EventDirection
 from hens.scoring.weights import case_weights, weighted_mean, weights_label
 
 
@@ -48,8 +56,7 @@ def exceedance_probability(
     NaN where a member or the threshold is NaN.
     """
     check_choice("direction", direction, EventDirection)
-    m = ensemble_size(forecast, member_dim)
-    forecast, thr = align_truth(member_chunks(forecast, member_dim), threshold, member_dim)
+    m, forecast, thr = checked_inputs(forecast, threshold, member_dim)
     count = xr.apply_ufunc(
         _count_kernel,
         forecast,
@@ -72,6 +79,17 @@ def _event(
         else truth.notnull() & threshold.notnull()
     )
     return event.astype(np.float64).where(valid)
+
+
+def _event_label(direction: EventDirection) -> str:
+    return f"y {'>' if direction == 'above' else '<'} threshold"
+
+
+def _table_attrs(
+    m: int, weights: xr.DataArray | None, direction: EventDirection
+) -> dict[str, int | str]:
+    """Attributes of the reliability and ROC tables."""
+    return {"ensemble_size": m, "weights": weights_label(weights), "event": _event_label(direction)}
 
 
 def _prepare(
@@ -114,16 +132,15 @@ def brier_score(
     if fair:
         point = point - p * (1 - p) / (m - 1)
     out = weighted_mean(point, dim, weights=weights, skipna=skipna)
-    return finish(
+    return finish_score(
         out,
         {
             "long_name": "fair Brier score" if fair else "Brier score",
             "units": "1",
             "estimator": "fair (Ferro 2014)" if fair else "standard",
-            "event": f"y {'>' if direction == 'above' else '<'} threshold",
-            "ensemble_size": m,
-            "weights": out.attrs.get("weights", "none (pointwise)"),
+            "event": _event_label(direction),
         },
+        ensemble_size=m,
         name="brier_score",
     )
 
@@ -174,14 +191,7 @@ def reliability(
             "count": count,
         },
     ).assign_coords(bin=np.arange(nbins), bin_lower=("bin", lower), bin_upper=("bin", upper))
-    return finish(
-        out,
-        {
-            "ensemble_size": m,
-            "weights": weights_label(w),
-            "event": f"y {'>' if direction == 'above' else '<'} threshold",
-        },
-    )
+    return finish(out, _table_attrs(m, w, direction))
 
 
 def roc_curve(
@@ -227,14 +237,7 @@ def roc_curve(
         .rename(k="probability_threshold")
         .assign_coords(probability_threshold=coord)
     )
-    return finish(
-        out,
-        {
-            "ensemble_size": m,
-            "weights": weights_label(w),
-            "event": f"y {'>' if direction == 'above' else '<'} threshold",
-        },
-    )
+    return finish(out, _table_attrs(m, w, direction))
 
 
 def roc_auc(

@@ -25,7 +25,7 @@ from collections.abc import Hashable
 import numpy as np
 import xarray as xr
 
-from hens.scoring.inputs import align_truth, ensemble_size, finish, member_chunks, units_of
+from hens.scoring.inputs import align_truth, ensemble_size, finish_score, member_chunks, units_of
 from hens.scoring.types import Dims, XrObj
 from hens.scoring.weights import weighted_mean
 
@@ -163,14 +163,13 @@ def crps(
         output_dtypes=[dtype],
     )
     out = weighted_mean(point, dim, weights=weights, skipna=skipna)
-    return finish(
+    return finish_score(
         out,
         {
             "long_name": "fair CRPS" if fair else "CRPS",
             "units": units_of(truth) or units_of(forecast),
             "estimator": "fair (Ferro 2014)" if fair else "standard (empirical CDF)",
-            "ensemble_size": m,
-            "weights": out.attrs.get("weights", "none (pointwise)"),
         },
+        ensemble_size=m,
         name="crps",
     )

@@ -24,7 +24,8 @@ import xarray as xr
 from hens.forecast.channels import CHANNELS
 from hens.forecast.errors import DataError
 from hens.forecast.grids import Grid
-from hens.scoring.types import Incomplete, check_choice
+from hens.forecast.types import check_choice
+from hens.scoring.types import Incomplete
 
 DIMS = ("init_time", "member", "lead_time", "lat", "lon")
 MEMBER_COORDS = ("checkpoint", "pair", "sign", "seed")

@@ -41,15 +41,9 @@ import numpy as np
 import xarray as xr
 
 from hens.forecast.errors import DataError
-from hens.scoring.inputs import (
-    align_truth,
-    core_chunks,
-    ensemble_size,
-    finish,
-    member_chunks,
-    reduce_dims,
-)
-from hens.scoring.types import Dims, Tail, check_choice
+from hens.forecast.types import check_choice
+from hens.scoring.inputs import checked_inputs, core_chunks, finish, finish_score, reduce_dims
+from hens.scoring.types import Dims, Tail
 from hens.scoring.weights import weighted_mean
 
 QUANTILE = "quantile"
@@ -162,9 +156,8 @@ def efi(
     EFI in [-1, 1], dimensionless. Worked example: climate uniform on [0, 1], members
     0.55..0.95 step 0.1 -> 0.350839.
     """
-    m = ensemble_size(forecast, member_dim, dim=dim)
     p = _check_climate(climate, quantile_dim)
-    forecast, climate = align_truth(member_chunks(forecast, member_dim), climate, member_dim)
+    m, forecast, climate = checked_inputs(forecast, climate, member_dim, dim=dim)
     climate = core_chunks(climate, (quantile_dim,))
     point = xr.apply_ufunc(
         _efi_kernel,
@@ -176,15 +169,14 @@ def efi(
         output_dtypes=[np.float64],
     )
     out = weighted_mean(point, dim, weights=weights, skipna=skipna)
-    return finish(
+    return finish_score(
         out,
         {
             "long_name": "Extreme Forecast Index",
             "units": "1",
-            "ensemble_size": m,
             "estimator": f"discrete, {p.size} climate quantiles (earthkit-meteo)",
-            "weights": out.attrs.get("weights", "none (pointwise)"),
         },
+        ensemble_size=m,
         name="efi",
     )
 
@@ -226,7 +218,6 @@ def sot(
     Worked example: Q_c(90) = 10, Q_c(99) = 15, members 8..18 -> 0.4.
     """
     check_choice("tail", tail, Tail)
-    m = ensemble_size(forecast, member_dim, dim=dim)
     p = _check_climate(climate, quantile_dim)
     level, inner, outer = (0.9, 0.9, 0.99) if tail == "upper" else (0.1, 0.1, 0.01)
     picks = []
@@ -237,7 +228,7 @@ def sot(
                 f"climate {quantile_dim!r} has no {want:g} quantile, which SOT ({tail}) needs"
             )
         picks.append(climate.isel({quantile_dim: i}, drop=True))
-    forecast, q_inner = align_truth(member_chunks(forecast, member_dim), picks[0], member_dim)
+    m, forecast, q_inner = checked_inputs(forecast, picks[0], member_dim, dim=dim)
     point = xr.apply_ufunc(
         _sot_kernel,
         forecast,
@@ -250,15 +241,14 @@ def sot(
     )
     out = weighted_mean(point, dim, weights=weights, skipna=skipna)
     pct = (90, 99) if tail == "upper" else (10, 1)
-    return finish(
+    return finish_score(
         out,
         {
             "long_name": f"Shift of Tails ({tail})",
             "units": "1",
-            "ensemble_size": m,
             "estimator": f"(Q_f({pct[0]}) - Q_c({pct[1]})) / (Q_c({pct[1]}) - Q_c({pct[0]})), "
             f"clipped to [-10, 10]",
-            "weights": out.attrs.get("weights", "none (pointwise)"),
         },
+        ensemble_size=m,
         name="sot",
     )

@@ -1,4 +1,5 @@
-"""Checks shared by every scoring function: the member dim, the truth, the dims to reduce.
+"""Checks shared by every scoring function: the member dim, the truth, the dims to reduce;
+and the attributes every result carries.
 
 All checks look at dims and coordinates only, so they never load dask-backed data.
 Problems with the data raise :class:`hens.forecast.errors.DataError` naming the dim and the fix.
@@ -78,6 +79,33 @@ def align_truth(forecast: XrObj, truth: Any, member_dim: Hashable) -> tuple[XrOb
     return forecast, truth
 
 
+def checked_members(
+    forecast: XrObj, member_dim: Hashable, *, minimum: int = 1, dim: Dims = None
+) -> tuple[int, XrObj]:
+    """The checks an ensemble score starts with: :func:`ensemble_size` and :func:`member_chunks`.
+
+    Returns
+    -------
+    The number of members ``M`` and the forecast with all members in one chunk.
+    """
+    size = ensemble_size(forecast, member_dim, minimum=minimum, dim=dim)
+    return size, member_chunks(forecast, member_dim)
+
+
+def checked_inputs(
+    forecast: XrObj, truth: Any, member_dim: Hashable, *, minimum: int = 1, dim: Dims = None
+) -> tuple[int, XrObj, Any]:
+    """:func:`checked_members`, then :func:`align_truth` of ``truth`` (or a threshold, climate).
+
+    Returns
+    -------
+    ``M``, the forecast with all members in one chunk, and the truth aligned with it.
+    """
+    size, forecast = checked_members(forecast, member_dim, minimum=minimum, dim=dim)
+    forecast, truth = align_truth(forecast, truth, member_dim)
+    return size, forecast, truth
+
+
 def reduce_dims(
     obj: xr.DataArray | xr.Dataset, dim: Dims, member_dim: Hashable | None = None
 ) -> list[Hashable]:
@@ -111,6 +139,25 @@ def finish(out: XrObj, attrs: Mapping[str, Any], *, name: str | None = None) -> 
         if name is not None:
             out.name = name
     return out
+
+
+def finish_score(out: XrObj, attrs: Mapping[str, Any], *, ensemble_size: int, name: str) -> XrObj:
+    """:func:`finish` a score averaged by :func:`hens.scoring.weights.weighted_mean`.
+
+    Parameters
+    ----------
+    out
+        The score; the ``weights`` attribute that the mean set is kept, and where nothing
+        was averaged it is ``"none (pointwise)"``.
+    attrs
+        The score's own attributes (``long_name``, ``units``...).
+    ensemble_size
+        ``M``, recorded as the ``ensemble_size`` attribute.
+    name
+        Name of the result.
+    """
+    weights = out.attrs.get("weights", "none (pointwise)")
+    return finish(out, {**attrs, "ensemble_size": ensemble_size, "weights": weights}, name=name)
 
 
 def units_of(obj: Any) -> str | None:

@@ -24,7 +24,13 @@ from collections.abc import Hashable
 import numpy as np
 import xarray as xr
 
-from hens.scoring.inputs import align_truth, ensemble_size, finish, member_chunks, units_of
+from hens.scoring.inputs import (
+    checked_inputs,
+    checked_members,
+    finish,
+    finish_score,
+    units_of,
+)
 from hens.scoring.types import Dims, XrObj
 from hens.scoring.weights import weighted_mean
 
@@ -32,12 +38,16 @@ _REF = "Fortin et al. (2014), J. Hydrometeor. 15, 1708; WeatherBench2 (Rasp et a
 
 
 def _squared_error(forecast: XrObj, truth: XrObj | xr.DataArray, member_dim: Hashable) -> XrObj:
-    forecast, truth = align_truth(forecast, truth, member_dim)
     return (forecast.mean(member_dim, skipna=False) - truth) ** 2
 
 
 def _variance(forecast: XrObj, member_dim: Hashable) -> XrObj:
     return forecast.var(member_dim, ddof=1, skipna=False)
+
+
+def _squared_units(forecast: XrObj, truth: XrObj | xr.DataArray) -> str | None:
+    units = units_of(truth) or units_of(forecast)
+    return f"({units})^2" if units else None
 
 
 def ensemble_mean_mse(
@@ -50,20 +60,14 @@ def ensemble_mean_mse(
     skipna: bool = False,
 ) -> XrObj:
     """Mean squared error of the ensemble mean, mean_w (xbar - y)^2, in units^2."""
-    m = ensemble_size(forecast, member_dim, dim=dim)
-    forecast = member_chunks(forecast, member_dim)
+    m, forecast, truth = checked_inputs(forecast, truth, member_dim, dim=dim)
     out = weighted_mean(
         _squared_error(forecast, truth, member_dim), dim, weights=weights, skipna=skipna
     )
-    units = units_of(truth) or units_of(forecast)
-    return finish(
+    return finish_score(
         out,
-        {
-            "long_name": "ensemble-mean MSE",
-            "units": f"({units})^2" if units else None,
-            "ensemble_size": m,
-            "weights": out.attrs.get("weights", "none (pointwise)"),
-        },
+        {"long_name": "ensemble-mean MSE", "units": _squared_units(forecast, truth)},
+        ensemble_size=m,
         name="ensemble_mean_mse",
     )
 
@@ -109,20 +113,18 @@ def spread(
 
     Units of the variable; needs M >= 2. Variances are averaged over ``dim`` before the root.
     """
-    m = ensemble_size(forecast, member_dim, minimum=2, dim=dim)
-    forecast = member_chunks(forecast, member_dim)
+    m, forecast = checked_members(forecast, member_dim, minimum=2, dim=dim)
     out = np.sqrt(
         weighted_mean(_variance(forecast, member_dim), dim, weights=weights, skipna=skipna)
     )
-    return finish(
+    return finish_score(
         out,
         {
             "long_name": "ensemble spread",
             "units": units_of(forecast),
             "estimator": "sqrt of mean unbiased variance (ddof=1)",
-            "ensemble_size": m,
-            "weights": out.attrs.get("weights", "none (pointwise)"),
         },
+        ensemble_size=m,
         name="spread",
     )
 
@@ -146,8 +148,7 @@ def spread_skill_ratio(
     Worked example (scoring.md): weights [0.25, 0.75], members [1,2,4] / [0,1,2],
     y = [3, 0.5] give RMSE 0.546453, spread 1.154701, SSR 2.43998.
     """
-    m = ensemble_size(forecast, member_dim, minimum=2, dim=dim)
-    forecast = member_chunks(forecast, member_dim)
+    m, forecast, truth = checked_inputs(forecast, truth, member_dim, minimum=2, dim=dim)
     err = _squared_error(forecast, truth, member_dim)
     var = _variance(forecast, member_dim)
     if skipna:
@@ -155,17 +156,17 @@ def spread_skill_ratio(
         err, var = err.where(valid), var.where(valid)
     mse = weighted_mean(err, dim, weights=weights, skipna=skipna)
     mvar = weighted_mean(var, dim, weights=weights, skipna=skipna)
-    out = np.sqrt((m + 1) / m) * np.sqrt(mvar) / np.sqrt(mse)
-    return finish(
+    # the ratio drops attributes: keep the weights label that the means recorded
+    out = (np.sqrt((m + 1) / m) * np.sqrt(mvar) / np.sqrt(mse)).assign_attrs(mse.attrs)
+    return finish_score(
         out,
         {
             "long_name": "spread-skill ratio",
             "units": "1",
             "estimator": "sqrt((M+1)/M) * spread / RMSE, means before roots",
-            "ensemble_size": m,
-            "weights": mse.attrs.get("weights", "none (pointwise)"),
             "references": _REF,
         },
+        ensemble_size=m,
         name="spread_skill_ratio",
     )
 
@@ -184,18 +185,12 @@ def debiased_ensemble_mean_mse(
     WeatherBench2's ``DebiasedEnsembleMeanMSE``; can be negative when few cases are pooled
     (the worked example gives -0.145833).
     """
-    m = ensemble_size(forecast, member_dim, minimum=2, dim=dim)
-    forecast = member_chunks(forecast, member_dim)
+    m, forecast, truth = checked_inputs(forecast, truth, member_dim, minimum=2, dim=dim)
     point = _squared_error(forecast, truth, member_dim) - _variance(forecast, member_dim) / m
     out = weighted_mean(point, dim, weights=weights, skipna=skipna)
-    units = units_of(truth) or units_of(forecast)
-    return finish(
+    return finish_score(
         out,
-        {
-            "long_name": "debiased ensemble-mean MSE",
-            "units": f"({units})^2" if units else None,
-            "ensemble_size": m,
-            "weights": out.attrs.get("weights", "none (pointwise)"),
-        },
+        {"long_name": "debiased ensemble-mean MSE", "units": _squared_units(forecast, truth)},
+        ensemble_size=m,
         name="debiased_ensemble_mean_mse",
     )

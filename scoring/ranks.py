@@ -21,7 +21,7 @@ import numpy as np
 import xarray as xr
 
 from hens.scoring.histogram import weighted_histogram
-from hens.scoring.inputs import align_truth, ensemble_size, finish, member_chunks, reduce_dims
+from hens.scoring.inputs import checked_inputs, ensemble_size, finish, reduce_dims
 from hens.scoring.types import Dims
 from hens.scoring.weights import case_weights, weights_label
 
@@ -46,8 +46,7 @@ def ranks(
     depends on ``seed`` and the chunk's truth values), so discrete variables still give a
     flat histogram when calibrated. Example: members [1, 2, 4], y = 3 -> 2.
     """
-    ensemble_size(forecast, member_dim)
-    forecast, truth = align_truth(member_chunks(forecast, member_dim), truth, member_dim)
+    _, forecast, truth = checked_inputs(forecast, truth, member_dim)
     return xr.apply_ufunc(
         _rank_kernel,
         forecast,

@@ -26,8 +26,9 @@ from collections.abc import Hashable
 import numpy as np
 import xarray as xr
 
-from hens.scoring.inputs import align_truth, ensemble_size, finish, member_chunks, units_of
-from hens.scoring.types import BestMemberMetric, Dims, SigmaTail, check_choice
+from hens.forecast.types import check_choice
+from hens.scoring.inputs import checked_inputs, checked_members, finish_score, units_of
+from hens.scoring.types import BestMemberMetric, Dims, SigmaTail
 from hens.scoring.weights import weighted_mean
 
 
@@ -45,21 +46,19 @@ def outlier_fraction(
     Pointwise (``dim=None``) it is the indicator 1{y < min x or y > max x} (float, NaN
     where a member or the truth is NaN). Dimensionless; expectation 2 / (M + 1).
     """
-    m = ensemble_size(forecast, member_dim, dim=dim)
-    forecast, truth = align_truth(member_chunks(forecast, member_dim), truth, member_dim)
+    m, forecast, truth = checked_inputs(forecast, truth, member_dim, dim=dim)
     low, high = forecast.min(member_dim, skipna=False), forecast.max(member_dim, skipna=False)
     outside = ((truth < low) | (truth > high)).astype(np.float64)
     point = outside.where(low.notnull() & truth.notnull())
     out = weighted_mean(point, dim, weights=weights, skipna=skipna)
-    return finish(
+    return finish_score(
         out,
         {
             "long_name": "outlier fraction",
             "units": "1",
-            "ensemble_size": m,
             "expected_if_calibrated": expected_outlier_fraction(m),
-            "weights": out.attrs.get("weights", "none (pointwise)"),
         },
+        ensemble_size=m,
         name="outlier_fraction",
     )
 
@@ -86,21 +85,16 @@ def best_member_error(
     is an optimistic bound, not the skill of any single forecast.
     """
     check_choice("metric", metric, BestMemberMetric)
-    m = ensemble_size(forecast, member_dim, dim=dim)
-    forecast, truth = align_truth(member_chunks(forecast, member_dim), truth, member_dim)
+    m, forecast, truth = checked_inputs(forecast, truth, member_dim, dim=dim)
     e_min = abs(forecast - truth).min(member_dim, skipna=False)
     if metric == "mae":
         out = weighted_mean(e_min, dim, weights=weights, skipna=skipna)
     else:
         out = np.sqrt(weighted_mean(e_min**2, dim, weights=weights, skipna=skipna))
-    return finish(
+    return finish_score(
         out,
-        {
-            "long_name": f"best-member {metric.upper()}",
-            "units": units_of(truth),
-            "ensemble_size": m,
-            "weights": out.attrs.get("weights", "none (pointwise)"),
-        },
+        {"long_name": f"best-member {metric.upper()}", "units": units_of(truth)},
+        ensemble_size=m,
         name="best_member_error",
     )
 
@@ -144,22 +138,20 @@ def max_sigma(
     :func:`expected_max_sigma`), else its area-weighted mean. Dimensionless; needs M >= 2.
     """
     check_choice("tail", tail, SigmaTail)
-    m = ensemble_size(forecast, member_dim, minimum=2, dim=dim)
-    forecast = member_chunks(forecast, member_dim)
+    m, forecast = checked_members(forecast, member_dim, minimum=2, dim=dim)
     mean, std = _standardised(forecast, member_dim)
     upper = (forecast.max(member_dim, skipna=False) - mean) / std
     lower = (mean - forecast.min(member_dim, skipna=False)) / std
     point = {"upper": upper, "lower": lower, "both": np.maximum(upper, lower)}[tail]
     out = weighted_mean(point, dim, weights=weights, skipna=skipna)
-    return finish(
+    return finish_score(
         out,
         {
             "long_name": f"largest member deviation in sigma ({tail})",
             "units": "1",
-            "ensemble_size": m,
             "expected_if_gaussian": expected_max_sigma(m, tail=tail),
-            "weights": out.attrs.get("weights", "none (pointwise)"),
         },
+        ensemble_size=m,
         name="max_sigma",
     )
 
@@ -180,8 +172,7 @@ def sigma_exceedance(
     P(Z > k) (twice that for "both"); times M it is the expected count per cell.
     """
     check_choice("tail", tail, SigmaTail)
-    m = ensemble_size(forecast, member_dim, minimum=2, dim=dim)
-    forecast = member_chunks(forecast, member_dim)
+    m, forecast = checked_members(forecast, member_dim, minimum=2, dim=dim)
     mean, std = _standardised(forecast, member_dim)
     z = (forecast - mean) / std
     beyond = {"upper": z > k, "lower": z < -k, "both": abs(z) > k}[tail]
@@ -190,15 +181,14 @@ def sigma_exceedance(
     from scipy.stats import norm
 
     expected = float(norm.sf(k) * (2 if tail == "both" else 1))
-    return finish(
+    return finish_score(
         out,
         {
             "long_name": f"fraction of members beyond {k:g} sigma ({tail})",
             "units": "1",
-            "ensemble_size": m,
             "expected_if_gaussian": expected,
-            "weights": out.attrs.get("weights", "none (pointwise)"),
         },
+        ensemble_size=m,
         name="sigma_exceedance",
     )
 

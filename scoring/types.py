@@ -1,18 +1,16 @@
-"""String options of the scoring functions, defined once, and their checks.
+"""String options of the scoring functions, defined once.
 
 Every string option is a :data:`typing.Literal` alias; public functions check it on entry
-with :func:`check_choice`, which raises :class:`hens.forecast.errors.ConfigError` naming the
-allowed values.
+with :func:`hens.forecast.types.check_choice`, which raises
+:class:`hens.forecast.errors.ConfigError` naming the allowed values.
 """
 
 from __future__ import annotations
 
 from collections.abc import Hashable, Sequence
-from typing import Any, Literal, TypeVar, get_args
+from typing import Literal, TypeVar
 
 import xarray as xr
-
-from hens.forecast.errors import ConfigError
 
 #: which tail of the distribution (SOT, sigma diagnostics)
 Tail = Literal["upper", "lower"]
@@ -32,12 +30,3 @@ Dims = Hashable | Sequence[Hashable] | None
 
 #: a DataArray or a Dataset; functions return the same kind they were given
 XrObj = TypeVar("XrObj", xr.DataArray, xr.Dataset)
-
-
-def check_choice(name: str, value: Any, alias: Any) -> None:
-    """Raise :class:`ConfigError` unless ``value`` is one of the ``Literal`` ``alias`` values."""
-    allowed = get_args(alias)
-    if value not in allowed:
-        raise ConfigError(
-            f"{name}={value!r} is not an option; use one of {', '.join(map(repr, allowed))}"
-        )
