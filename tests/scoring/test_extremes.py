@@ -35,6 +35,17 @@ def test_efi_worked_examples():
     )
 
 
+def test_efi_stays_within_its_bounds_on_random_climates():
+    from hens.forecast.stats import QUANTILES  # the levels of the world's climatology
+
+    rng = np.random.default_rng(0)
+    quantiles = np.sort(rng.normal(size=(20000, len(QUANTILES))), axis=-1)
+    field = xr.DataArray(quantiles, dims=("point", "quantile"), coords={"quantile": np.asarray(QUANTILES)})
+    for shift in (-50.0, 50.0):  # every member beyond the climate: exactly -1 or +1
+        values = efi(xr.DataArray(rng.normal(shift, 1.0, (20000, 8)), dims=("point", "member")), field).values
+        assert np.all(np.abs(values) <= 1.0) and np.allclose(np.abs(values), 1.0)
+
+
 @pytest.mark.parametrize(("mu", "expected"), [(0.5, 0.213), (1.0, 0.412), (2.0, 0.714)])
 def test_efi_gaussian_shift(mu, expected):
     gaussian = climate(stats.norm.ppf(P))  # -inf and +inf at the ends
