@@ -152,8 +152,8 @@ class ZarrSink:
             "lead_time": ("lead_time", np.array(spec.lead_hours, dtype="timedelta64[h]").astype("timedelta64[ns]"),
                           {"long_name": "lead time", "standard_name": "forecast_period",
                            "comment": "lead 0 is the (perturbed) initial state"}),
-            "lat": ("lat", g.lat.astype(np.float32), {"units": "degrees_north", "standard_name": "latitude"}),
-            "lon": ("lon", g.lon.astype(np.float32), {"units": "degrees_east", "standard_name": "longitude"}),
+            "lat": ("lat", g.lat, {"units": "degrees_north", "standard_name": "latitude"}),
+            "lon": ("lon", g.lon, {"units": "degrees_east", "standard_name": "longitude"}),
             **member_coords,
         }
         attrs = {**{k: v if isinstance(v, (str, int, float)) else json.dumps(v, default=str)

@@ -174,7 +174,7 @@ def compute_member(config: str | Path | ForecastConfig, init_time: str | np.date
         plan.layout.member(member)  # raises for a member outside the layout
         values = compute_members(plan, cfg.init_times.index(t0), [member])[0]  # (lead, C, lat, lon)
     leads = np.array(cfg.lead_steps, dtype="timedelta64[h]").astype("timedelta64[ns]")
-    coords = {"lead_time": leads, "lat": spec.grid.lat.astype(np.float32), "lon": spec.grid.lon.astype(np.float32)}
+    coords = {"lead_time": leads, "lat": spec.grid.lat, "lon": spec.grid.lon}
     return xr.Dataset(
         {c: (("lead_time", "lat", "lon"), values[:, k], get_channel(c).attrs()) for k, c in enumerate(plan.channels)},
         coords=coords, attrs={"init_time": str(t0), "member": member},

@@ -93,3 +93,17 @@ def test_bad_input_is_one_line_and_leaves_the_store_alone(
     assert len(lines) == 1 and lines[0].startswith("hens: error: "), res.stderr
     assert re.search(message, lines[0]), lines[0]
     assert _snapshot(folder / "ens.zarr") == before
+
+
+def test_store_coordinates_align_exactly_with_the_truth(existing, world_store):
+    """Forecast minus truth in plain xarray: the store's lat/lon are the source's, bit for bit."""
+    import xarray as xr
+
+    from hens.forecast.sources import open_source
+
+    folder, _ = existing
+    store = xr.open_zarr(folder / "ens.zarr")
+    truth = open_source(str(world_store))(store["init_time"].values, ["z500"]).isel(channel=0, time=0)
+    analysis = store["z500"].isel(init_time=0, lead_time=0).mean("member")
+    xr.align(analysis, truth, join="exact")  # raises on any coordinate mismatch
+    assert float(abs(analysis - truth).max()) < 0.05 * float(truth.std())  # centred pairs: mean ~ analysis
