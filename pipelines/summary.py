@@ -7,6 +7,7 @@ attributes, the checkpoints' training records), so the summary of a reused run i
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -46,10 +47,12 @@ def _run_record(store: Path) -> dict[str, Any]:
             "cost": wall * ranks / member_steps, "models": attrs.get("checkpoints", [])}
 
 
-def _training_minutes(folder: Path, records: list[Any]) -> float:
+def _training_minutes(folder: Path, records: str | list[Any]) -> float:
     """Sum of the training wall times of the checkpoints (in ``folder``) an ensemble used."""
     from hens.models.checkpoint import load_checkpoint
 
+    if isinstance(records, str):  # the store keeps it as JSON text
+        records = json.loads(records)
     paths = [folder / str(r.get("name", "")) for r in records if isinstance(r, dict)]
     return sum(float(load_checkpoint(p).extra.get("wall_seconds", 0.0)) for p in paths if p.is_file()) / 60.0
 
@@ -153,6 +156,10 @@ def write_summary(out: Path, stores: Mapping[str, Path], *, settings: Mapping[st
                 f"| {name} | {ch} | {'yes' if c['crps_below_mae'] else 'NO'} ({c['worst_crps_over_mae']:.3f}) | "
                 f"{'yes' if c['crps_below_persistence'] else 'NO'} ({c['worst_crps_over_persistence']:.3f}) | "
                 f"{c['members_spectrum']:.3f} {spectrum_ok} | {c['mean_spectrum']:.3f} |")
+    lines += ["", "Notes: the physics ensemble starts from the exact truth plus perturbations (a perfect "
+              "model with no analysis error), so its spread exceeds its error at short leads by "
+              "construction; the SFNO ensembles' error includes model error. Training minutes are the "
+              "checkpoints' recorded wall time (the jobs shared the machine two at a time)."]
     lines += ["", "## This run", "", "| stage | wall (s) |", "|---|---:|",
               *(f"| {k} | {v:.0f} |" for k, v in timings.items()), "",
               "Settings: " + ", ".join(f"{k}={v}" for k, v in settings.items()), ""]
