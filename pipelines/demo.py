@@ -262,6 +262,7 @@ def run_demo(out: str | Path, *, settings: DemoSettings | None = None) -> Path:
 
 
 def _score_all(out: Path, world: Path, configs: dict[str, Path]) -> dict[str, Path]:
+    from hens.pipelines.summary import reference_spectrum, valid_times, world_truncation
     from hens.scoring.comparison import plot_comparison
     from hens.scoring.evaluate import score_ensemble
     from hens.scoring.figures import plot_scores
@@ -274,7 +275,10 @@ def _score_all(out: Path, world: Path, configs: dict[str, Path]) -> dict[str, Pa
             score_ensemble(config.with_suffix(".zarr"), world, out=path)
         plot_scores(path, out / "plots" / name)
         scores[name] = path
-    plot_comparison(scores, out / "plots")
+    # the truth's spectrum around the valid times: a few verifying fields alone are too noisy
+    references = {name: reference_spectrum(world, valid_times(config.with_suffix(".zarr")))
+                  for name, config in configs.items()}
+    plot_comparison(scores, out / "plots", references=references, truncation=world_truncation(world))
     return scores
 
 

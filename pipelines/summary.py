@@ -102,8 +102,16 @@ def science_checks(ds: xr.Dataset, reference: xr.DataArray, *, truncation: int) 
     return checks
 
 
-def _init_times(store: Path) -> np.ndarray:
-    return xr.open_zarr(store, consolidated=True)["init_time"].values
+def valid_times(store: Path) -> np.ndarray:
+    """Valid times of the longest lead of an ensemble store, one per initial time."""
+    ds = xr.open_zarr(store, consolidated=True)
+    return ds["init_time"].values + ds["lead_time"].values[-1]
+
+
+def world_truncation(world: Path) -> int | None:
+    """The spectral truncation of a hens world (``world_lmax``), None for other data."""
+    value = xr.open_zarr(world, consolidated=True).attrs.get("world_lmax")
+    return None if value is None else int(value)
 
 
 def _table(scores: Mapping[str, xr.Dataset], variable: str) -> list[str]:
@@ -138,8 +146,8 @@ def write_summary(out: Path, stores: Mapping[str, Path], *, settings: Mapping[st
         lines.append(f"| {name} | {r['members']} | {r['inits']} | {r['member_steps']} | {r['wall']:.1f} | "
                      f"{r['ranks']} | {r['cost']:.4f} | {_training_minutes(out / 'checkpoints', r['models']):.1f} |")
     world = out / "world.zarr"
-    default = next(iter(scores.values())).sizes["wavenumber"]  # not a world: the grid's own truncation
-    truncation = int(xr.open_zarr(world, consolidated=True).attrs.get("world_lmax", default))
+    # not a world: the grid's own truncation
+    truncation = world_truncation(world) or next(iter(scores.values())).sizes["wavenumber"]
     lines += ["", "## Checks (Scoring issue)", "",
               "CRPS below the ensemble-mean MAE and below persistence at every lead 1-10 days; member "
               f"spectra at the last lead within {SPECTRUM_TOLERANCE:.0%} of the truth's at wavenumbers "
@@ -149,8 +157,8 @@ def write_summary(out: Path, stores: Mapping[str, Path], *, settings: Mapping[st
               "| ensemble | channel | CRPS < mean MAE (worst ratio) | CRPS < persistence (worst ratio) | "
               "max abs(members/truth - 1) | mean/truth, upper half |", "|---|---|---|---|---:|---:|"]
     for name, ds in scores.items():
-        valid = _init_times(out / "ensembles" / f"{name}.zarr") + ds["lead_time"].values[-1]
-        for ch, c in science_checks(ds, reference_spectrum(world, valid), truncation=truncation).items():
+        reference = reference_spectrum(world, valid_times(out / "ensembles" / f"{name}.zarr"))
+        for ch, c in science_checks(ds, reference, truncation=truncation).items():
             spectrum_ok = "ok" if c["members_spectrum"] <= SPECTRUM_TOLERANCE else "OUT"
             lines.append(
                 f"| {name} | {ch} | {'yes' if c['crps_below_mae'] else 'NO'} ({c['worst_crps_over_mae']:.3f}) | "

@@ -4,7 +4,8 @@
                             with persistence MAE (the CRPS of the analysis kept fixed)
 ``comparison_calibration.png`` spread-skill ratio against lead (1 = calibrated)
 ``comparison_spectra.png``  member and ensemble-mean power spectra over the truth's at the
-                            longest lead, with the +/-20 % band
+                            longest lead, with the +/-20 % band (the truth: the verifying
+                            fields, or a given reference spectrum per ensemble)
 """
 
 from __future__ import annotations
@@ -23,8 +24,16 @@ def _days(ds: xr.Dataset) -> np.ndarray:
     return ds["lead_time"].values / np.timedelta64(1, "D")
 
 
-def plot_comparison(stores: Mapping[str, str | Path], out: str | Path) -> list[Path]:
-    """Draw the comparison figures of the scores stores ``{name: path}`` into ``out``."""
+def plot_comparison(
+    stores: Mapping[str, str | Path], out: str | Path, *,
+    references: Mapping[str, xr.DataArray] | None = None, truncation: int | None = None,
+) -> list[Path]:
+    """Draw the comparison figures of the scores stores ``{name: path}`` into ``out``.
+
+    ``references``: per ensemble, a truth spectrum ``(channel, wavenumber)`` to divide by
+    instead of the verifying fields' (e.g. :func:`hens.pipelines.summary.reference_spectrum`);
+    ``truncation``: spectra drawn for l < truncation (default: every wavenumber).
+    """
     scores = {name: open_scores(path) for name, path in stores.items()}
     out = Path(out)
     first = next(iter(scores.values()))
@@ -56,11 +65,12 @@ def plot_comparison(stores: Mapping[str, str | Path], out: str | Path) -> list[P
     fig = _figure(4.2 * len(channels), 3.6)
     for ax, ch in zip(fig.subplots(1, len(channels), squeeze=False)[0], channels, strict=True):
         for name, ds in scores.items():
-            s = ds.sel(channel=ch).isel(lead_time=-1)
-            truth = s["spectrum_truth"].values[1:]
-            l = s["wavenumber"].values[1:]  # noqa: E741  (degree 0 is the mean)
-            ax.semilogx(l, s["spectrum_members"].values[1:] / truth, "-", color=colours[name], label=f"{name} members")
-            ax.semilogx(l, s["spectrum_ensemble_mean"].values[1:] / truth, "--", color=colours[name],
+            s = ds.sel(channel=ch).isel(lead_time=-1, wavenumber=slice(1, truncation))  # l = 0: the mean
+            truth = (references[name].sel(channel=ch).isel(wavenumber=slice(1, truncation)).values
+                     if references else s["spectrum_truth"].values)
+            l = s["wavenumber"].values  # noqa: E741
+            ax.semilogx(l, s["spectrum_members"].values / truth, "-", color=colours[name], label=f"{name} members")
+            ax.semilogx(l, s["spectrum_ensemble_mean"].values / truth, "--", color=colours[name],
                         label=f"{name} mean")
         ax.axhspan(0.8, 1.2, color="0.85", zorder=0, label="truth +/- 20 %")
         ax.axhline(1.0, color="k", lw=0.8)
