@@ -26,8 +26,8 @@ _POLL_S = 1.0
 class Task:
     """One job: ``run(*args)`` in a worker process, its output in ``log``.
 
-    ``progress()`` (called in the parent) returns the completed fraction in [0, 1], e.g. from
-    the elapsed share of a time budget or the completed members of a store.
+    ``progress(elapsed seconds)`` (called in the parent) returns the completed fraction in
+    [0, 1], e.g. the elapsed share of a time budget or the completed members of a store.
     """
 
     name: str
@@ -45,7 +45,7 @@ def _call(run: Callable[..., Any], args: tuple[Any, ...], log: str) -> Any:
         return run(*args)
 
 
-def run_tasks(tasks: Sequence[Task], *, workers: int, title: str = "") -> dict[str, Any]:
+def run_tasks(tasks: Sequence[Task], *, workers: int) -> dict[str, Any]:
     """Run ``tasks`` on ``workers`` processes (in order of the list); returns results by name.
 
     A failing job stops the others; its error is re-raised (a :class:`HensError` as is, any
@@ -65,7 +65,7 @@ def run_tasks(tasks: Sequence[Task], *, workers: int, title: str = "") -> dict[s
     try:
         with Progress(TextColumn("{task.description:<34}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
                       TimeElapsedColumn(), console=Console(stderr=True)) as bar:
-            rows = {t.name: bar.add_task(f"{title}{t.name}", total=1.0, start=False) for t in tasks}
+            rows = {t.name: bar.add_task(t.name, total=1.0, start=False) for t in tasks}
             running: dict[str, tuple[Task, AsyncResult, float]] = {}
             queue = list(tasks)
             while queue or running:
@@ -84,7 +84,7 @@ def run_tasks(tasks: Sequence[Task], *, workers: int, title: str = "") -> dict[s
                     except HensError:
                         raise
                     except Exception as err:
-                        raise HensError(f"{title}{name} failed ({type(err).__name__}: {err}); see {t.log}") from err
+                        raise HensError(f"{name} failed ({type(err).__name__}: {err}); see {t.log}") from err
                     bar.update(rows[name], completed=1.0)
                     bar.stop_task(rows[name])
         pool.close()

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import xarray as xr
-from sample_layouts import TIMES, make_truth, write_cds_new, write_wb2
+from sample_layouts import TIMES, make_truth, write_cds_new
 
 from hens.forecast import open_source
 from hens.forecast.errors import DataError, GridMismatch, HensError
