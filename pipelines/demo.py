@@ -22,6 +22,7 @@ Products in ``out``: ``world.zarr``, ``checkpoints/``, ``ensembles/{bred,stochas
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -220,13 +221,22 @@ def run_demo(out: str | Path, *, settings: DemoSettings | None = None) -> Path:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     console = Console(stderr=True)
-    timings: dict[str, float] = {}
+    # wall time of each stage from the run that did its work (a reused stage keeps it)
+    record = out / "logs" / "stages.json"
+    timings: dict[str, float] = json.loads(record.read_text()) if record.exists() else {}
+
+    def done(stage: str, began: float, worked: bool) -> None:
+        if worked or stage not in timings:
+            timings[stage] = round(time.perf_counter() - began, 1)
+            record.parent.mkdir(parents=True, exist_ok=True)
+            record.write_text(json.dumps(timings))
 
     began = time.perf_counter()
     console.rule("1/4 world")
+    fresh = not (out / "world.zarr").exists()
     world = _world(out, settings)
     _world_plots(world, out / "plots" / "world", settings.grid)
-    timings["world"] = time.perf_counter() - began
+    done("world", began, fresh)
 
     began = time.perf_counter()
     console.rule(f"2/4 training ({settings.checkpoints} + 1 SFNOs) and the physics ensemble")
@@ -242,20 +252,21 @@ def run_demo(out: str | Path, *, settings: DemoSettings | None = None) -> Path:
     if not _finished(configs["physics"].with_suffix(".zarr")):
         jobs.append(_forecast_task(out, "physics", configs["physics"]))
     run_tasks(jobs, workers=settings.workers)
-    timings["training"] = time.perf_counter() - began
+    done("training and physics ensemble", began, bool(jobs))
 
     began = time.perf_counter()
     console.rule("3/4 SFNO ensembles")
     jobs = [_forecast_task(out, name, configs[name]) for name in ("bred", "stochastic")
             if not _finished(configs[name].with_suffix(".zarr"))]
     run_tasks(jobs, workers=settings.workers)
-    timings["ensembles"] = time.perf_counter() - began
+    done("SFNO ensembles", began, bool(jobs))
 
     began = time.perf_counter()
     console.rule("4/4 scores, plots, products and the summary")
+    fresh = not (out / "products").exists()
     scores = _score_all(out, world, configs)
     _products(out, configs)
-    timings["scoring"] = time.perf_counter() - began
+    done("scores, plots and products", began, fresh)
     summary = write_summary(out, scores, settings=dataclasses.asdict(settings), timings=timings)
     console.print(f"demo: summary in {summary}, plots in {out / 'plots'}")
     return summary

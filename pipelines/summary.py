@@ -128,8 +128,8 @@ def write_summary(out: Path, stores: Mapping[str, Path], *, settings: Mapping[st
                   timings: Mapping[str, float]) -> Path:
     """Write ``out/summary.md`` from the scores ``stores`` ``{ensemble name: path}``.
 
-    ``settings`` (the demo's) and ``timings`` (wall seconds of this run's stages) are
-    recorded as given; costs come from the ensemble stores under ``out/ensembles``.
+    ``settings`` (the demo's) and ``timings`` (wall seconds of each stage, from the run
+    that did its work) are recorded as given; costs come from the ensemble stores under ``out/ensembles``.
     """
     scores = {name: open_scores(path) for name, path in stores.items()}
     lines = [f"# hens demo summary ({dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC)", "",
@@ -168,7 +168,7 @@ def write_summary(out: Path, stores: Mapping[str, Path], *, settings: Mapping[st
               "model with no analysis error), so its spread exceeds its error at short leads by "
               "construction; the SFNO ensembles' error includes model error. Training minutes are the "
               "checkpoints' recorded wall time (the jobs shared the machine two at a time)."]
-    lines += ["", "## This run", "", "| stage | wall (s) |", "|---|---:|",
+    lines += ["", "## Wall time of the stages", "", "| stage | wall (s) |", "|---|---:|",
               *(f"| {k} | {v:.0f} |" for k, v in timings.items()), "",
               "Settings: " + ", ".join(f"{k}={v}" for k, v in settings.items()), ""]
     path = out / "summary.md"
