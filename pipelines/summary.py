@@ -19,7 +19,7 @@ from hens.scoring.figures import open_scores
 
 DAYS = (1, 3, 5, 10)
 _METRICS = {"crps": "CRPS", "rmse": "ensemble-mean RMSE", "spread_skill_ratio": "spread-skill ratio"}
-SPECTRUM_TOLERANCE = 0.2  # member power within 20 % of the truth's (HENS Part I, Fig. 6 style check)
+SPECTRUM_TOLERANCE = 0.2  # member power within 20 % of the truth's (the Scoring issue's check)
 REFERENCE_WINDOW_DAYS = 7
 
 
@@ -38,8 +38,8 @@ def _fmt(x: float) -> str:
 def _run_record(store: Path) -> dict[str, Any]:
     import zarr
 
-    attrs = dict(zarr.open_group(store, mode="r", zarr_format=2).attrs)
     group = zarr.open_group(store, mode="r", zarr_format=2)
+    attrs = dict(group.attrs)
     inits, members, leads = group["completed"].shape + (group["lead_time"].shape[0],)
     member_steps = inits * members * (leads - 1)
     wall, ranks = float(attrs.get("wall_seconds", np.nan)), int(attrs.get("world_size", 1))
