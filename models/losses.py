@@ -1,4 +1,4 @@
-"""Training losses: area-weighted MSE, ensemble CRPS (standard, fair, almost fair), spectral CRPS.
+"""Training losses: area-weighted MSE, adjusted spectral MSE, ensemble CRPS, spectral CRPS.
 
 All functions are differentiable torch code and share one reduction rule:
 
@@ -24,7 +24,14 @@ almost_fair    skill - (1 - eps) S / (2 M (M-1))       eps = (1 - alpha) / M; al
 and O(M) memory per point, no M x M matrix. Sorting is differentiable almost everywhere.
 NaNs propagate (unlike properscoring, which skips NaN members).
 
-References: Ferro (2014) QJRMS 140, 1917; Lang et al. (2024) "AIFS-CRPS", arXiv:2412.15832;
+Adjusted MSE (:func:`amse`) splits the squared error per total wavenumber into an amplitude
+and a decorrelation term and charges the decorrelation at the larger of the two powers, so a
+deterministic model gains nothing by damping scales it cannot predict (the "double penalty"
+that makes MSE-trained forecasts blur with lead time).
+
+References: Subich et al. (2025) "Fixing the double penalty in data-driven weather
+forecasting through a modified spherical harmonic loss function", arXiv:2501.19374;
+Ferro (2014) QJRMS 140, 1917; Lang et al. (2024) "AIFS-CRPS", arXiv:2412.15832;
 Bonev et al. (2025) "FourCastNet 3", arXiv:2507.12144 (spectral CRPS).
 """
 
@@ -40,7 +47,7 @@ from hens.forecast.grids import Grid, parse_grid
 from hens.forecast.types import check_choice
 from hens.models.types import CRPSKind
 
-__all__ = ["area_weights", "crps", "mse", "spectral_crps"]
+__all__ = ["amse", "area_weights", "crps", "mse", "spectral_crps"]
 
 
 def area_weights(
@@ -191,6 +198,15 @@ def _band_limit(grid: Grid) -> int:
     return min(lmax, grid.nlon // 2 + 1)
 
 
+def _truncation(grid: Grid, lmax: int | None) -> int:
+    """``lmax`` checked against the grid's band limit (the limit itself when ``None``)."""
+    limit = _band_limit(grid)
+    lmax = limit if lmax is None else int(lmax)
+    if not 1 <= lmax <= limit:
+        raise ConfigError(f"lmax={lmax} is outside 1..{limit}, the band limit of grid {grid.spec}")
+    return lmax
+
+
 @lru_cache(maxsize=16)
 def _sht(grid: Grid, lmax: int, device: torch.device, dtype: torch.dtype) -> torch.nn.Module:
     """An orthonormal RealSHT of ``grid`` truncated at ``lmax``, built once per key."""
@@ -206,6 +222,14 @@ def _lm_weights(lmax: int, device: torch.device, dtype: torch.dtype) -> torch.Te
     l = torch.arange(lmax, device=device)
     w = torch.where(l[None, :] == 0, 1.0, 2.0) * (l[None, :] <= l[:, None])
     return (w / (4.0 * math.pi)).to(dtype)
+
+
+def _coefficients(x: torch.Tensor, grid: Grid, lmax: int) -> torch.Tensor:
+    """``SHT(x) / sqrt(4 pi)`` over the last two dims, in float32 (float64 for float64 input)."""
+    dtype = torch.float64 if x.dtype == torch.float64 else torch.float32
+    sht = _sht(grid, lmax, x.device, dtype)
+    with torch.autocast(device_type=x.device.type, enabled=False):
+        return sht(x.to(dtype)) * (1.0 / math.sqrt(4.0 * math.pi))
 
 
 def spectral_crps(
@@ -254,10 +278,7 @@ def spectral_crps(
         float64 input); the SHT is built once per (grid, lmax, device, dtype).
     """
     grid = parse_grid(grid)
-    limit = _band_limit(grid)
-    lmax = limit if lmax is None else int(lmax)
-    if not 1 <= lmax <= limit:
-        raise ConfigError(f"lmax={lmax} is outside 1..{limit}, the band limit of grid {grid.spec}")
+    lmax = _truncation(grid, lmax)
     if not -pred.ndim <= member_dim < pred.ndim or member_dim % pred.ndim >= pred.ndim - 2:
         raise DataError(
             f"member_dim={member_dim} must be a dim of pred {tuple(pred.shape)} before (lat, lon)"
@@ -272,12 +293,9 @@ def spectral_crps(
             f"target {tuple(target.shape)} must have the shape of pred {tuple(pred.shape)} "
             f"without member_dim={member_dim}"
         )
-    dtype = torch.float64 if pred.dtype == torch.float64 else torch.float32
-    sht = _sht(grid, lmax, pred.device, dtype)
-    with torch.autocast(device_type=pred.device.type, enabled=False):
-        scale = 1.0 / math.sqrt(4.0 * math.pi)
-        cx = sht(x.to(dtype)) * scale  # (..., M, L, L)
-        cy = sht(target.to(dtype)) * scale  # (..., L, L)
+    cx = _coefficients(x, grid, lmax)  # (..., M, L, L)
+    cy = _coefficients(target, grid, lmax)  # (..., L, L)
+    dtype = cx.real.dtype
     if absolute:
         score = _crps_last(cx.abs().movedim(-3, -1), cy.abs(), kind, alpha)
     else:
@@ -285,3 +303,61 @@ def spectral_crps(
             cx.imag.movedim(-3, -1), cy.imag, kind, alpha
         )
     return (score * _lm_weights(lmax, pred.device, dtype)).sum((-2, -1))
+
+
+def amse(
+    pred: torch.Tensor,
+    target: torch.Tensor,
+    grid: Grid | str,
+    *,
+    lmax: int | None = None,
+    eps: float = 1e-12,
+) -> torch.Tensor:
+    """Adjusted MSE (Subich et al. 2025): the spectral MSE with the double penalty removed.
+
+    With ``c_lm = SHT(x) / sqrt(4 pi)`` and ``w_m = 1/(4 pi)`` at ``m = 0``, ``2/(4 pi)`` otherwise,
+    per total wavenumber ``P_x(l) = 4 pi sum_m w_m |x_lm|^2``, likewise ``P_y``, and the
+    cross power ``X(l) = 4 pi sum_m w_m Re(x_lm conj(y_lm))``, Parseval splits the area-mean
+    squared error into ``sum_l (sqrt P_x - sqrt P_y)^2 + 2 (sqrt(P_x P_y) - X)``. The AMSE
+    replaces the decorrelation term's ``sqrt(P_x P_y)`` by ``max(P_x, P_y)``:
+
+        AMSE = sum_l (sqrt P_x - sqrt P_y)^2 + 2 (max(P_x, P_y) - X * max / sqrt(P_x P_y))
+
+    i.e. ``2 max(P_x, P_y) (1 - coherence)``. It is >= the MSE, equal where the powers
+    match, zero only for ``pred == target``; its minimiser keeps the target's power in every
+    degree instead of damping what it cannot place.
+
+    Parameters
+    ----------
+    pred, target
+        Fields of one shape ``(..., lat, lon)`` on ``grid``, latitude north first.
+    grid
+        The data grid (:class:`~hens.forecast.grids.Grid` or spec such as ``"32x64"``).
+    lmax
+        Truncation (degrees ``l < lmax``); default and upper limit: the grid's exact band limit.
+    eps
+        Floor of ``P_x`` and ``P_y`` (squared units of the fields), so that degrees without
+        power keep finite gradients.
+
+    Returns
+    -------
+    torch.Tensor
+        Shape of ``target`` without ``(lat, lon)``, in the squared units of the fields: the
+        area-weighted mean squared error for band-limited fields whose powers match.
+    """
+    grid = parse_grid(grid)
+    lmax = _truncation(grid, lmax)
+    if pred.shape != target.shape:
+        raise DataError(f"pred {tuple(pred.shape)} and target {tuple(target.shape)} differ in shape")
+    if pred.shape[-2:] != grid.shape:
+        raise DataError(f"pred has (lat, lon) = {tuple(pred.shape[-2:])}, grid {grid.spec} needs {grid.shape}")
+    cx, cy = _coefficients(pred, grid, lmax), _coefficients(target, grid, lmax)
+    w = _lm_weights(lmax, cx.device, cx.real.dtype)
+    scale = 4.0 * math.pi
+    px = scale * (w * cx.abs().square()).sum(-1)
+    py = scale * (w * cy.abs().square()).sum(-1)
+    cross = scale * (w * (cx * cy.conj()).real).sum(-1)
+    px, py = px.clamp_min(eps), py.clamp_min(eps)  # a degree without power: finite gradients
+    amplitude = px.sqrt() - py.sqrt()
+    decorrelation = 2.0 * torch.maximum(px, py) * (1.0 - cross / (px * py).sqrt())
+    return (amplitude.square() + decorrelation).sum(-1)

@@ -7,7 +7,8 @@ One run = one checkpoint; several independent checkpoints come from several seed
   statistics from the training block.
 * Model: :class:`~hens.models.stepper.Stepper` around an SFNO: z-scored input, the network
   predicts the 6-hour increment in units of the per-channel tendency std.
-* Loss: area-weighted MSE in tendency-std units (deterministic) or almost-fair CRPS
+* Loss: area-weighted MSE or the adjusted spectral MSE (``loss="amse"``, sharp members: no
+  reward for damping unpredictable scales) in tendency-std units (deterministic), or almost-fair CRPS
   (alpha 0.95) over ``members`` noise draws per sample, plus ``spectral_weight`` x spectral
   CRPS (stochastic). The last ``rollout_fraction`` of the steps unroll ``rollout`` steps
   (loss averaged over them, gradients through the rollout), at the low end of a cosine
@@ -34,6 +35,7 @@ import numpy as np
 import torch
 
 from hens.forecast.errors import ConfigError, HensError, OutputExists
+from hens.forecast.types import check_choice
 from hens.models import losses
 from hens.models.checkpoint import description_sha256, save_checkpoint
 from hens.models.noise import draw_coefficients, make_generator
@@ -43,6 +45,7 @@ from hens.models.sfno import SFNO, SFNOConfig
 from hens.models.stepper import Stepper
 from hens.models.stochastic_sfno import StochasticSFNO, StochasticSFNOConfig
 from hens.models.training_data import Trajectory, area_weighted_stats, draw_starts, split_times
+from hens.models.types import DeterministicLoss
 
 _TIMING_WINDOW = 50  # recent steps whose mean duration plans a --minutes run
 _VAL_SAMPLES = 64
@@ -52,6 +55,7 @@ SAVE_INTERVAL_S = 120.0
 _FINAL_RESERVE_S = 5.0  # kept free of a --minutes budget for the final validation and save
 _PLAN_SHARE = 0.92  # a --minutes run plans its steps for this share of the budget (load varies)
 _ROLLOUT_TIMING_STEP = 30  # a --minutes run times a rollout step here (after allocator warm-up)
+_LOSS_NAMES = {"mse": "area-weighted MSE", "amse": "adjusted spectral MSE (AMSE)", "crps": "almost-fair CRPS"}
 
 
 @dataclass(frozen=True)
@@ -62,6 +66,7 @@ class TrainConfig:
     out: Path
     seed: int = 0
     stochastic: bool = False
+    loss: DeterministicLoss = "mse"
     minutes: float | None = None
     steps: int | None = None
     rollout: int = 1
@@ -89,6 +94,9 @@ class TrainConfig:
         for name in ("rollout", "batch", "embed_dim", "num_layers", "scale_factor"):
             if int(getattr(self, name)) < 1:
                 raise ConfigError(f"--{name.replace('_', '-')} {getattr(self, name)} must be >= 1")
+        check_choice("loss", self.loss, DeterministicLoss)
+        if self.stochastic and self.loss != "mse":
+            raise ConfigError(f"--loss {self.loss} is for deterministic models; stochastic ones train with CRPS")
         if self.stochastic and self.members < 2:
             raise ConfigError(f"--members {self.members}: stochastic training needs at least 2 members")
         if not 0.0 <= self.rollout_fraction <= DECAY_FRACTION or not 0.0 <= self.alpha <= 1.0 or self.lr <= 0:
@@ -189,7 +197,10 @@ class Run:
             x = self.stepper(x, noise=noise[k]) if noise is not None else self.stepper(x)
             y = self._scaled(targets[k])
             if noise is None:
-                total = total + losses.mse(self._scaled(x), y, self.weights).mean()
+                if cfg.loss == "amse":
+                    total = total + losses.amse(self._scaled(x), y, self.grid).mean()
+                else:
+                    total = total + losses.mse(self._scaled(x), y, self.weights).mean()
                 continue
             pred = self._scaled(x).view(y.shape[0], cfg.members, *y.shape[1:])
             term = losses.crps(pred, y, 1, self.weights, kind="almost_fair", alpha=cfg.alpha).mean()
@@ -335,7 +346,7 @@ class Run:
             "steps": self.step, "planned_steps": self.total, "rollout": cfg.rollout,
             "rollout_steps": sum(1 for s in range(self.step) if self.rollout_at(s) > 1),
             "batch": cfg.batch, "lr": cfg.lr, "stochastic": cfg.stochastic,
-            "loss": ("almost-fair CRPS" if cfg.stochastic else "area-weighted MSE") + " in tendency-std units",
+            "loss": _LOSS_NAMES["crps" if cfg.stochastic else cfg.loss] + " in tendency-std units",
             "members": cfg.members if cfg.stochastic else 1, "alpha": cfg.alpha,
             "spectral_weight": cfg.spectral_weight if cfg.stochastic else 0.0,
             "minutes": cfg.minutes, "wall_seconds": round(self.wall, 1),

@@ -11,6 +11,8 @@ from typing import Literal
 
 #: ensemble CRPS estimator: empirical-CDF ("standard"), unbiased ("fair"), AIFS "almost_fair"
 CRPSKind = Literal["standard", "fair", "almost_fair"]
+#: deterministic training loss: area-weighted MSE, or the adjusted spectral MSE (no blurring incentive)
+DeterministicLoss = Literal["mse", "amse"]
 #: position embedding added after the SFNO encoder
 PosEmbed = Literal["none", "learnable lat", "learnable latlon"]
 #: normalisation after each spectral convolution (on channels, per grid point, or per field)

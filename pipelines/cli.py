@@ -91,6 +91,7 @@ def train(
     out: Annotated[Path, typer.Option("--out", help="Checkpoint to write (a .loss.png and, while running, a .resume beside it).")],
     seed: Annotated[int, typer.Option("--seed", help="Seed of initial weights, batches and noise.", min=0)] = 0,
     stochastic: Annotated[bool, typer.Option("--stochastic", help="Stochastic SFNO trained with almost-fair CRPS.")] = False,
+    loss: Annotated[str, typer.Option("--loss", help="Deterministic loss: mse, or amse (adjusted spectral MSE: sharp members).")] = "mse",
     minutes: Annotated[float | None, typer.Option("--minutes", help="Wall-clock budget; fixes the step count after timing the first steps.")] = None,
     steps: Annotated[int | None, typer.Option("--steps", help="Number of optimizer steps (reproducible).")] = None,
     rollout: Annotated[int, typer.Option("--rollout", help="Steps unrolled in the fine-tuning phase (1: none).", min=1)] = 1,
@@ -117,7 +118,7 @@ def train(
 
     names = tuple(c.strip() for c in channels.split(",") if c.strip()) if channels else None
     cfg = TrainConfig(
-        data=tuple(data), out=out, seed=seed, stochastic=stochastic, minutes=minutes, steps=steps,
+        data=tuple(data), out=out, seed=seed, stochastic=stochastic, loss=loss, minutes=minutes, steps=steps,
         rollout=rollout, batch=batch, lr=lr, members=members, channels=names, val_days=val_days,
         embed_dim=embed_dim, num_layers=layers, scale_factor=scale_factor, overwrite=overwrite,
         progress=progress,

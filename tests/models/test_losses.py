@@ -12,7 +12,7 @@ import torch
 
 from hens.forecast.errors import ConfigError, DataError, GridMismatch
 from hens.forecast.grids import Grid
-from hens.models.losses import area_weights, crps, mse, spectral_crps
+from hens.models.losses import amse, area_weights, crps, mse, spectral_crps
 
 torch.set_num_threads(1)
 KINDS = ("standard", "fair", "almost_fair")
@@ -193,6 +193,65 @@ def test_spectral_crps_shapes_errors_and_float32():
         spectral_crps(pred, target, 1, "8x16:equiangular-nopoles")
     with pytest.raises(ConfigError, match="at least 2"):
         spectral_crps(pred[:, :1], target, 1, grid, kind="fair")
+
+
+# ---------------------------------------------------------------- adjusted MSE (Subich et al. 2025)
+def _band_limited(grid: Grid, shape: tuple[int, ...], seed: int) -> torch.Tensor:
+    """Random fields with every degree below the grid's band limit, float64."""
+    from torch_harmonics import InverseRealSHT, RealSHT
+
+    kw = {"lmax": grid.nlat, "mmax": grid.nlat, "grid": grid.sht_grid}
+    noise = torch.randn(*shape, *grid.shape, dtype=torch.float64, generator=torch.Generator().manual_seed(seed))
+    return InverseRealSHT(*grid.shape, **kw).double()(RealSHT(*grid.shape, **kw).double()(noise))
+
+
+def test_amse_equals_mse_where_powers_match_and_exceeds_it_elsewhere():
+    grid = Grid(16, 32)
+    w = area_weights(grid, dtype=torch.float64)
+    x, y = _band_limited(grid, (3, 2), 0), _band_limited(grid, (3, 2), 1)
+    # a rotation in longitude keeps the power of every degree: AMSE is the MSE (Parseval)
+    rotated = torch.roll(x, 5, dims=-1)
+    # to 1e-6: torch-harmonics keeps its Legendre tables in float32
+    torch.testing.assert_close(amse(x, rotated, grid), mse(x, rotated, w), rtol=1e-6, atol=0.0)
+    assert (amse(x, y, grid) > mse(x, y, w) * 1.0001).all()
+    assert amse(x, x, grid).abs().max() < 1e-9
+    assert amse(x, y, grid).shape == (3, 2)
+
+
+def test_amse_does_not_reward_damping():
+    """A forecast with the target's power in every degree but unrelated phases: MSE prefers
+    it damped to nothing, AMSE at full amplitude."""
+    from torch_harmonics import InverseRealSHT, RealSHT
+
+    grid = Grid(16, 32)
+    kw = {"lmax": grid.nlat, "mmax": grid.nlat, "grid": grid.sht_grid}
+    sht, isht = RealSHT(*grid.shape, **kw).double(), InverseRealSHT(*grid.shape, **kw).double()
+    w = area_weights(grid, dtype=torch.float64)
+    y = _band_limited(grid, (8,), 3)
+    cx, cy = sht(_band_limited(grid, (8,), 2)), sht(y)
+    m_weight = torch.where(torch.arange(grid.nlat) == 0, 1.0, 2.0).double()
+    power = lambda c: (m_weight * c.abs().square()).sum(-1, keepdim=True)  # noqa: E731
+    x = isht(cx * (power(cy) / power(cx)).sqrt())
+    gains = torch.linspace(0.0, 2.0, 21, dtype=torch.float64)
+    m = torch.stack([mse(g * x, y, w).mean() for g in gains])
+    a = torch.stack([amse(g * x, y, grid).mean() for g in gains])
+    assert gains[m.argmin()] <= 0.2
+    assert gains[a.argmin()] == 1.0
+
+
+def test_amse_errors_and_gradient():
+    grid = Grid(8, 16)
+    pred = torch.randn(2, 8, 16)
+    with pytest.raises(DataError, match="differ in shape"):
+        amse(pred, pred[:1], grid)
+    with pytest.raises(DataError, match="grid 4x8"):
+        amse(pred, pred, "4x8")
+    with pytest.raises(ConfigError, match="band limit"):
+        amse(pred, pred, grid, lmax=9)
+    gen = torch.Generator().manual_seed(4)
+    p = torch.randn(2, 4, 8, dtype=torch.float64, generator=gen, requires_grad=True)
+    target = torch.randn(2, 4, 8, dtype=torch.float64, generator=gen)
+    assert torch.autograd.gradcheck(lambda q: amse(q, target, "4x8"), (p,))
 
 
 # ---------------------------------------------------------------- gradients
