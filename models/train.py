@@ -94,7 +94,7 @@ class TrainConfig:
         for name in ("rollout", "batch", "embed_dim", "num_layers", "scale_factor"):
             if int(getattr(self, name)) < 1:
                 raise ConfigError(f"--{name.replace('_', '-')} {getattr(self, name)} must be >= 1")
-        check_choice("loss", self.loss, DeterministicLoss)
+        check_choice("--loss", self.loss, DeterministicLoss)
         if self.stochastic and self.loss != "mse":
             raise ConfigError(f"--loss {self.loss} is for deterministic models; stochastic ones train with CRPS")
         if self.stochastic and self.members < 2:

@@ -296,6 +296,7 @@ def demo(
     minutes: Annotated[float, typer.Option(
         "--minutes", help="Training budget of each deterministic SFNO (the stochastic one gets 1.6x).", min=0.05,
     )] = 2.5,
+    loss: Annotated[str, typer.Option("--loss", help="Loss of the deterministic SFNOs (hens train --loss).")] = "amse",
     inits: Annotated[int, typer.Option("--inits", help="Initial times of each ensemble.", min=1)] = 3,
     lead_days: Annotated[int, typer.Option("--lead-days", help="Forecast length (days).", min=1)] = 10,
     workers: Annotated[int, typer.Option("--workers", help="Jobs run side by side (one core each).", min=1)] = 2,
@@ -309,7 +310,7 @@ def demo(
     from hens.pipelines.demo import DemoSettings, run_demo
 
     run_demo(out, settings=DemoSettings(days=days, deterministic_minutes=minutes, stochastic_minutes=1.6 * minutes,
-                                        inits=inits, lead_days=lead_days, workers=workers))
+                                        deterministic_loss=loss, inits=inits, lead_days=lead_days, workers=workers))
 
 
 def main() -> None:

@@ -130,7 +130,21 @@ def test_stochastic_rollout_and_minutes(tmp_path):
     assert again.extra["train_loss"] == timed.extra["train_loss"]
 
 
+def test_amse_loss_trains_and_is_recorded(tmp_path):
+    """AMSE is the MSE where the powers match: the loss starts near the MSE run's and falls."""
+    src = WaveSource()
+    amse = load_checkpoint(train(_cfg(tmp_path, "a.pt", loss="amse", steps=12, lr=1e-2), source=src))
+    plain = load_checkpoint(train(_cfg(tmp_path, "m.pt", steps=12, lr=1e-2), source=src))
+    assert amse.extra["loss"].startswith("adjusted spectral MSE") and plain.extra["loss"].startswith("area-weighted MSE")
+    a, m = amse.extra["train_loss"], plain.extra["train_loss"]
+    assert np.isfinite(a).all() and a[0] >= m[0] and np.mean(a[-3:]) < a[0]
+
+
 def test_config_errors(tmp_path):
+    with pytest.raises(ConfigError, match="--loss=.mae. is not an option"):
+        _cfg(tmp_path, loss="mae")
+    with pytest.raises(ConfigError, match="stochastic ones train with CRPS"):
+        _cfg(tmp_path, stochastic=True, loss="amse")
     with pytest.raises(ConfigError, match="exactly one of --minutes M or --steps N"):
         _cfg(tmp_path, minutes=1.0)
     with pytest.raises(ConfigError, match="at least 2 members"):
