@@ -296,7 +296,7 @@ def demo(
     minutes: Annotated[float, typer.Option(
         "--minutes", help="Training budget of each deterministic SFNO (the stochastic one gets 1.6x).", min=0.05,
     )] = 2.5,
-    loss: Annotated[str, typer.Option("--loss", help="Loss of the deterministic SFNOs (hens train --loss).")] = "amse",
+    loss: Annotated[str, typer.Option("--loss", help="Loss of the deterministic SFNOs: mse or amse (hens train --loss).")] = "mse",
     inits: Annotated[int, typer.Option("--inits", help="Initial times of each ensemble.", min=1)] = 3,
     lead_days: Annotated[int, typer.Option("--lead-days", help="Forecast length (days).", min=1)] = 10,
     workers: Annotated[int, typer.Option("--workers", help="Jobs run side by side (one core each).", min=1)] = 2,

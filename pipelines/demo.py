@@ -44,15 +44,14 @@ class DemoSettings:
     """Sizes and budgets of the demo (defaults: about 20 minutes on 2 cores).
 
     Budgets are wall-clock minutes per training run (``hens train --minutes``); the
-    deterministic SFNOs train with ``deterministic_loss`` (``hens train --loss``; AMSE keeps
-    the members' spectra, which the bred-vector ensemble needs).
+    deterministic SFNOs train with ``deterministic_loss`` (``hens train --loss``).
     """
 
     days: float = 730.0
     grid: str = "32x64"
     checkpoints: int = 4
     deterministic_minutes: float = 2.5
-    deterministic_loss: str = "amse"
+    deterministic_loss: str = "mse"
     stochastic_minutes: float = 4.0
     pairs: int = 4
     inits: int = 3
