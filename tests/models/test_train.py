@@ -166,6 +166,8 @@ def test_cli_errors_are_one_line(tmp_path, monkeypatch, capsys):
     assert code == 2 and err.count("\n") == 1 and err.startswith("hens: error:")
     code, err = run("--data", "x", "--out", str(tmp_path / "x.pt"), "--steps", "1", "--minutes", "1")
     assert code == 2 and "exactly one of --minutes M or --steps N" in err and err.count("\n") == 1
+    code, err = run("--data", "x", "--out", str(tmp_path / "x.pt"), "--steps", "1", "--loss", "mae")
+    assert code == 2 and "--loss='mae' is not an option" in err and err.count("\n") == 1
 
 
 def test_slurm_environment_mapping():

@@ -48,6 +48,17 @@ def test_demo_runs_the_chain_and_reuses_it(demo_folder):
     assert (xr.open_zarr(demo_folder / "scores" / "bred.zarr")["crps"].values == crps).all()
 
 
+def test_demo_refuses_an_unknown_loss_before_any_work(tmp_path, capsys, monkeypatch):
+    from hens.pipelines.cli import main
+
+    monkeypatch.setattr("sys.argv", ["hens", "demo", "--out", str(tmp_path / "d"), "--loss", "mae"])
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and err.count("\n") == 1 and "--loss='mae' is not an option" in err
+    assert not (tmp_path / "d").exists()
+
+
 def test_demo_refuses_another_world_length(demo_folder):
     with pytest.raises(OutputExists, match="--days 60.0"):
         run_demo(demo_folder, settings=DemoSettings(days=90.0))
