@@ -7,8 +7,8 @@ One run = one checkpoint; several independent checkpoints come from several seed
   statistics from the training block.
 * Model: :class:`~hens.models.stepper.Stepper` around an SFNO: z-scored input, the network
   predicts the 6-hour increment in units of the per-channel tendency std.
-* Loss: area-weighted MSE or the adjusted spectral MSE (``loss="amse"``, sharp members: no
-  reward for damping unpredictable scales) in tendency-std units (deterministic), or almost-fair CRPS
+* Loss: area-weighted MSE or the adjusted spectral MSE (``loss="amse"``: no reward for
+  damping unpredictable scales) in tendency-std units (deterministic), or almost-fair CRPS
   (alpha 0.95) over ``members`` noise draws per sample, plus ``spectral_weight`` x spectral
   CRPS (stochastic). The last ``rollout_fraction`` of the steps unroll ``rollout`` steps
   (loss averaged over them, gradients through the rollout), at the low end of a cosine

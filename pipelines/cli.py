@@ -91,7 +91,7 @@ def train(
     out: Annotated[Path, typer.Option("--out", help="Checkpoint to write (a .loss.png and, while running, a .resume beside it).")],
     seed: Annotated[int, typer.Option("--seed", help="Seed of initial weights, batches and noise.", min=0)] = 0,
     stochastic: Annotated[bool, typer.Option("--stochastic", help="Stochastic SFNO trained with almost-fair CRPS.")] = False,
-    loss: Annotated[str, typer.Option("--loss", help="Deterministic loss: mse, or amse (adjusted spectral MSE: sharp members).")] = "mse",
+    loss: Annotated[str, typer.Option("--loss", help="Deterministic loss: mse, or amse (adjusted spectral MSE: no reward for blurring).")] = "mse",
     minutes: Annotated[float | None, typer.Option("--minutes", help="Wall-clock budget; fixes the step count after timing the first steps.")] = None,
     steps: Annotated[int | None, typer.Option("--steps", help="Number of optimizer steps (reproducible).")] = None,
     rollout: Annotated[int, typer.Option("--rollout", help="Steps unrolled in the fine-tuning phase (1: none).", min=1)] = 1,
