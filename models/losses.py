@@ -198,13 +198,16 @@ def _band_limit(grid: Grid) -> int:
     return min(lmax, grid.nlon // 2 + 1)
 
 
-def _truncation(grid: Grid, lmax: int | None) -> int:
-    """``lmax`` checked against the grid's band limit (the limit itself when ``None``)."""
+def _spectral_inputs(pred: torch.Tensor, grid: Grid | str, lmax: int | None) -> tuple[Grid, int]:
+    """The parsed grid and ``lmax`` (default: the band limit), checked against it and ``pred``."""
+    grid = parse_grid(grid)
     limit = _band_limit(grid)
     lmax = limit if lmax is None else int(lmax)
     if not 1 <= lmax <= limit:
         raise ConfigError(f"lmax={lmax} is outside 1..{limit}, the band limit of grid {grid.spec}")
-    return lmax
+    if pred.shape[-2:] != grid.shape:
+        raise DataError(f"pred has (lat, lon) = {tuple(pred.shape[-2:])}, grid {grid.spec} needs {grid.shape}")
+    return grid, lmax
 
 
 @lru_cache(maxsize=16)
@@ -277,14 +280,11 @@ def spectral_crps(
         Shape of ``target`` without ``(lat, lon)``. Transforms run in float32 (float64 for
         float64 input); the SHT is built once per (grid, lmax, device, dtype).
     """
-    grid = parse_grid(grid)
-    lmax = _truncation(grid, lmax)
+    grid, lmax = _spectral_inputs(pred, grid, lmax)
     if not -pred.ndim <= member_dim < pred.ndim or member_dim % pred.ndim >= pred.ndim - 2:
         raise DataError(
             f"member_dim={member_dim} must be a dim of pred {tuple(pred.shape)} before (lat, lon)"
         )
-    if pred.shape[-2:] != grid.shape:
-        raise DataError(f"pred has (lat, lon) = {tuple(pred.shape[-2:])}, grid {grid.spec} needs {grid.shape}")
     members = pred.shape[member_dim]
     _check_crps_options(kind, alpha, members)
     x = pred.movedim(member_dim, -3)
@@ -345,12 +345,9 @@ def amse(
         Shape of ``target`` without ``(lat, lon)``, in the squared units of the fields: the
         area-weighted mean squared error for band-limited fields whose powers match.
     """
-    grid = parse_grid(grid)
-    lmax = _truncation(grid, lmax)
+    grid, lmax = _spectral_inputs(pred, grid, lmax)
     if pred.shape != target.shape:
         raise DataError(f"pred {tuple(pred.shape)} and target {tuple(target.shape)} differ in shape")
-    if pred.shape[-2:] != grid.shape:
-        raise DataError(f"pred has (lat, lon) = {tuple(pred.shape[-2:])}, grid {grid.spec} needs {grid.shape}")
     cx, cy = _coefficients(pred, grid, lmax), _coefficients(target, grid, lmax)
     w = _lm_weights(lmax, cx.device, cx.real.dtype)
     scale = 4.0 * math.pi

@@ -196,13 +196,19 @@ def test_spectral_crps_shapes_errors_and_float32():
 
 
 # ---------------------------------------------------------------- adjusted MSE (Subich et al. 2025)
-def _band_limited(grid: Grid, shape: tuple[int, ...], seed: int) -> torch.Tensor:
-    """Random fields with every degree below the grid's band limit, float64."""
+def _transforms(grid: Grid) -> tuple[torch.nn.Module, torch.nn.Module]:
+    """Float64 forward and inverse SHT of ``grid`` at its band limit."""
     from torch_harmonics import InverseRealSHT, RealSHT
 
     kw = {"lmax": grid.nlat, "mmax": grid.nlat, "grid": grid.sht_grid}
+    return RealSHT(*grid.shape, **kw).double(), InverseRealSHT(*grid.shape, **kw).double()
+
+
+def _band_limited(grid: Grid, shape: tuple[int, ...], seed: int) -> torch.Tensor:
+    """Random fields with every degree below the grid's band limit, float64."""
+    sht, isht = _transforms(grid)
     noise = torch.randn(*shape, *grid.shape, dtype=torch.float64, generator=torch.Generator().manual_seed(seed))
-    return InverseRealSHT(*grid.shape, **kw).double()(RealSHT(*grid.shape, **kw).double()(noise))
+    return isht(sht(noise))
 
 
 def test_amse_equals_mse_where_powers_match_and_exceeds_it_elsewhere():
@@ -221,11 +227,8 @@ def test_amse_equals_mse_where_powers_match_and_exceeds_it_elsewhere():
 def test_amse_does_not_reward_damping():
     """A forecast with the target's power in every degree but unrelated phases: MSE prefers
     it damped to nothing, AMSE at full amplitude."""
-    from torch_harmonics import InverseRealSHT, RealSHT
-
     grid = Grid(16, 32)
-    kw = {"lmax": grid.nlat, "mmax": grid.nlat, "grid": grid.sht_grid}
-    sht, isht = RealSHT(*grid.shape, **kw).double(), InverseRealSHT(*grid.shape, **kw).double()
+    sht, isht = _transforms(grid)
     w = area_weights(grid, dtype=torch.float64)
     y = _band_limited(grid, (8,), 3)
     cx, cy = sht(_band_limited(grid, (8,), 2)), sht(y)
