@@ -13,6 +13,7 @@ state_dict     the model's parameters
 channels       hens channel names, model order; ``grid`` the grid spec (``"32x64"``)
 normalisation  ``{"mean", "std", "tendency_std"}``: float64 tensors, one value per channel
 seed           training seed; ``data_sha256`` sha256 of the training-data description
+forcings       names of the forcing inputs (:mod:`hens.models.forcings`); absent: none
 extra          plain training metadata (steps, losses, wall time, ...)
 ============== ============================================================================
 
@@ -39,13 +40,14 @@ from torch import nn
 from hens import __version__
 from hens.forecast.errors import CheckpointError, ConfigError, GridMismatch, HensError
 from hens.forecast.grids import Grid, parse_grid
+from hens.models.forcings import check_forcings, forcing_channels
 from hens.models.sfno import SFNO, SFNOConfig
 from hens.models.stepper import Stepper
 from hens.models.stochastic_sfno import StochasticSFNO, StochasticSFNOConfig
 from hens.models.types import ModelKind
 
 FORMAT = "hens-checkpoint"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: forcing inputs ("forcings")
 REQUIRED_KEYS = (
     "format", "format_version", "hens_version", "model_kind", "model_config", "state_dict",
     "channels", "grid", "normalisation", "seed", "data_sha256",
@@ -117,6 +119,7 @@ class Checkpoint:
     sha256: str
     model: nn.Module
     extra: dict[str, Any] = field(default_factory=dict)
+    forcings: tuple[str, ...] = ()
 
     @property
     def stochastic(self) -> bool:
@@ -124,7 +127,7 @@ class Checkpoint:
 
     def stepper(self) -> Stepper:
         """The physical-units :class:`Stepper` of this checkpoint (shares the model)."""
-        stepper = Stepper(self.model, self.mean, self.std, self.tendency_std)
+        stepper = Stepper(self.model, self.mean, self.std, self.tendency_std, self.forcings)
         return stepper.to(next(self.model.parameters()).device)
 
 
@@ -139,19 +142,24 @@ def save_checkpoint(
     seed: int,
     data_sha256: str,
     extra: Mapping[str, Any] | None = None,
+    forcings: Sequence[str] = (),
 ) -> Path:
     """Write ``model`` and its metadata to ``path`` atomically (temporary file + rename).
 
-    The grid is the model config's grid. Raises :class:`ConfigError` if the channel or
-    statistics counts do not match the model, or ``extra`` holds non-plain values.
+    The grid is the model config's grid; the model's inputs are ``channels`` then the fields
+    of ``forcings``. Raises :class:`ConfigError` if the channel or statistics counts do not
+    match the model, or ``extra`` holds non-plain values.
     """
     kind = model_kind(model)
     config = model.cfg.to_dict()
     sfno_cfg = model.cfg.sfno if kind == "stochastic_sfno" else model.cfg
     channels = [str(c) for c in channels]
-    if len(channels) != sfno_cfg.in_channels or len(set(channels)) != len(channels):
+    forcings = check_forcings(forcings)
+    inputs = len(channels) + forcing_channels(forcings)
+    if inputs != sfno_cfg.in_channels or len(channels) != sfno_cfg.out_channels or len(set(channels)) != len(channels):
         raise ConfigError(
-            f"{len(channels)} channels {channels} for a model with {sfno_cfg.in_channels} input channels"
+            f"{len(channels)} channels {channels} and forcings {list(forcings)} for a model with "
+            f"{sfno_cfg.in_channels} input and {sfno_cfg.out_channels} output channels"
         )
     stats = {}
     for name, values in (("mean", mean), ("std", std), ("tendency_std", tendency_std)):
@@ -173,6 +181,7 @@ def save_checkpoint(
         "normalisation": stats,
         "seed": int(seed),
         "data_sha256": str(data_sha256),
+        "forcings": list(forcings),
         "extra": extra,
     }
     path = Path(path)
@@ -240,12 +249,19 @@ def load_checkpoint(path: str | Path, *, map_location: str | torch.device = "cpu
         grid = parse_grid(payload["grid"])
         norm = payload["normalisation"]
         stats = {k: torch.as_tensor(norm[k], dtype=torch.float64).flatten() for k in ("mean", "std", "tendency_std")}
+        forcings = check_forcings(payload.get("forcings") or ())
         model = build_model(payload["model_kind"], payload["model_config"])
     except (HensError, KeyError, TypeError, ValueError) as err:
         raise CheckpointError(f"checkpoint {path} has an invalid description: {_first_line(err)}") from None
     bad = [k for k, v in stats.items() if v.numel() != len(channels)]
     if bad:
         raise CheckpointError(f"checkpoint {path}: normalisation {', '.join(bad)} do not have {len(channels)} values")
+    sfno_cfg = model.cfg.sfno if payload["model_kind"] == "stochastic_sfno" else model.cfg
+    if sfno_cfg.in_channels != len(channels) + forcing_channels(forcings) or sfno_cfg.out_channels != len(channels):
+        raise CheckpointError(
+            f"checkpoint {path}: a model with {sfno_cfg.in_channels} inputs and {sfno_cfg.out_channels} outputs "
+            f"does not fit {len(channels)} channels and forcings {list(forcings) or 'none'}"
+        )
     try:
         model.load_state_dict(payload["state_dict"], strict=True)
     except RuntimeError as err:
@@ -268,6 +284,7 @@ def load_checkpoint(path: str | Path, *, map_location: str | torch.device = "cpu
         sha256=file_sha256(path),
         model=model,
         extra=dict(payload.get("extra") or {}),
+        forcings=forcings,
     )
 
 
@@ -280,6 +297,7 @@ def describe(ckpt: Checkpoint) -> str:
         f"{ckpt.path}: {ckpt.kind}, {numel:,} parameters ({real:,} real numbers), hens {ckpt.hens_version}",
         f"  grid      {ckpt.grid.spec}",
         f"  channels  {' '.join(ckpt.channels)}",
+        f"  forcings  {' '.join(ckpt.forcings) or 'none'}",
         f"  seed      {ckpt.seed}" + (f", {steps} steps" if steps is not None else ""),
         f"  data      sha256 {ckpt.data_sha256[:16]}...  file sha256 {ckpt.sha256[:16]}...",
     ]

@@ -111,7 +111,8 @@ def evaluate(
         gens = [make_generator(seed + j) for _ in range(when.size) for j in range(members)]
         with torch.no_grad():
             for s in range(1, max(steps) + 1):
-                x = stepper(x, gens) if ckpt.stochastic else stepper(x)
+                valid = np.repeat(when + (s - 1) * SIX_HOURS, members)  # valid time of the input state
+                x = stepper(x, gens, time=valid) if ckpt.stochastic else stepper(x, time=valid)
                 if s not in steps:
                     continue
                 k = steps.index(s)

@@ -5,7 +5,8 @@ One run = one checkpoint; several independent checkpoints come from several seed
 * Data: all channels of the source by default; the last part of the record is held out
   for validation behind a > 30-day gap (:mod:`hens.models.training_data`); normalisation
   statistics from the training block.
-* Model: :class:`~hens.models.stepper.Stepper` around an SFNO: z-scored input, the network
+* Model: :class:`~hens.models.stepper.Stepper` around an SFNO: z-scored input plus the
+  forcing fields of the valid time (``forcings``, default the phase of the year), the network
   predicts the 6-hour increment in units of the per-channel tendency std.
 * Loss: area-weighted MSE or the adjusted spectral MSE (``loss="amse"``: no reward for
   damping unpredictable scales) in tendency-std units (deterministic), or almost-fair CRPS
@@ -38,13 +39,14 @@ from hens.forecast.errors import ConfigError, HensError, OutputExists
 from hens.forecast.types import check_choice
 from hens.models import losses
 from hens.models.checkpoint import description_sha256, save_checkpoint
+from hens.models.forcings import DEFAULT_FORCINGS, check_forcings, forcing_channels
 from hens.models.noise import draw_coefficients, make_generator
 from hens.models.runtime import Distributed, all_reduce_mean, setup_distributed, teardown, tune_cpu_allocator
 from hens.models.schedule import DECAY_FRACTION, commit_total, decay_start, lr_at, planned_total
 from hens.models.sfno import SFNO, SFNOConfig
 from hens.models.stepper import Stepper
 from hens.models.stochastic_sfno import StochasticSFNO, StochasticSFNOConfig
-from hens.models.training_data import Trajectory, area_weighted_stats, draw_starts, split_times
+from hens.models.training_data import SIX_HOURS, Trajectory, area_weighted_stats, draw_starts, split_times
 from hens.models.types import DeterministicLoss
 
 _TIMING_WINDOW = 50  # recent steps whose mean duration plans a --minutes run
@@ -77,6 +79,7 @@ class TrainConfig:
     alpha: float = 0.95
     spectral_weight: float = 0.1
     channels: tuple[str, ...] | None = None
+    forcings: tuple[str, ...] = DEFAULT_FORCINGS
     val_days: float | None = None
     embed_dim: int = 64
     num_layers: int = 4
@@ -95,6 +98,7 @@ class TrainConfig:
             if int(getattr(self, name)) < 1:
                 raise ConfigError(f"--{name.replace('_', '-')} {getattr(self, name)} must be >= 1")
         check_choice("--loss", self.loss, DeterministicLoss)
+        object.__setattr__(self, "forcings", check_forcings(self.forcings))
         if self.stochastic and self.loss != "mse":
             raise ConfigError(f"--loss {self.loss} is for deterministic models; stochastic ones train with CRPS")
         if self.stochastic and self.members < 2:
@@ -122,7 +126,7 @@ class TrainConfig:
 
 def model_config(cfg: TrainConfig, channels: int, grid: str) -> SFNOConfig:
     return SFNOConfig(
-        channels, channels, grid=grid, embed_dim=cfg.embed_dim, num_layers=cfg.num_layers,
+        channels + forcing_channels(cfg.forcings), channels, grid=grid, embed_dim=cfg.embed_dim, num_layers=cfg.num_layers,
         scale_factor=cfg.scale_factor, pos_embed="learnable lat",
     )
 
@@ -166,7 +170,8 @@ class Run:
         base = model_config(cfg, len(self.channels), self.grid.spec)
         self.model = StochasticSFNO(StochasticSFNOConfig(base)) if cfg.stochastic else SFNO(base)
         self.model.to(info.device)
-        self.stepper = Stepper(self.model, self.stats["mean"], self.stats["std"], self.stats["tendency_std"])
+        self.stepper = Stepper(self.model, self.stats["mean"], self.stats["std"], self.stats["tendency_std"],
+                               cfg.forcings)
         self.stepper.to(info.device)
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, betas=(0.9, 0.95), weight_decay=0.0)
         self.weights = losses.area_weights(self.grid, device=info.device)
@@ -189,12 +194,16 @@ class Run:
     def _scaled(self, x: torch.Tensor) -> torch.Tensor:
         return (x - self.stepper.mean) / self.stepper.tendency_std
 
-    def loss(self, x0: torch.Tensor, targets: torch.Tensor, noise: list[torch.Tensor] | None) -> torch.Tensor:
-        """Mean loss over the local samples and the ``len(targets)`` unrolled steps."""
+    def loss(
+        self, x0: torch.Tensor, targets: torch.Tensor, noise: list[torch.Tensor] | None, times: np.ndarray
+    ) -> torch.Tensor:
+        """Mean loss over the local samples (valid at ``times``) and the ``len(targets)`` unrolled steps."""
         cfg, total = self.cfg, 0.0
         x = x0.repeat_interleave(cfg.members, 0) if noise is not None else x0
+        times = np.repeat(times, cfg.members) if noise is not None else times
         for k in range(targets.shape[0]):
-            x = self.stepper(x, noise=noise[k]) if noise is not None else self.stepper(x)
+            when = times + k * SIX_HOURS
+            x = self.stepper(x, noise=noise[k], time=when) if noise is not None else self.stepper(x, time=when)
             y = self._scaled(targets[k])
             if noise is None:
                 if cfg.loss == "amse":
@@ -236,7 +245,7 @@ class Run:
             total = 0.0
             for _ in range(2):
                 begin = time.perf_counter()
-                self.loss(x0, targets, noise).backward()
+                self.loss(x0, targets, noise, self.train_data.times[starts]).backward()
                 total += time.perf_counter() - begin
             seconds.append(total / 2)
         self.optimizer.zero_grad(set_to_none=True)
@@ -261,7 +270,7 @@ class Run:
             group["lr"] = lr_at(self.step, self.total, cfg.lr)
         self.model.train()
         self.optimizer.zero_grad(set_to_none=True)
-        loss = self.loss(x0, targets, noise)
+        loss = self.loss(x0, targets, noise, self.train_data.times[mine])
         loss.backward()
         all_reduce_mean([p.grad for p in self.model.parameters() if p.grad is not None], info)
         torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
@@ -283,7 +292,7 @@ class Run:
             starts = self.val_starts[i : i + 16]
             x0, targets = (t.to(self.info.device) for t in self.val_data.batch(starts, 1))
             noise = self._noise(starts.size * self.cfg.members, 1, generator, slice(None))
-            values.append(float(self.loss(x0, targets, noise)) * starts.size)
+            values.append(float(self.loss(x0, targets, noise, self.val_data.times[starts])) * starts.size)
         value = sum(values) / self.val_starts.size
         self.val_loss.append([float(self.step), value])
         return value
@@ -304,8 +313,9 @@ class Run:
         x0, targets = (t.to(self.info.device) for t in self.val_data.batch(starts, 8))
         generator = make_generator(self.cfg.seed + 3 * _NOISE_SEED_OFFSET)
         x = x0
-        for _ in range(8):
-            x = self.stepper(x, generator) if self.cfg.stochastic else self.stepper(x)
+        for k in range(8):
+            when = self.val_data.times[starts] + k * SIX_HOURS
+            x = self.stepper(x, generator, time=when) if self.cfg.stochastic else self.stepper(x, time=when)
         mse = losses.mse(x.double(), targets[-1].double(), self.weights.double()).mean(0)
         return {c: float(v) for c, v in zip(self.channels, mse.sqrt().tolist())}
 
@@ -362,7 +372,7 @@ class Run:
                 extra["rmse_48h"] = rmse
         save_checkpoint(
             cfg.out, self.model, channels=self.channels, seed=cfg.seed, data_sha256=self.data_sha256,
-            extra=extra, **self.stats,
+            extra=extra, forcings=cfg.forcings, **self.stats,
         )
         first = next((s for s in range(self.step) if self.rollout_at(s) > 1), None)
         plot_losses(cfg.curve_path, self.train_loss, self.val_loss, title=cfg.out.name,

@@ -31,6 +31,7 @@ def check_campaign(cfg: CampaignConfig) -> None:
     """
     from hens.forecast.perturb.bred import breeding_times
     from hens.forecast.sources import open_source
+    from hens.models.forcings import parse_forcings
     from hens.models.train import TrainConfig
     from hens.models.training_data import split_times
 
@@ -46,6 +47,8 @@ def check_campaign(cfg: CampaignConfig) -> None:
                               f"(it has {', '.join(source.channels)})")
         opts["channels"] = tuple(opts["channels"])
     try:
+        if "forcings" in opts:
+            opts["forcings"] = parse_forcings(opts["forcings"])
         for seed in cfg.seeds:
             TrainConfig(data=cfg.data, out=cfg.checkpoint(seed), seed=seed, **opts)
     except ConfigError as err:

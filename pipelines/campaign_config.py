@@ -21,7 +21,7 @@ from hens.pipelines.config import PHYSICS, PerturbationConfig, _check_keys, _int
 #: `hens train` options allowed under ``train:`` and their types (``layers`` is ``--layers``)
 TRAIN_OPTIONS: dict[str, tuple[type, ...]] = {
     "steps": (int,), "minutes": (int, float), "stochastic": (bool,), "loss": (str,), "rollout": (int,), "batch": (int,),
-    "lr": (int, float), "members": (int,), "channels": (list, str), "val_days": (int, float),
+    "lr": (int, float), "members": (int,), "channels": (list, str), "forcings": (list, str), "val_days": (int, float),
     "embed_dim": (int,), "layers": (int,), "scale_factor": (int,),
 }
 #: keys of the forecast YAML allowed under ``forecast:`` (the campaign sets the others)

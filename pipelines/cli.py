@@ -99,6 +99,7 @@ def train(
     lr: Annotated[float, typer.Option("--lr", help="Peak learning rate (AdamW, cosine schedule).")] = 2e-3,
     members: Annotated[int, typer.Option("--members", help="Noise draws per sample for the CRPS (stochastic).")] = 4,
     channels: Annotated[str | None, typer.Option("--channels", help="Comma-separated channels (default: all of the data).")] = None,
+    forcings: Annotated[str | None, typer.Option("--forcings", help="Time inputs of the model: year_progress (default), day_progress (data with a diurnal cycle, e.g. ERA5), both comma-separated, or none.")] = None,
     val_days: Annotated[float | None, typer.Option("--val-days", help="Days held out at the end (default 15 %, <= 365).")] = None,
     embed_dim: Annotated[int, typer.Option("--embed-dim", help="SFNO width.")] = 64,
     layers: Annotated[int, typer.Option("--layers", help="SFNO blocks.")] = 4,
@@ -113,15 +114,17 @@ def train(
 
     Example: hens train --data world.zarr --out sfno.pt --seed 0 --minutes 15 --rollout 4
     """
+    from hens.models.forcings import parse_forcings
     from hens.models.train import TrainConfig
     from hens.models.train import train as run_training
 
     names = tuple(c.strip() for c in channels.split(",") if c.strip()) if channels else None
+    options = {} if forcings is None else {"forcings": parse_forcings(forcings)}
     cfg = TrainConfig(
         data=tuple(data), out=out, seed=seed, stochastic=stochastic, loss=loss, minutes=minutes, steps=steps,
         rollout=rollout, batch=batch, lr=lr, members=members, channels=names, val_days=val_days,
         embed_dim=embed_dim, num_layers=layers, scale_factor=scale_factor, overwrite=overwrite,
-        progress=progress,
+        progress=progress, **options,
     )
     path = run_training(cfg)
     if os.environ.get("RANK", "0") == "0":

@@ -25,14 +25,22 @@ from hens.models.checkpoint import Checkpoint
 from hens.models.noise import make_generator
 from hens.models.shallow_water import ShallowWaterWorld, WorldConfig, WorldState
 from hens.models.stepper import Stepper as ModelStepper
+from hens.models.training_data import SIX_HOURS
 
 
 class _NetworkRollout:
-    def __init__(self, model: ModelStepper, x: torch.Tensor, generators: list[torch.Generator] | None) -> None:
+    def __init__(
+        self, model: ModelStepper, x: torch.Tensor, generators: list[torch.Generator] | None, time: np.datetime64
+    ) -> None:
         self.model, self.x, self.generators = model, x, generators
+        self.time = np.datetime64(time, "ns")  # valid time of ``x`` (the model's forcings need it)
 
     def step(self) -> torch.Tensor:
-        self.x = self.model(self.x, self.generators) if self.generators is not None else self.model(self.x)
+        if self.generators is not None:
+            self.x = self.model(self.x, self.generators, time=self.time)
+        else:
+            self.x = self.model(self.x, time=self.time)
+        self.time = self.time + SIX_HOURS
         return self.x
 
 
@@ -49,7 +57,7 @@ class CheckpointStepper:
 
     def start(self, x: torch.Tensor, *, init_time: np.datetime64, seeds: Sequence[int]) -> _NetworkRollout:
         generators = [make_generator(s) for s in seeds] if self.noise_stream else None
-        return _NetworkRollout(self.model, x.to(self.device, torch.float32), generators)
+        return _NetworkRollout(self.model, x.to(self.device, torch.float32), generators, init_time)
 
 
 class _PhysicsRollout:

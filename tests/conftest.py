@@ -38,12 +38,14 @@ def tiny_checkpoints(world_store: Path, tmp_path_factory: pytest.TempPathFactory
 
     ``stoch0``, ``stoch1``: stochastic, world grid and channels; ``det0``, ``det1``:
     deterministic; ``grid16``: stochastic on 16x32; ``three``: stochastic without ``t2m``.
-    Normalisation from the world statistics.
+    Normalisation from the world statistics. ``stoch0``/``stoch1`` take the year's phase as a
+    forcing input, ``det0`` the year's and the day's, the others none.
     """
     import torch
 
     from hens.forecast.stats import open_world_stats
     from hens.models.checkpoint import description_sha256, save_checkpoint
+    from hens.models.forcings import forcing_channels
     from hens.models.sfno import SFNO, SFNOConfig
     from hens.models.stochastic_sfno import StochasticSFNO, StochasticSFNOConfig
 
@@ -51,17 +53,18 @@ def tiny_checkpoints(world_store: Path, tmp_path_factory: pytest.TempPathFactory
     stats = open_world_stats(world_store)
     cases = {"stoch0": (True, "32x64", 4), "stoch1": (True, "32x64", 4), "det0": (False, "32x64", 4),
              "det1": (False, "32x64", 4), "grid16": (True, "16x32", 4), "three": (True, "32x64", 3)}
+    forcings = {"stoch0": ("year_progress",), "stoch1": ("year_progress",), "det0": ("year_progress", "day_progress")}
     paths = {}
     for seed, (name, (stochastic, grid, n)) in enumerate(cases.items()):
         torch.manual_seed(seed)
-        cfg = SFNOConfig(n, n, grid=grid, embed_dim=8, num_layers=2)
+        cfg = SFNOConfig(n + forcing_channels(forcings.get(name, ())), n, grid=grid, embed_dim=8, num_layers=2)
         model = StochasticSFNO(StochasticSFNOConfig(cfg)) if stochastic else SFNO(cfg)
         channels = list(_WORLD_CHANNELS[:n])
         sel = stats.sel(channel=channels)
         paths[name] = save_checkpoint(
             folder / f"{name}.pt", model, channels=channels, seed=seed,
             data_sha256=description_sha256({"data": "world"}), mean=sel["mean"].values,
-            std=sel["std"].values, tendency_std=sel["tendency_std"].values,
+            std=sel["std"].values, tendency_std=sel["tendency_std"].values, forcings=forcings.get(name, ()),
         )
     return paths
 
