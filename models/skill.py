@@ -112,7 +112,7 @@ def evaluate(
         with torch.no_grad():
             for s in range(1, max(steps) + 1):
                 valid = np.repeat(when + (s - 1) * SIX_HOURS, members)  # valid time of the input state
-                x = stepper(x, gens, time=valid) if ckpt.stochastic else stepper(x, time=valid)
+                x = stepper(x, gens if ckpt.stochastic else None, time=valid)
                 if s not in steps:
                     continue
                 k = steps.index(s)

@@ -126,8 +126,8 @@ class TrainConfig:
 
 def model_config(cfg: TrainConfig, channels: int, grid: str) -> SFNOConfig:
     return SFNOConfig(
-        channels + forcing_channels(cfg.forcings), channels, grid=grid, embed_dim=cfg.embed_dim, num_layers=cfg.num_layers,
-        scale_factor=cfg.scale_factor, pos_embed="learnable lat",
+        channels + forcing_channels(cfg.forcings), channels, grid=grid, embed_dim=cfg.embed_dim,
+        num_layers=cfg.num_layers, scale_factor=cfg.scale_factor, pos_embed="learnable lat",
     )
 
 
@@ -315,7 +315,7 @@ class Run:
         x = x0
         for k in range(8):
             when = self.val_data.times[starts] + k * SIX_HOURS
-            x = self.stepper(x, generator, time=when) if self.cfg.stochastic else self.stepper(x, time=when)
+            x = self.stepper(x, generator if self.cfg.stochastic else None, time=when)
         mse = losses.mse(x.double(), targets[-1].double(), self.weights.double()).mean(0)
         return {c: float(v) for c, v in zip(self.channels, mse.sqrt().tolist())}
 

@@ -112,7 +112,7 @@ def train(
     Several independent checkpoints come from several seeds, one job each. Data parallel
     with torchrun (torchrun --nproc_per_node=2 -m hens.pipelines.cli train ...) or srun.
 
-    Example: hens train --data world.zarr --out sfno.pt --seed 0 --minutes 15 --rollout 4
+    Example: hens train --data world.zarr --out sfno.pt --seed 0 --minutes 12 --loss amse --scale-factor 2
     """
     from hens.models.forcings import parse_forcings
     from hens.models.train import TrainConfig
@@ -299,7 +299,7 @@ def demo(
     minutes: Annotated[float, typer.Option(
         "--minutes", help="Training budget of each deterministic SFNO (the stochastic one gets 1.6x).", min=0.05,
     )] = 2.5,
-    loss: Annotated[str, typer.Option("--loss", help="Loss of the deterministic SFNOs: mse or amse (hens train --loss).")] = "mse",
+    loss: Annotated[str, typer.Option("--loss", help="Loss of the deterministic SFNOs: amse or mse (hens train --loss).")] = "amse",
     inits: Annotated[int, typer.Option("--inits", help="Initial times of each ensemble.", min=1)] = 3,
     lead_days: Annotated[int, typer.Option("--lead-days", help="Forecast length (days).", min=1)] = 10,
     workers: Annotated[int, typer.Option("--workers", help="Jobs run side by side (one core each).", min=1)] = 2,

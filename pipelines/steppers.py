@@ -36,10 +36,7 @@ class _NetworkRollout:
         self.time = np.datetime64(time, "ns")  # valid time of ``x`` (the model's forcings need it)
 
     def step(self) -> torch.Tensor:
-        if self.generators is not None:
-            self.x = self.model(self.x, self.generators, time=self.time)
-        else:
-            self.x = self.model(self.x, time=self.time)
+        self.x = self.model(self.x, self.generators, time=self.time)  # no generators: deterministic
         self.time = self.time + SIX_HOURS
         return self.x
 
