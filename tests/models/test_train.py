@@ -168,6 +168,15 @@ def test_cli_errors_are_one_line(tmp_path, monkeypatch, capsys):
     assert code == 2 and "exactly one of --minutes M or --steps N" in err and err.count("\n") == 1
     code, err = run("--data", "x", "--out", str(tmp_path / "x.pt"), "--steps", "1", "--loss", "mae")
     assert code == 2 and "--loss='mae' is not an option" in err and err.count("\n") == 1
+    code, err = run("--data", "x", "--out", str(tmp_path / "x.pt"), "--steps", "1", "--forcings", "cos_zenith")
+    assert code == 2 and "unknown forcing cos_zenith" in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("forcings", [(), ("year_progress", "day_progress")])
+def test_checkpoints_record_their_forcings(tmp_path, forcings):
+    ckpt = load_checkpoint(train(_cfg(tmp_path, "f.pt", steps=2, forcings=forcings), source=WaveSource()))
+    assert ckpt.forcings == forcings and ckpt.model.cfg.in_channels == len(ckpt.channels) + 2 * len(forcings)
+    assert np.isfinite(list(ckpt.extra["rmse_48h"].values())).all()
 
 
 def test_slurm_environment_mapping():

@@ -63,6 +63,7 @@ def test_bad_campaigns_fail_with_one_line(world_store, tmp_path, overrides, mess
 @pytest.mark.parametrize(("overrides", "message"), [
     ({"train": {"stochastic": True}}, "train: pass exactly one of --minutes M or --steps N"),
     ({"train": {"steps": 30, "channels": ["z500", "q700"]}}, "train channels q700 are not in the data"),
+    ({"train": {"steps": 30, "forcings": "cos_zenith"}}, "train: unknown forcing cos_zenith"),
     ({"init_times": ["2000-01-01T06"]}, "needs the analysis at 1999-12-31T18"),
     ({"init_times": ["2000-02-28T00"], "lead_hours": 96}, "needs the truth \\(score\\) at"),
 ])
@@ -77,7 +78,8 @@ def test_dry_run_chains_train_forecast_score_with_gpu_settings(world_store, tmp_
     slurm = {"partition": "gpu", "nodes": 2, "gpus_per_node": 4, "cpus_per_task": 8, "train_ranks": 4,
              "forecast_time": "01:00:00", "sbatch_args": ["--exclusive"]}
     cfg = load_campaign(_write(tmp_path, _values(world_store, ranks=8, slurm=slurm,
-                                                 train={"minutes": 50, "stochastic": True, "layers": 2})))
+                                                 train={"minutes": 50, "stochastic": True, "layers": 2,
+                                                        "forcings": ["year_progress", "day_progress"]})))
     sub = submit_campaign(cfg, dry_run=True)
     train, fc, score = (sub.commands[k] for k in ("train", "forecast", "score"))
     assert {"--array=0,1", "--ntasks=4", "--gpus-per-node=4", "--time=60", "--partition=gpu",
@@ -86,6 +88,7 @@ def test_dry_run_chains_train_forecast_score_with_gpu_settings(world_store, tmp_
     assert script[1:4] == [str(tmp_path / "campaign" / "checkpoints"), "--data", str(world_store.resolve())]
     assert {"--minutes 50", "--layers 2", "--stochastic"} <= {" ".join(script[i:i + 2]) for i in range(4, 10)} | {
         a for a in script if a == "--stochastic"}
+    assert "--forcings year_progress,day_progress" in {" ".join(script[i:i + 2]) for i in range(len(script))}
     assert {"--array=0-1", "--ntasks=8", "--nodes=2", "--ntasks-per-node=4", "--gpus-per-node=4",
             "--cpus-per-task=8", "--time=01:00:00", "--dependency=afterok:<train>"} <= set(fc)
     assert "--dependency=afterok:<forecast>" in score and score[-2:] == ["--truth", str(world_store.resolve())]
