@@ -75,6 +75,16 @@ def model_kind(model: nn.Module) -> ModelKind:
     raise ConfigError(f"cannot checkpoint a {type(model).__name__}; hens saves {', '.join(_MODELS)}")
 
 
+def _network_config(model: nn.Module) -> SFNOConfig:
+    """The SFNO config whose input and output channels are the data's (plus forcings on input)."""
+    return model.cfg.sfno if model_kind(model) == "stochastic_sfno" else model.cfg
+
+
+def _fits(cfg: SFNOConfig, channels: Sequence[str], forcings: Sequence[str]) -> bool:
+    """Whether a network with ``cfg`` reads ``channels`` + the ``forcings`` fields and writes ``channels``."""
+    return cfg.in_channels == len(channels) + forcing_channels(forcings) and cfg.out_channels == len(channels)
+
+
 def description_sha256(description: Mapping[str, Any]) -> str:
     """sha256 of a JSON-serialisable description (sorted keys), e.g. of the training data."""
     return hashlib.sha256(json.dumps(description, sort_keys=True, default=str).encode()).hexdigest()
@@ -152,11 +162,10 @@ def save_checkpoint(
     """
     kind = model_kind(model)
     config = model.cfg.to_dict()
-    sfno_cfg = model.cfg.sfno if kind == "stochastic_sfno" else model.cfg
+    sfno_cfg = _network_config(model)
     channels = [str(c) for c in channels]
     forcings = check_forcings(forcings)
-    inputs = len(channels) + forcing_channels(forcings)
-    if inputs != sfno_cfg.in_channels or len(channels) != sfno_cfg.out_channels or len(set(channels)) != len(channels):
+    if not _fits(sfno_cfg, channels, forcings) or len(set(channels)) != len(channels):
         raise ConfigError(
             f"{len(channels)} channels {channels} and forcings {list(forcings)} for a model with "
             f"{sfno_cfg.in_channels} input and {sfno_cfg.out_channels} output channels"
@@ -256,8 +265,8 @@ def load_checkpoint(path: str | Path, *, map_location: str | torch.device = "cpu
     bad = [k for k, v in stats.items() if v.numel() != len(channels)]
     if bad:
         raise CheckpointError(f"checkpoint {path}: normalisation {', '.join(bad)} do not have {len(channels)} values")
-    sfno_cfg = model.cfg.sfno if payload["model_kind"] == "stochastic_sfno" else model.cfg
-    if sfno_cfg.in_channels != len(channels) + forcing_channels(forcings) or sfno_cfg.out_channels != len(channels):
+    sfno_cfg = _network_config(model)
+    if not _fits(sfno_cfg, channels, forcings):
         raise CheckpointError(
             f"checkpoint {path}: a model with {sfno_cfg.in_channels} inputs and {sfno_cfg.out_channels} outputs "
             f"does not fit {len(channels)} channels and forcings {list(forcings) or 'none'}"

@@ -72,12 +72,12 @@ def forcing_fields(
     lon = np.arange(nlon) / nlon  # fraction of a turn east of Greenwich
     fields = []
     for name in check_forcings(names):
+        # (B, 1, 1) or (B, 1, nlon): sine and cosine on the distinct values only, then broadcast
         if name == "year_progress":
-            phase = np.broadcast_to(np.mod(seconds / _YEAR_SECONDS, 1.0)[:, None, None], (stamps.size, nlat, nlon))
+            turns = np.mod(seconds / _YEAR_SECONDS, 1.0)[:, None, None]
         else:
-            local = np.mod(seconds[:, None] / _DAY_SECONDS + lon[None, :], 1.0)
-            phase = np.broadcast_to(local[:, None, :], (stamps.size, nlat, nlon))
-        fields += [np.sin(2.0 * np.pi * phase), np.cos(2.0 * np.pi * phase)]
+            turns = np.mod(seconds[:, None] / _DAY_SECONDS + lon[None, :], 1.0)[:, None, :]
+        fields += [np.broadcast_to(f(2.0 * np.pi * turns), (stamps.size, nlat, nlon)) for f in (np.sin, np.cos)]
     if not fields:
         return torch.zeros(stamps.size, 0, nlat, nlon)
     return torch.from_numpy(np.stack(fields, axis=1).astype(np.float32))

@@ -203,7 +203,7 @@ class Run:
         times = np.repeat(times, cfg.members) if noise is not None else times
         for k in range(targets.shape[0]):
             when = times + k * SIX_HOURS
-            x = self.stepper(x, noise=noise[k], time=when) if noise is not None else self.stepper(x, time=when)
+            x = self.stepper(x, noise=noise[k] if noise is not None else None, time=when)
             y = self._scaled(targets[k])
             if noise is None:
                 if cfg.loss == "amse":
