@@ -36,17 +36,23 @@ def append_rows(path: Path, rows: Sequence[Mapping[str, object]]) -> None:
     Parameters
     ----------
     path
-        The CSV file; it and its folder are created when missing (then with a header).
+        The CSV file; it and its folder are created when missing (then with a header). When
+        the rows bring new columns, the file is rewritten with them (older rows left blank).
     rows
         Rows with the same keys, in column order; nothing is written when empty.
     """
     if not rows:
         return
     path.parent.mkdir(parents=True, exist_ok=True)
-    new = not path.exists()
-    with path.open("a", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        if new:
-            writer.writeheader()
-        writer.writerows(rows)
+    columns = list(rows[0])
+    old: list[dict[str, str]] = []
+    if path.exists():
+        with path.open(newline="") as f:
+            reader = csv.DictReader(f)
+            old = list(reader)
+            columns += [c for c in reader.fieldnames or [] if c not in columns]
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=columns, restval="")
+        writer.writeheader()
+        writer.writerows([*old, *rows])
     print(f"appended {len(rows)} rows to {path}")

@@ -4,7 +4,8 @@ Standalone (not pytest): ``python benchmarks/bench_engine.py [--quick]``. One in
 process; a tiny stochastic SFNO (embed 32, 4 blocks) on the 32x64 world grid, centred Gaussian
 perturbations, an analytic data source, batches of 16. Printed ratios (goal in brackets):
 
-1. batched member-steps/s / per-member loop (batch 16 against 16 rollouts of one member);
+1. batched member-steps/s / per-member loop (batch 16 against 16 rollouts of one member): what
+   a forward pass made batch-invariant by construction (micro-batches of one) would cost;
 2. streaming wall / compute-only wall: the engine writing Zarr on its background thread against
    the same run into a sink that drops the data (<= 1.1);
 3. Zarr write rate (the sink writing forecast fields in whole chunks, then ``fsync`` of its files; MB of
@@ -14,8 +15,11 @@ perturbations, an analytic data source, batches of 16. Printed ratios (goal in b
 5. 2-rank / 1-rank throughput, ``torchrun`` with one thread per rank (>= 1.8; needs 2 idle cores);
 6. physics-solver member-step cost / SFNO member-step cost.
 
-Reference check: the streaming and compute-only runs are rolled out from the same seeds, and the
-batched and looped rollouts agree bit for bit. Results append to ``results/engine_<machine>.csv``.
+Reference check: the streaming and compute-only runs are rolled out from the same seeds; a batch
+rerun gives its first run's bits (how ``compute_member`` recomputes a member); the looped rollouts
+agree with the batched ones to rounding (``loop_rel_diff``: largest difference over the batch's
+std, 0 where the kernels do not depend on the row count). Results append to
+``results/engine_<machine>.csv``.
 """
 
 from __future__ import annotations
@@ -115,13 +119,24 @@ def store(p: EnsemblePlan, path: Path) -> ZarrSink:
     return open_sink(path, spec(p), mode="overwrite")
 
 
-def batched_vs_loop(p: EnsemblePlan, steps: int) -> float:
+def batched_vs_loop(p: EnsemblePlan, steps: int) -> tuple[float, float]:
+    """(per-member loop wall / batched wall, largest |loop - batched| / std of the batch).
+
+    The loop is the forward pass made batch-invariant by construction (a micro-batch of one
+    row); the engine runs batches and recomputes a member by rerunning its batch, which must
+    give the same bits (checked here), while the loop agrees only to rounding on some kernel
+    paths (MKL's AVX2 SGEMM, the one AMD processors take).
+    """
     st, x = p.steppers[0], torch.from_numpy(WaveSource()([T0], CHANNELS).values).repeat(BATCH, 1, 1, 1)
     seeds = list(range(BATCH))
+
+    def batched() -> torch.Tensor:
+        r = st.start(x, init_time=T0, seeds=seeds)
+        return [r.step() for _ in range(steps)][-1]
+
     with torch.inference_mode():
         t = time.perf_counter()
-        r = st.start(x, init_time=T0, seeds=seeds)
-        batched = [r.step() for _ in range(steps)][-1]
+        first = batched()
         t_batch = time.perf_counter() - t
         t = time.perf_counter()
         loop = []
@@ -129,8 +144,9 @@ def batched_vs_loop(p: EnsemblePlan, steps: int) -> float:
             r = st.start(x[i:i + 1], init_time=T0, seeds=seeds[i:i + 1])
             loop.append([r.step() for _ in range(steps)][-1])
         t_loop = time.perf_counter() - t
-    assert torch.equal(torch.cat(loop), batched), "batched and per-member rollouts differ"
-    return t_loop / t_batch
+        assert torch.equal(batched(), first), "a batch rerun differs from its first run"
+    loop_diff = float((torch.cat(loop) - first).abs().max() / first.std())
+    return t_loop / t_batch, loop_diff
 
 
 def streaming(folder: Path, members: int, steps: int) -> tuple[float, float]:
@@ -236,6 +252,17 @@ def physics_ratio(folder: Path, sfno_rate: float) -> float:
     return (time.perf_counter() - t) / 8 * sfno_rate
 
 
+def _cpu_model() -> str:
+    lines = Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").exists() else []
+    return next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")), platform.processor())
+
+
+def _kernel_path() -> str:
+    """torch's CPU capability and any MKL instruction setting (see tests/pipelines/test_kernel_paths.py)."""
+    mkl = os.environ.get("MKL_ENABLE_INSTRUCTIONS") or os.environ.get("MKL_CBWR") or "native"
+    return f"aten {torch.backends.cpu.get_cpu_capability()}, mkl {mkl}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller runs (a rough check)")
@@ -252,7 +279,8 @@ def main() -> None:
     members, steps = (64, 4) if args.quick else (128, 8)
     with tempfile.TemporaryDirectory(dir=Path.cwd()) as tmp:  # the disk of the working directory
         folder = Path(tmp)
-        rows = {"batched_over_loop": batched_vs_loop(plan(folder, BATCH, 1), steps)}
+        rows = {}
+        rows["batched_over_loop"], rows["loop_rel_diff"] = batched_vs_loop(plan(folder, BATCH, 1), steps)
         rows["streaming_over_compute"], sfno_rate = streaming(folder, members, steps)
         rows["zarr_over_dd"], rows["zarr_mb_s"], rows["dd_mb_s"] = disk_ratio(folder, 64 if args.quick else 256)
         rss = {n: _child(["--rss-child", str(n)])["maxrss_kb"] for n in (64, 1024)}
@@ -265,10 +293,12 @@ def main() -> None:
     print(f"SFNO embed 32 x 4 blocks, 32x64, batch {BATCH}, {members} members x {steps} steps, 1 thread per process")
     print(f"  SFNO compute-only throughput: {sfno_rate:.0f} member-steps/s; peak RSS 64: {rss[64] / 1024:.0f} MB, "
           f"1024: {rss[1024] / 1024:.0f} MB; Zarr {rows['zarr_mb_s']:.0f} MB/s, dd {rows['dd_mb_s']:.0f} MB/s")
+    print(f"  per-member loop vs batch: largest difference {rows['loop_rel_diff']:.2g} of the batch's std")
     for key, value in rows.items():
-        if not key.endswith("mb_s"):
+        if not key.endswith(("mb_s", "diff")):
             print(f"  {key:<24} {value:7.3f}  {('goal ' + goals[key]) if key in goals else ''}")
-    row = {"device": platform.machine(), "cores": os.cpu_count(), "members": members, "steps": steps,
+    row = {"device": platform.machine(), "cpu": _cpu_model(), "kernels": _kernel_path(), "cores": os.cpu_count(),
+           "members": members, "steps": steps, "sfno_member_steps_s": f"{sfno_rate:.4g}",
            **{key: f"{value:.4g}" for key, value in rows.items()}}
     append_rows(results_path("engine", platform.machine()), [row])
 

@@ -11,7 +11,9 @@ Bit-reproducibility. A member's initial perturbation and noise come from its id 
 (:func:`~hens.forecast.members.stream_seed`); the rows of a batch are computed together, but
 a batch's composition is fixed by the partition, whichever rank computes it, and with
 ``torch.use_deterministic_algorithms(True)`` and a fixed thread count a batch gives the same
-bits on every rank. Hence 1-rank, N-rank and resumed runs write bit-identical arrays.
+bits on every rank. Hence 1-rank, N-rank and resumed runs write bit-identical arrays, and
+:func:`recompute_member` reruns a member's batch, never the member alone (a row's rounding
+may depend on how many rows a kernel sees: docs/reproducibility.md).
 """
 
 from __future__ import annotations
@@ -110,10 +112,24 @@ def member_leads(plan: EnsemblePlan, init_index: int, members: Sequence[int]) ->
         yield torch.cat([r.step().cpu() for r in rollouts])
 
 
-def compute_members(plan: EnsemblePlan, init_index: int, members: Sequence[int]) -> np.ndarray:
-    """All leads of ``members`` in memory: ``(B, lead, C, nlat, nlon)`` float32."""
+def batch_of(plan: EnsemblePlan, member: int) -> slice:
+    """The batch of the fixed partition that holds ``member``."""
+    plan.layout.member(member)  # raises for a member outside the layout
+    return next(b for b in plan.partition if b.start <= member < b.stop)
+
+
+def recompute_member(plan: EnsemblePlan, init_index: int, member: int) -> np.ndarray:
+    """All leads of ``member`` through the arithmetic of the run that stored it: ``(lead, C, nlat, nlon)``.
+
+    The member's whole batch is rolled out again and its row kept: GEMM kernels may round a
+    row differently when it is computed among another number of rows (MKL's SGEMM on its AVX2
+    path, the one it takes on AMD processors, does; GPU libraries may), so a batch of one is
+    not the same arithmetic. Costs one batch; holds one batch slab and one member's leads.
+    """
+    batch = batch_of(plan, member)
+    row = member - batch.start
     with torch.inference_mode():
-        return np.stack([x.numpy() for x in member_leads(plan, init_index, members)], axis=1)
+        return np.stack([x[row].numpy() for x in member_leads(plan, init_index, range(batch.start, batch.stop))])
 
 
 @dataclass(frozen=True)

@@ -146,23 +146,39 @@ def _progress(*, enabled: bool, total: int) -> Iterator[Callable[[int, int], Non
         yield lambda done, _total: bar.update(task, completed=done)
 
 
-def compute_member(config: str | Path | ForecastConfig, init_time: str | np.datetime64, member: int) -> xr.Dataset:
-    """Recompute one member alone (a batch of one), in this process, without any store.
+def compute_member(
+    config: str | Path | ForecastConfig, init_time: str | np.datetime64, member: int, *, device: str = "cpu"
+) -> xr.Dataset:
+    """Recompute one member of the run ``config`` describes, bit-identical to the stored member.
 
-    Its perturbation and noise come from its id only, so the result equals the member in a
-    store written from the same config (bit for bit where the model's kernels do not depend on
-    the batch size, as on CPU; see the README's reproducibility contract).
+    The member's batch (the fixed partition of ``batch_size`` members that the store records as
+    ``batch_partition``) is rolled out again and the member's row returned, so it goes through
+    exactly the arithmetic of the run that stored it: bit-identical on the same kind of machine
+    and software (CPU instruction set and BLAS path, or GPU model; thread count from the config).
+    Costs one batch, not one member. Needs no store; if the store exists, its recorded partition
+    must be the config's.
+
+    Parameters
+    ----------
+    config
+        The run's YAML (or parsed config).
+    init_time
+        One of the config's initial times.
+    member
+        Member index (``hens.forecast.members`` gives its checkpoint, pair, sign and seed).
+    device
+        Torch device to compute on (``"cpu"``, ``"cuda"``): use the kind that wrote the store.
 
     Returns
     -------
     xarray.Dataset
-        One float32 variable per channel, dims ``(lead_time, lat, lon)``.
+        One float32 variable per channel, dims ``(lead_time, lat, lon)``, in the channel's units.
     """
     import torch
     import xarray as xr
 
     from hens.forecast.channels import get_channel
-    from hens.forecast.engine import compute_members
+    from hens.forecast.engine import recompute_member
     from hens.pipelines.components import build_plan
 
     cfg = _config(config)
@@ -170,12 +186,26 @@ def compute_member(config: str | Path | ForecastConfig, init_time: str | np.date
     if t0 not in cfg.init_times:
         raise ConfigError(f"{init_time} is not one of the config's init_times")
     with _process_settings(cfg.threads):
-        plan, spec = build_plan(cfg, torch.device("cpu"))
-        plan.layout.member(member)  # raises for a member outside the layout
-        values = compute_members(plan, cfg.init_times.index(t0), [member])[0]  # (lead, C, lat, lon)
+        plan, spec = build_plan(cfg, torch.device(device))
+        _check_recorded_partition(cfg.output_path, plan.partition)
+        values = recompute_member(plan, cfg.init_times.index(t0), member)  # (lead, C, lat, lon)
     leads = np.array(cfg.lead_steps, dtype="timedelta64[h]").astype("timedelta64[ns]")
     coords = {"lead_time": leads, "lat": spec.grid.lat, "lon": spec.grid.lon}
     return xr.Dataset(
         {c: (("lead_time", "lat", "lon"), values[:, k], get_channel(c).attrs()) for k, c in enumerate(plan.channels)},
         coords=coords, attrs={"init_time": str(t0), "member": member},
     )
+
+
+def _check_recorded_partition(store: Path, partition: list[slice]) -> None:
+    """Refuse a store whose recorded member batches are not the config's (another run)."""
+    import json
+
+    import zarr
+
+    if not store.exists():
+        return
+    recorded = zarr.open_group(str(store), mode="r").attrs.get("batch_partition")
+    if recorded is not None and json.loads(recorded) != [[b.start, b.stop] for b in partition]:
+        raise ConfigError(f"{store} records member batches {recorded}, not this config's batch_size: "
+                          "the member would not be recomputed through the same arithmetic")

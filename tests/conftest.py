@@ -7,6 +7,9 @@ from pathlib import Path
 
 import pytest
 
+#: environment variable naming a ready world store (see ``world_store``)
+WORLD_ENV = "HENS_TEST_WORLD"
+
 
 def pytest_configure(config: pytest.Config) -> None:
     # one intra-op thread (read when torch is imported, also by subprocesses): CI has 2
@@ -19,10 +22,13 @@ def world_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Path of a small world in the WeatherBench2 ERA5 layout: ``world.zarr``, 32x64 (T21),
     seed 0, 30 days spin-up, then 60 days (240 times of 6 h) from 2000-01-01T00, with its
     ``world.stats.zarr`` beside it. Read-only: tests that modify a store must copy it first.
-    Takes ~25-40 s once per session.
+    Takes ~25-40 s once per session; a pytest started by another test passes its parent's
+    store in ``HENS_TEST_WORLD`` (``tests/pipelines/test_kernel_paths.py``).
     """
     from hens.pipelines.world import generate_world
 
+    if WORLD_ENV in os.environ:
+        return Path(os.environ[WORLD_ENV])
     out = tmp_path_factory.mktemp("world") / "world.zarr"
     return generate_world(out, grid="32x64", days=60.0, seed=0, spinup_days=30.0,
                           start="2000-01-01T00", progress=False)

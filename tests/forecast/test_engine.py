@@ -66,12 +66,35 @@ def test_store_layout_and_provenance(reference, tiny_checkpoints, world_store):
 
 
 @pytest.mark.parametrize("init_time, member", [("2000-01-10T00", 0), ("2000-01-12T06", 7), ("2000-01-12T06", 13)])
-def test_a_member_recomputed_alone_is_bit_equal(reference, init_time, member):
+def test_a_member_recomputed_from_its_batch_is_bit_equal(reference, init_time, member):
+    """``compute_member`` reruns the member's batch: the stored bits on any CPU kernel path
+    (``tests/pipelines/test_kernel_paths.py`` reruns this test on the others)."""
     config, path = reference
     alone = compute_member(config, init_time, member)
     stored = xr.open_zarr(path).sel(init_time=init_time, member=member)
     for name in ("z500", "u500", "v500", "t2m"):
         assert np.array_equal(alone[name].values, stored[name].values), name
+
+
+def test_members_of_batches_across_checkpoints_and_a_short_last_batch(ensemble_yaml, tmp_path):
+    """Batches of 6 out of 16: [6, 12) spans both checkpoints, [12, 16) is short."""
+    config = ensemble_yaml(tmp_path, batch_size=6, init_times=["2000-01-10T00"], lead_hours=12)
+    run_forecast(config, progress=False)
+    ds = xr.open_zarr(tmp_path / "ens.zarr")
+    assert json.loads(ds.attrs["batch_partition"]) == [[0, 6], [6, 12], [12, 16]]
+    for member in (7, 8, 15):
+        alone = compute_member(config, "2000-01-10T00", member)
+        assert np.array_equal(alone["v500"].values, ds["v500"].isel(init_time=0, member=member).values), member
+
+
+def test_a_store_written_with_other_batches_is_refused(reference, ensemble_yaml, tmp_path):
+    """The recompute follows the store's recorded partition; a config that disagrees is one error."""
+    import shutil
+
+    shutil.copytree(reference[1], tmp_path / "ens.zarr")
+    config = ensemble_yaml(tmp_path, batch_size=8)
+    with pytest.raises(ConfigError, match="records member batches"):
+        compute_member(config, "2000-01-10T00", 3)
 
 
 class CrashingSink:

@@ -138,7 +138,6 @@ def test_scores_a_store_twice_the_budget_in_bounded_memory(tmp_path):
 
 
 def test_distributed_cluster_gives_the_same_scores(tmp_path):
-    pytest.importorskip("distributed")
     from hens.scoring import crps, rank_histogram, spread_skill_ratio
 
     store = tmp_path / "small.zarr"

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from prerequisites import require
 
 REPO = Path(__file__).resolve().parents[2]
 CLUSTER = REPO / "slurm" / "cluster.sh"
@@ -50,11 +51,11 @@ class Cluster:
 @pytest.fixture(scope="session")
 def slurm_cluster():
     """Starts the one-node cluster (installing SLURM with apt if needed); stops it afterwards
-    if it was not running before. Skips only without root or without SLURM and apt-get."""
-    if os.geteuid() != 0:
-        pytest.skip("the SLURM tests start slurmctld/slurmd and need root")
-    if shutil.which("slurmctld") is None and shutil.which("apt-get") is None:
-        pytest.skip("SLURM is not installed and apt-get is unavailable to install it")
+    if it was not running before. Skips (fails in CI) only without root or without SLURM and
+    apt-get (``tests/prerequisites.py``)."""
+    require(os.geteuid() == 0, "the SLURM tests start slurmctld/slurmd and need root")
+    require(shutil.which("slurmctld") is not None or shutil.which("apt-get") is not None,
+            "SLURM is not installed and apt-get is unavailable to install it")
     was_running = subprocess.run([str(CLUSTER), "status"], capture_output=True).returncode == 0
     res = subprocess.run([str(CLUSTER), "start"], capture_output=True, text=True, timeout=300)
     if res.returncode != 0:
