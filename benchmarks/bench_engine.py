@@ -277,6 +277,7 @@ def main() -> None:
     if args.rank_child:
         return rank_child(*args.rank_child)
     members, steps = (64, 4) if args.quick else (128, 8)
+    load_before = os.getloadavg()[0]  # other work on the machine skews every ratio: recorded with them
     with tempfile.TemporaryDirectory(dir=Path.cwd()) as tmp:  # the disk of the working directory
         folder = Path(tmp)
         rows = {}
@@ -298,6 +299,7 @@ def main() -> None:
         if not key.endswith(("mb_s", "diff")):
             print(f"  {key:<24} {value:7.3f}  {('goal ' + goals[key]) if key in goals else ''}")
     row = {"device": platform.machine(), "cpu": _cpu_model(), "kernels": _kernel_path(), "cores": os.cpu_count(),
+           "load_before": f"{load_before:.2f}",
            "members": members, "steps": steps, "sfno_member_steps_s": f"{sfno_rate:.4g}",
            **{key: f"{value:.4g}" for key, value in rows.items()}}
     append_rows(results_path("engine", platform.machine()), [row])

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from hens.forecast.errors import ConfigError
+from hens.forecast.errors import ConfigError, DataError
 from hens.forecast.members import MemberLayout, stream_seed
 from hens.forecast.perturb import clip_physical
 from hens.forecast.protocols import DataSource, Perturbation, Sink, Stepper
@@ -108,8 +108,23 @@ def member_leads(plan: EnsemblePlan, init_index: int, members: Sequence[int]) ->
         rollouts.append(stepper.start(x, init_time=t0, seeds=seeds))
         first.append(x)
     yield torch.cat(first)
-    for _ in plan.lead_hours[1:]:
-        yield torch.cat([r.step().cpu() for r in rollouts])
+    for hours in plan.lead_hours[1:]:
+        x = torch.cat([r.step().cpu() for r in rollouts])
+        _check_finite(x, members, plan, t0, hours)
+        yield x
+
+
+def _check_finite(x: torch.Tensor, members: Sequence[int], plan: EnsemblePlan, t0: np.datetime64, hours: int) -> None:
+    """Raise for the first member of a lead slab with NaN or Inf: a diverged model is never stored."""
+    finite = torch.isfinite(x).flatten(1).all(1)
+    if not bool(finite.all()):
+        row = int((~finite).nonzero()[0])
+        m = plan.layout.member(members[row])
+        raise DataError(
+            f"member {members[row]} (checkpoint {m.c}, pair {m.q}, sign {m.sign:+d}, seed {m.s}) from "
+            f"{np.datetime_as_string(t0, 'h')} is not finite at lead {hours} h: the model diverged; "
+            "its batch is not marked completed"
+        )
 
 
 def batch_of(plan: EnsemblePlan, member: int) -> slice:

@@ -14,9 +14,10 @@ the engine uses :func:`lead_chunk_for`, enough leads for ~4 MiB chunks: a 721x14
 128 kB, and there the per-file cost of a chunk (create, write, rename, later fsync) outweighs
 its bytes -- measured here (Blosc-lz4, the Zarr v2 default compressor, kept: forecast fields
 shrink to ~0.7-0.85) at 70 MB/s for 128 kB chunks, 320 MB/s for 1 MiB and 370 MB/s for 4 MiB.
-``completed`` is chunked ``(1, batch_size)`` and written after the batch's data, and zarr
-writes each chunk atomically, so a killed run leaves either a complete batch or one that
-resume recomputes -- never a half-written batch marked done.
+``completed`` is chunked ``(1, batch_size)`` and written after the batch's data, and every
+chunk is written atomically and durably (:class:`~hens.forecast.durable_store.DurableLocalStore`:
+temporary file, fsync, rename, fsync of the folder), so a killed run, or a crashed node, leaves
+either a complete batch or one that resume recomputes -- never a half-written batch marked done.
 
 The engine streams a batch in lead blocks (:meth:`ZarrSink.write_leads`: whole chunks, no
 read-modify-write), then :meth:`ZarrSink.mark_completed`. Resume accepts a store only if its
@@ -36,6 +37,7 @@ from typing import Any, Literal
 import numpy as np
 
 from hens.forecast.channels import get_channel
+from hens.forecast.durable_store import DurableLocalStore
 from hens.forecast.errors import ConfigError, DataError, OutputExists
 from hens.forecast.grids import Grid
 from hens.forecast.members import MemberLayout
@@ -194,7 +196,7 @@ class ZarrSink:
         if self._group is None:
             import zarr
 
-            self._group = zarr.open_group(self.path, mode="r+", zarr_format=2)
+            self._group = zarr.open_group(DurableLocalStore(self.path), mode="r+", zarr_format=2)
         return self._group
 
     def completed(self) -> np.ndarray:
@@ -227,7 +229,7 @@ class ZarrSink:
 
         if attrs:
             self.group.attrs.update(dict(attrs))
-        zarr.consolidate_metadata(self.path, zarr_format=2)
+        zarr.consolidate_metadata(DurableLocalStore(self.path), zarr_format=2)
 
 
 def batches(n_members: int, batch_size: int) -> Sequence[slice]:

@@ -235,3 +235,50 @@ def test_members_step_with_their_valid_time(ensemble_yaml, tiny_checkpoints, tmp
 
     torch.testing.assert_close(rollout(t0), states[1:], rtol=1e-5, atol=1e-3)
     assert not torch.allclose(rollout(t0 + np.timedelta64(90, "D")), states[1:], rtol=1e-5, atol=1e-3)
+
+
+class Diverging:
+    """A real checkpoint's stepper whose rollout of the member with noise seed ``seed`` turns
+    to Inf at step ``step`` (a model blowing up for one member)."""
+
+    def __init__(self, stepper, seed, step):
+        self.stepper, self.seed, self.step = stepper, seed, step
+
+    def __getattr__(self, name):
+        return getattr(self.stepper, name)
+
+    def start(self, x, *, seeds, **kwargs):
+        rollout, outer = self.stepper.start(x, seeds=seeds, **kwargs), self
+        row = seeds.index(self.seed) if self.seed in seeds else None
+
+        class Rollout:
+            steps = 0
+
+            def step(self):
+                y = rollout.step().clone()
+                self.steps += 1
+                if row is not None and self.steps == outer.step:
+                    y[row, 2, 5, 7] = float("inf")
+                return y
+
+        return Rollout()
+
+
+def test_a_diverged_member_fails_its_batch_with_one_line(ensemble_yaml, tmp_path):
+    """Member 5 (batch [4, 8), row 1) goes to Inf at its second step: the run stops naming it,
+    the batch before it is complete, its own batch is not."""
+    import dataclasses
+
+    from hens.forecast.errors import DataError
+    from hens.forecast.members import stream_seed
+
+    cfg = load_config(ensemble_yaml(tmp_path, init_times=["2000-01-10T00"]))
+    plan, spec = build_plan(cfg, torch.device("cpu"))
+    seed = stream_seed(plan.base_seed, plan.init_times[0], plan.steppers[0].noise_stream, 0, 1, 0, 1)
+    plan = dataclasses.replace(plan, steppers=(Diverging(plan.steppers[0], seed, step=2), plan.steppers[1]))
+    sink = open_sink(cfg.output_path, spec)
+    with pytest.raises(DataError) as err, torch.inference_mode():
+        run_ensemble(plan, sink, pending_batches(plan, sink.completed()))
+    assert str(err.value).startswith("member 5 (checkpoint 0, pair 1, sign +1, seed 1) from 2000-01-10T00 "
+                                     "is not finite at lead 12 h")
+    assert sink.completed()[0].tolist() == [True] * 4 + [False] * 12

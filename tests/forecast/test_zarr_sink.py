@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import xarray as xr
@@ -78,3 +80,54 @@ def test_overwrite_never_deletes_what_is_not_a_zarr_store(tmp_path):
     with pytest.raises(OutputExists, match="not a Zarr store"):
         open_sink(folder, _spec(), mode="overwrite")
     assert (folder / "thesis.tex").read_text() == "precious"
+
+
+def test_a_batch_is_on_disk_before_its_completion_flag(tmp_path, monkeypatch):
+    """Every chunk is fsynced and renamed into place, folder fsynced, before the flag's rename."""
+    import os
+
+    import hens.forecast.durable_store as durable
+
+    path = tmp_path / "ens.zarr"
+    sink = open_sink(path, _spec(batch_size=4))
+    events = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd):
+        events.append(("fsync", os.readlink(f"/proc/self/fd/{fd}")))
+        real_fsync(fd)
+
+    def replace(src, dst):
+        events.append(("replace", str(dst)))
+        real_replace(src, dst)
+
+    monkeypatch.setattr(durable.os, "fsync", fsync)
+    monkeypatch.setattr(durable.os, "replace", replace)
+    block = {c: np.ones((4, 3, 8, 16), np.float32) for c in ("z500", "t2m")}
+    sink.write(0, slice(4, 8), block)
+    renamed = [dst for kind, dst in events if kind == "replace"]
+    data = [dst for dst in renamed if "/completed/" not in dst]
+    assert sorted(Path(d).relative_to(path).as_posix() for d in data) == [
+        f"{c}/0.1.{lead}.0.0" for c in ("t2m", "z500") for lead in range(3)]
+    flag = events.index(("replace", str(path / "completed" / "0.1")))
+    for dst in data:  # (chunks are written concurrently) its data before its rename, its folder after
+        i = events.index(("replace", dst))
+        name = Path(dst)
+        assert any(e[0] == "fsync" and Path(e[1]).parent == name.parent
+                   and Path(e[1]).name.startswith(f".{name.name}.") for e in events[:i])
+        assert ("fsync", str(name.parent)) in events[i + 1:flag]
+    assert xr.open_zarr(path)["completed"].values[0].tolist() == [0] * 4 + [1] * 4
+
+
+def test_a_write_that_fails_midway_leaves_no_file(tmp_path, monkeypatch):
+    """A torn write (here: the disk fails during write) never leaves a partial chunk at the key."""
+    import hens.forecast.durable_store as durable
+
+    def failing_fsync(fd):
+        raise OSError("I/O error")
+
+    monkeypatch.setattr(durable.os, "fsync", failing_fsync)
+    target = tmp_path / "a" / "0.0"
+    with pytest.raises(OSError, match="I/O error"):
+        durable.durable_write(target, b"chunk bytes")
+    assert not target.exists() and list(target.parent.iterdir()) == []
