@@ -6,8 +6,9 @@ The ensemble store's crash safety rests on two facts: a chunk file is either abs
 loss or a node crash the renamed file may be empty and a flag may reach the disk before the data
 it vouches for. :class:`DurableLocalStore` writes each key with hens' own protocol: a temporary
 file in the same folder, ``fsync`` of its data, ``os.replace`` onto the key, ``fsync`` of the
-folder (so the rename itself is durable). Writes of one thread therefore reach the disk in the
-order they were made, which is the order the engine needs (a batch's chunks, then its flags).
+folder (so the rename itself is durable). Every write is on disk before the zarr call that
+made it returns, so calls made one after another reach the disk in that order: the engine's
+order, a batch's chunks and then its flags (``forecast/zarr_sink.py``).
 """
 
 from __future__ import annotations
