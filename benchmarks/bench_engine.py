@@ -112,7 +112,7 @@ def plan(folder: Path, members: int, steps: int) -> EnsemblePlan:
 def spec(p: EnsemblePlan) -> StoreSpec:
     return StoreSpec(channels=CHANNELS, init_times=p.init_times, lead_hours=p.lead_hours, grid=GRID,
                      layout=p.layout, batch_size=BATCH, attrs={"hens_config": {"bench": True}},
-                     lead_chunk=lead_chunk_for(BATCH, GRID, len(p.lead_hours)))
+                     lead_chunk=lead_chunk_for(BATCH, GRID, len(p.lead_hours), len(CHANNELS)))
 
 
 def store(p: EnsemblePlan, path: Path) -> ZarrSink:
@@ -182,8 +182,7 @@ def _zarr_rate(folder: Path, megabytes: int) -> float:
     data = np.stack(fields, axis=1)  # (members, leads, C, lat, lon)
     t = time.perf_counter()
     for start in range(0, leads - leads % k, k):  # the engine's writes: whole chunks
-        blocks = {c: data[:, :, i] for i, c in enumerate(CHANNELS)}
-        sink.write_leads(0, slice(0, BATCH), slice(start, start + k), blocks)
+        sink.write_leads(0, slice(0, BATCH), slice(start, start + k), data)
     for path in (folder / "disk.zarr").rglob("*"):  # to disk, as dd's fdatasync (os.sync would flush others' data too)
         if path.is_file():
             fd = os.open(path, os.O_RDONLY)

@@ -27,6 +27,7 @@ __all__ = [
     "OutputExists",
     "get_channel",
     "open_source",
+    "open_store",
     "parse_grid",
 ]
 
@@ -36,4 +37,8 @@ def __getattr__(name: str):  # lazy: keeps `import hens.forecast` free of xarray
         from hens.forecast.sources import open_source
 
         return open_source
+    if name == "open_store":
+        from hens.forecast.store_reader import open_store
+
+        return open_store
     raise AttributeError(name)

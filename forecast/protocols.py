@@ -7,7 +7,7 @@ perturbations draw their random fields through :class:`NoiseField`.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
@@ -131,8 +131,8 @@ class Sink(Protocol):
         """Boolean ``(init_time, member)``: members already fully written."""
         ...
 
-    def write_leads(self, init_index: int, members: slice, leads: slice, data: Mapping[str, np.ndarray]) -> None:
-        """Write a block of leads of a batch: ``data[channel]`` is ``(members, leads, nlat, nlon)``."""
+    def write_leads(self, init_index: int, members: slice, leads: slice, data: np.ndarray) -> None:
+        """Write a block of leads of a batch: ``data`` is ``(members, leads, C, nlat, nlon)`` float32."""
         ...
 
     def mark_completed(self, init_index: int, members: slice) -> None:

@@ -2,7 +2,7 @@
 
 The queue holds at most ``depth`` lead slabs (one slab = one 6-hour lead of one member
 batch, ``batch x C x nlat x nlon`` floats) and the writer gathers at most ``sink.lead_chunk``
-of them into one block (one chunk per channel), so memory is bounded by the batch size, the
+of them into one block (one shard of the store), so memory is bounded by the batch size, the
 queue depth and the chunk size, not by the number of members, leads or initial times. A
 batch is marked completed only after all its blocks are written, in queue order.
 """
@@ -69,10 +69,8 @@ class BackgroundWriter:
                     first = lead_index if not block else first
                     block.append(slab)
                 if block and (slab is None or len(block) == self.sink.lead_chunk):
-                    data = np.stack(block, axis=1)  # (members, leads, C, nlat, nlon)
-                    leads = slice(first, first + len(block))
-                    self.sink.write_leads(init_index, members, leads,
-                                          {c: data[:, :, k] for k, c in enumerate(self.channels)})
+                    data = np.stack(block, axis=1)  # (members, leads, C, nlat, nlon): the shard's layout
+                    self.sink.write_leads(init_index, members, slice(first, first + len(block)), data)
                     block = []
                 if slab is None:
                     self.sink.mark_completed(init_index, members)

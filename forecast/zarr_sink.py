@@ -1,35 +1,42 @@
-"""The ensemble store: declared up front, filled by region writes, resumable.
+"""The ensemble store: declared up front, filled by whole-shard writes, resumable.
 
-Layout (one Zarr v2 group, consolidated metadata, readable with ``xr.open_zarr``)::
+Layout (store format 2: one Zarr v3 group, consolidated metadata; design in docs/store.md)::
 
-    <channel>(init_time, member, lead_time, lat, lon)  float32, NaN until written
-    completed(init_time, member)                       uint8, 1 once a member is fully written
-    member coords: checkpoint, pair, sign, seed        (see hens.forecast.members)
+    fields(init_time, member, lead_time, channel, lat, lon)  float32, NaN until written
+        shards (1, batch_size, lead_chunk, C, nlat, nlon)     one file each
+        chunks (1, batch_size, 1, 1, band, nlon)              what a reader decompresses
+    completed(init_time, member)                            uint8, 1 once a member is fully written
+    member coords: checkpoint, pair, sign, seed             (see hens.forecast.members)
 
-Chunks are ``(1, batch_size, lead_chunk, nlat, nlon)``: one member batch x a block of leads x
-the full field. A batch is the unit of work of one rank, so every chunk has exactly one writer
-(ranks never touch the same chunk) and a field is never split. ``lead_chunk`` is 1 by default;
-the engine uses :func:`lead_chunk_for`, enough leads for ~4 MiB chunks: a 721x1440 field of a
-16-member batch is already 66 MB (one lead per chunk), but on the 32x64 demo grid one lead is
-128 kB, and there the per-file cost of a chunk (create, write, rename, later fsync) outweighs
-its bytes -- measured here (Blosc-lz4, the Zarr v2 default compressor, kept: forecast fields
-shrink to ~0.7-0.85) at 70 MB/s for 128 kB chunks, 320 MB/s for 1 MiB and 370 MB/s for 4 MiB.
+A shard is one member batch x a block of leads x every channel: a batch is the unit of work of
+one rank, so every shard has exactly one writer, which writes it whole (never a
+read-modify-write), and the number of files per initial time is batches x lead blocks,
+independent of the number of channels. :func:`lead_chunk_for` sizes shards to about
+:data:`TARGET_SHARD_BYTES` (one lead per shard at 0.25 degrees; all leads on the 32x64 demo
+grid); :func:`band_for` sizes the inner chunks to a latitude band of about
+:data:`TARGET_CHUNK_BYTES`, so a reader of a latitude band of all members decompresses what
+it uses. Channels are one array, so ``xr.open_zarr`` shows ``fields`` with a ``channel``
+coordinate; :func:`hens.forecast.store_reader.open_store` gives one CF-described variable per
+channel (and reads the format-1 stores of hens 0.1, one Zarr v2 array per channel).
+
 ``completed`` is chunked ``(1, batch_size)`` and written after the batch's data, and every
-chunk is written atomically and durably (:class:`~hens.forecast.durable_store.DurableLocalStore`:
+file is written atomically and durably (:class:`~hens.forecast.durable_store.DurableLocalStore`:
 temporary file, fsync, rename, fsync of the folder), so a killed run, or a crashed node, leaves
 either a complete batch or one that resume recomputes -- never a half-written batch marked done.
 
-The engine streams a batch in lead blocks (:meth:`ZarrSink.write_leads`: whole chunks, no
-read-modify-write), then :meth:`ZarrSink.mark_completed`. Resume accepts a store only if its
-``hens_config``, ``hens_version`` and ``checkpoints`` attributes equal the new run's
-(:data:`RESUME_KEYS`): same configuration, same code, same checkpoint files.
+The engine streams a batch in lead blocks (:meth:`ZarrSink.write_leads`: whole shards), then
+:meth:`ZarrSink.mark_completed`. Resume accepts a store only if its ``hens_config``,
+``hens_version`` and ``checkpoints`` attributes equal the new run's (:data:`RESUME_KEYS`):
+same configuration, same code, same checkpoint files.
 """
 
 from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Mapping, Sequence
+import warnings
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -44,8 +51,13 @@ from hens.forecast.members import MemberLayout
 
 Mode = Literal["create", "resume", "overwrite"]
 COMPLETED = "completed"
-#: chunk size :func:`lead_chunk_for` aims at
-TARGET_CHUNK_BYTES = 4 << 20
+#: the one data array of format 2
+FIELDS = "fields"
+STORE_FORMAT = 2
+#: shard size :func:`lead_chunk_for` aims at (bytes before compression)
+TARGET_SHARD_BYTES = 64 << 20
+#: inner chunk size :func:`band_for` aims at
+TARGET_CHUNK_BYTES = 1 << 20
 #: attributes that must be equal for a run to resume a store
 RESUME_KEYS = ("hens_config", "hens_version", "checkpoints")
 
@@ -80,10 +92,15 @@ class StoreSpec:
             raise ConfigError(f"lead_chunk must be >= 1, got {self.lead_chunk}")
 
 
-def lead_chunk_for(batch_size: int, grid: Grid, n_leads: int) -> int:
-    """Leads per chunk for chunks of about :data:`TARGET_CHUNK_BYTES` (1 .. ``n_leads``)."""
-    per_lead = batch_size * grid.nlat * grid.nlon * 4
-    return max(1, min(n_leads, TARGET_CHUNK_BYTES // per_lead))
+def lead_chunk_for(batch_size: int, grid: Grid, n_leads: int, channels: int) -> int:
+    """Leads per shard for shards of about :data:`TARGET_SHARD_BYTES` (1 .. ``n_leads``)."""
+    per_lead = batch_size * channels * grid.nlat * grid.nlon * 4
+    return max(1, min(n_leads, TARGET_SHARD_BYTES // per_lead))
+
+
+def band_for(batch_size: int, grid: Grid) -> int:
+    """Latitude rows per inner chunk for chunks of about :data:`TARGET_CHUNK_BYTES` (1 .. ``nlat``)."""
+    return max(1, min(grid.nlat, TARGET_CHUNK_BYTES // (batch_size * grid.nlon * 4)))
 
 
 def open_sink(path: str | Path, spec: StoreSpec, *, mode: Mode = "create") -> ZarrSink:
@@ -123,22 +140,24 @@ class ZarrSink:
 
 
     def declare(self) -> None:
-        """Write the template: coordinates, NaN-filled arrays, attributes."""
+        """Write the template: coordinates, NaN-filled arrays (no chunk written), attributes."""
         import dask.array as da
         import xarray as xr
+        from zarr.codecs import BloscCodec
 
         spec, g = self.spec, self.spec.grid
-        n_init, n_mem, n_lead = len(spec.init_times), spec.layout.size, len(spec.lead_hours)
+        n_init, n_mem, n_lead, n_chan = len(spec.init_times), spec.layout.size, len(spec.lead_hours), len(spec.channels)
         b = min(spec.batch_size, n_mem)
-        shape = (n_init, n_mem, n_lead, g.nlat, g.nlon)
-        chunks = (1, b, min(spec.lead_chunk, n_lead), g.nlat, g.nlon)
-        dims = ("init_time", "member", "lead_time", "lat", "lon")
-        data_vars = {}
-        for name in spec.channels:
-            data_vars[name] = xr.Variable(
-                dims, da.full(shape, np.nan, dtype=np.float32, chunks=chunks), get_channel(name).attrs()
-            )
-        data_vars[COMPLETED] = xr.Variable(
+        shape = (n_init, n_mem, n_lead, n_chan, g.nlat, g.nlon)
+        shards = (1, b, min(spec.lead_chunk, n_lead), n_chan, g.nlat, g.nlon)
+        chunks = (1, b, 1, 1, band_for(b, g), g.nlon)
+        fields = xr.Variable(
+            ("init_time", "member", "lead_time", "channel", "lat", "lon"),
+            da.full(shape, np.nan, dtype=np.float32, chunks=shards),
+            {"long_name": "forecast fields, one channel after another (units: the channel's)",
+             "channel_attrs": json.dumps({c: get_channel(c).attrs() for c in spec.channels})},
+        )
+        completed = xr.Variable(
             ("init_time", "member"), da.zeros((n_init, n_mem), dtype=np.uint8, chunks=(1, b)),
             {"long_name": "member fully written (1) or not (0)", "flag_values": [0, 1]},
         )
@@ -154,19 +173,25 @@ class ZarrSink:
             "lead_time": ("lead_time", np.array(spec.lead_hours, dtype="timedelta64[h]").astype("timedelta64[ns]"),
                           {"long_name": "lead time", "standard_name": "forecast_period",
                            "comment": "lead 0 is the (perturbed) initial state"}),
+            "channel": ("channel", np.array(spec.channels, dtype=object), {"long_name": "hens channel name"}),
             "lat": ("lat", g.lat, {"units": "degrees_north", "standard_name": "latitude"}),
             "lon": ("lon", g.lon, {"units": "degrees_east", "standard_name": "longitude"}),
             **member_coords,
         }
         attrs = {**{k: v if isinstance(v, (str, int, float)) else json.dumps(v, default=str)
                     for k, v in spec.attrs.items()},
-                 **g.attrs(), "batch_size": b, "lead_chunk": chunks[2], "Conventions": "CF-1.10"}
-        ds = xr.Dataset(data_vars, coords=coords, attrs=attrs)
-        encoding = {name: {"chunks": chunks, "_FillValue": np.float32(np.nan)} for name in spec.channels}
-        encoding[COMPLETED] = {"chunks": (1, b), "_FillValue": None}
-        encoding["lead_time"] = {"units": "hours", "dtype": "int64"}
-        encoding["init_time"] = {"units": "hours since 1970-01-01", "dtype": "int64"}
-        ds.to_zarr(self.path, mode="w-", compute=False, zarr_format=2, consolidated=True, encoding=encoding)
+                 **g.attrs(), "batch_size": b, "lead_chunk": shards[2], "store_format": STORE_FORMAT,
+                 "Conventions": "CF-1.10"}
+        ds = xr.Dataset({FIELDS: fields, COMPLETED: completed}, coords=coords, attrs=attrs)
+        blosc = BloscCodec(cname="lz4", clevel=5, shuffle="shuffle")  # fast; forecast fields shrink to ~0.8
+        encoding = {FIELDS: {"chunks": chunks, "shards": shards, "_FillValue": np.float32(np.nan),
+                             "compressors": [blosc]},
+                    COMPLETED: {"chunks": (1, b), "_FillValue": None},
+                    "lead_time": {"units": "hours", "dtype": "int64"},
+                    "init_time": {"units": "hours since 1970-01-01", "dtype": "int64"}}
+        with _quiet_v3_consolidation():
+            ds.to_zarr(DurableLocalStore(self.path), mode="w-", compute=False, zarr_format=3, consolidated=True,
+                       encoding=encoding)
         # the NaN/zero fill is implicit: no chunk is written until a batch finishes
 
     def verify(self) -> None:
@@ -196,28 +221,25 @@ class ZarrSink:
         if self._group is None:
             import zarr
 
-            self._group = zarr.open_group(DurableLocalStore(self.path), mode="r+", zarr_format=2)
+            self._group = zarr.open_group(DurableLocalStore(self.path), mode="r+", zarr_format=3)
         return self._group
 
     def completed(self) -> np.ndarray:
         """Boolean ``(init_time, member)`` array of members already written."""
         return np.asarray(self.group[COMPLETED][...]).astype(bool)
 
-    def write(self, init_index: int, members: slice, data: Mapping[str, np.ndarray]) -> None:
-        """Write one batch: ``data[channel]`` has shape ``(members, lead_time, lat, lon)``.
-
-        The completion flags are set only after every channel is on disk.
-        """
+    def write(self, init_index: int, members: slice, data: np.ndarray) -> None:
+        """Write one batch, ``(members, lead_time, C, lat, lon)``; then its completion flags."""
         self.write_leads(init_index, members, slice(None), data)
         self.mark_completed(init_index, members)
 
-    def write_leads(self, init_index: int, members: slice, leads: slice, data: Mapping[str, np.ndarray]) -> None:
-        """Write leads ``leads`` of a batch: ``data[channel]`` is ``(members, leads, lat, lon)``."""
-        missing = set(self.spec.channels) - set(data)
-        if missing:
-            raise DataError(f"batch misses channels {sorted(missing)}")
-        for name in self.spec.channels:
-            self.group[name][init_index, members, leads] = np.asarray(data[name], dtype=np.float32)
+    def write_leads(self, init_index: int, members: slice, leads: slice, data: np.ndarray) -> None:
+        """Write leads ``leads`` of a batch: ``data`` is ``(members, leads, C, lat, lon)`` float32,
+        channels in the store's order; whole shards (see :attr:`lead_chunk`)."""
+        if data.ndim != 5 or data.shape[2] != len(self.spec.channels):
+            raise DataError(f"a block must be (members, leads, {len(self.spec.channels)} channels, lat, lon), "
+                            f"got {data.shape}")
+        self.group[FIELDS][init_index, members, leads] = np.asarray(data, dtype=np.float32)
 
     def mark_completed(self, init_index: int, members: slice) -> None:
         """Set the completion flags of a batch; call after all its leads are written."""
@@ -229,7 +251,17 @@ class ZarrSink:
 
         if attrs:
             self.group.attrs.update(dict(attrs))
-        zarr.consolidate_metadata(DurableLocalStore(self.path), zarr_format=2)
+        with _quiet_v3_consolidation():
+            zarr.consolidate_metadata(DurableLocalStore(self.path), zarr_format=3)
+
+
+@contextmanager
+def _quiet_v3_consolidation() -> Iterator[None]:
+    """zarr warns that consolidated metadata is not in the v3 spec; hens keeps it (xarray opens
+    the store in one read) and readers fall back to the per-array metadata."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*[Cc]onsolidated metadata.*")
+        yield
 
 
 def batches(n_members: int, batch_size: int) -> Sequence[slice]:

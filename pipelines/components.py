@@ -150,7 +150,8 @@ def build_plan(cfg: ForecastConfig, device: torch.device) -> tuple[EnsemblePlan,
     grid = models.steppers[0].grid
     spec = StoreSpec(channels=channels, init_times=cfg.init_times, lead_hours=cfg.lead_steps, grid=grid,
                      layout=layout, batch_size=cfg.batch_size, attrs=attrs,
-                     lead_chunk=lead_chunk_for(min(cfg.batch_size, layout.size), grid, len(cfg.lead_steps)))
+                     lead_chunk=lead_chunk_for(min(cfg.batch_size, layout.size), grid, len(cfg.lead_steps),
+                                               len(channels)))
     return plan, spec
 
 

@@ -188,7 +188,7 @@ def _finished(store: Path) -> bool:
 
     if not store.exists():
         return False
-    group = zarr.open_group(store, mode="r", zarr_format=2)
+    group = zarr.open_group(store, mode="r")
     return "wall_seconds" in group.attrs and bool(np.asarray(group["completed"][...]).all())
 
 
@@ -196,7 +196,7 @@ def _store_progress(store: Path) -> float:
     import zarr
 
     try:
-        done = np.asarray(zarr.open_group(store, mode="r", zarr_format=2)["completed"][...])
+        done = np.asarray(zarr.open_group(store, mode="r")["completed"][...])
     except Exception:  # not declared yet (still breeding), or being replaced
         return 0.0
     return float(done.mean())

@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import json
 import os
-import warnings
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -50,6 +49,7 @@ from hens.forecast.channels import CHANNELS, get_channel
 from hens.forecast.errors import ConfigError, DataError, OutputExists
 from hens.forecast.grids import Grid
 from hens.forecast.stats import open_world_stats, stats_path
+from hens.forecast.store_reader import open_store
 from hens.scoring.ensemble_store import BAND_BYTES, COMPLETED, DIMS, MEMBER_COORDS
 
 DEFAULT_QUANTILES = (0.1, 0.5, 0.9)
@@ -95,11 +95,9 @@ def _open_ensemble(path: Path) -> _Ensemble:
     if not path.exists():
         raise DataError(f"{path}: no such ensemble store")
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # unconsolidated fallback
-            ds = xr.open_zarr(path, chunks=None)
-    except Exception as err:  # zarr raises many types for non-stores; all are user errors
-        raise _not_hens(path, f"cannot open it as Zarr: {type(err).__name__}") from None
+        ds = open_store(path)
+    except DataError as err:
+        raise _not_hens(path, f"cannot open it as Zarr: {err}") from None
     if COMPLETED not in ds.data_vars or any(c not in ds.coords for c in MEMBER_COORDS):
         raise _not_hens(path, "no `completed` flags or member coordinates")
     held = {str(n) for n, v in ds.data_vars.items() if v.dims == DIMS}
@@ -317,10 +315,7 @@ def _members(ens: _Ensemble, channel: str, i: int, members: np.ndarray) -> xr.Da
     per_row = ens.completed.shape[1] * lead_chunk * ens.grid.nlon * 4  # read before selecting
     band = int(max(1, min(ens.grid.nlat, BAND_BYTES // per_row)))
     chunks = {"init_time": 1, "member": -1, "lead_time": lead_chunk, "lat": band, "lon": -1}
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*separate the stored chunks.*")
-        warnings.simplefilter("ignore", RuntimeWarning)
-        da = xr.open_zarr(ens.path, chunks=chunks)[channel]
+    da = open_store(ens.path, chunks=chunks)[channel]
     da = da.isel(init_time=i, member=members).chunk({"member": -1})
     init, leads = da["init_time"].values, da["lead_time"].values
     da = da.drop_vars([c for c in da.coords if c not in ("lat", "lon", "lead_time")])

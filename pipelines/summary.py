@@ -38,7 +38,7 @@ def _fmt(x: float) -> str:
 def _run_record(store: Path) -> dict[str, Any]:
     import zarr
 
-    group = zarr.open_group(store, mode="r", zarr_format=2)
+    group = zarr.open_group(store, mode="r")
     attrs = dict(group.attrs)
     inits, members, leads = group["completed"].shape + (group["lead_time"].shape[0],)
     member_steps = inits * members * (leads - 1)

@@ -1,10 +1,12 @@
 """An ensemble store opened for scoring: layout checks, completed members, chunks, subsets.
 
-A hens ensemble store (:mod:`hens.forecast.zarr_sink`) holds one array per channel over
+A hens ensemble store (:mod:`hens.forecast.zarr_sink`, read through
+:func:`hens.forecast.store_reader.open_store`) holds one variable per channel over
 ``(init_time, member, lead_time, lat, lon)``, a ``completed(init_time, member)`` flag and
 the member coordinates ``checkpoint``, ``pair``, ``sign``, ``seed``. Scoring needs every
 member of a cell in one dask chunk, so :func:`member_block` reads latitude bands of all
-members (:data:`BAND_BYTES` per chunk; each stored chunk is then decompressed once per band);
+members (:data:`BAND_BYTES` per chunk, a multiple of the stored bands: each stored chunk is
+decompressed once);
 spectra need whole fields and read the stored chunks as they are (:func:`field_block`).
 
 Only completed members count. ``incomplete="raise"`` (the default) refuses a store with any
@@ -14,7 +16,6 @@ records how many were left out.
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +25,7 @@ import xarray as xr
 from hens.forecast.channels import CHANNELS
 from hens.forecast.errors import DataError
 from hens.forecast.grids import Grid
+from hens.forecast.store_reader import open_store
 from hens.forecast.types import check_choice
 from hens.scoring.types import Incomplete
 
@@ -55,7 +57,9 @@ class EnsembleStore:
     init_times, lead_times
         Coordinates (datetime64[ns], timedelta64[ns]).
     lead_chunk
-        Leads per stored chunk; scoring works on blocks of whole stored chunks.
+        Leads per stored chunk (shard); scoring works on blocks of whole stored chunks.
+    stored_band
+        Latitude rows per stored chunk (all rows in format 1).
     """
 
     path: Path
@@ -66,6 +70,7 @@ class EnsembleStore:
     init_times: np.ndarray
     lead_times: np.ndarray
     lead_chunk: int
+    stored_band: int
     dataset: xr.Dataset
 
     @property
@@ -82,9 +87,11 @@ class EnsembleStore:
         return [slice(i, min(i + size, n)) for i in range(0, n, size)]
 
     def band(self) -> int:
-        """Latitude rows per dask chunk of all members (at most :data:`BAND_BYTES`)."""
+        """Latitude rows per dask chunk of all members (at most :data:`BAND_BYTES`), a multiple
+        of the stored chunk's rows where that fits, so each stored chunk is decompressed once."""
         per_row = self.size * self.grid.nlon * 4
-        return int(max(1, min(self.grid.nlat, BAND_BYTES // per_row)))
+        rows = int(max(1, min(self.grid.nlat, BAND_BYTES // per_row)))
+        return rows if rows < self.stored_band or rows == self.grid.nlat else rows - rows % self.stored_band
 
 
 def _not_hens(path: Path, why: str) -> DataError:
@@ -110,11 +117,9 @@ def open_ensemble(path: str | Path, *, incomplete: Incomplete = "raise") -> Ense
     if not path.exists():
         raise DataError(f"{path}: no such ensemble store")
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # unconsolidated fallback
-            ds = xr.open_zarr(path, chunks=None)
-    except Exception as err:  # zarr raises many types for non-stores; all are user errors
-        raise _not_hens(path, f"cannot open it as Zarr: {type(err).__name__}") from None
+        ds = open_store(path)
+    except DataError as err:
+        raise _not_hens(path, f"cannot open it as Zarr: {err}") from None
     if COMPLETED not in ds.data_vars:
         raise _not_hens(path, "no `completed` flags")
     missing = [c for c in MEMBER_COORDS if c not in ds.coords]
@@ -142,7 +147,7 @@ def open_ensemble(path: str | Path, *, incomplete: Incomplete = "raise") -> Ense
         raise DataError(
             f"{path}: {members.size} member(s) completed at every initial time; scoring needs >= 2"
         )
-    stored_chunks = ds[channels[0]].encoding.get("chunks") or (1, 1, 1)
+    stored_chunks = ds[channels[0]].encoding.get("chunks") or (1, 1, 1, grid.nlat)
     lead_chunk = int(ds.attrs.get("lead_chunk", 0)) or int(stored_chunks[2])
     return EnsembleStore(
         path=path,
@@ -153,16 +158,13 @@ def open_ensemble(path: str | Path, *, incomplete: Incomplete = "raise") -> Ense
         init_times=ds["init_time"].values.astype("datetime64[ns]"),
         lead_times=ds["lead_time"].values.astype("timedelta64[ns]"),
         lead_chunk=max(1, lead_chunk),
+        stored_band=int(stored_chunks[3]),
         dataset=ds,
     )
 
 
 def _open_chunked(store: EnsembleStore, chunks: dict) -> xr.Dataset:
-    with warnings.catch_warnings():
-        # latitude bands split the stored chunks on purpose (see the module docstring)
-        warnings.filterwarnings("ignore", message=".*separate the stored chunks.*")
-        warnings.simplefilter("ignore", RuntimeWarning)
-        return xr.open_zarr(store.path, chunks=chunks)
+    return open_store(store.path, chunks=chunks)
 
 
 def member_block(store: EnsembleStore, channel: str, leads: slice) -> xr.DataArray:
@@ -176,8 +178,8 @@ def member_block(store: EnsembleStore, channel: str, leads: slice) -> xr.DataArr
 
 
 def field_block(store: EnsembleStore, channel: str, leads: slice) -> xr.DataArray:
-    """The same block chunked as stored (member batches x whole fields), for spectra."""
-    da = _open_chunked(store, {})[channel].isel(lead_time=leads)
+    """The same block chunked by stored member batches x whole fields, for spectra."""
+    da = _open_chunked(store, {"lat": -1, "lon": -1})[channel].isel(lead_time=leads)
     return da.isel(member=store.members) if store.dropped else da
 
 

@@ -103,6 +103,6 @@ def write_ensemble(truth: xr.DataArray, path: Path, *, kind: str, seed: int = 1,
             if skip == (i, b):
                 continue
             sl = slice(members, members + spec.batch_size)
-            sink.write(i, sl, {name: data[name][sl] for name in CHANNELS})
+            sink.write(i, sl, np.stack([data[name][sl] for name in CHANNELS], axis=2))
     sink.finalize()
     return path

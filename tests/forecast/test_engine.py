@@ -10,10 +10,10 @@ import time
 import numpy as np
 import pytest
 import torch
-import xarray as xr
 
 from hens.forecast.engine import pending_batches, run_ensemble
 from hens.forecast.errors import CheckpointError, ConfigError
+from hens.forecast.store_reader import open_store
 from hens.forecast.writer import BackgroundWriter
 from hens.forecast.zarr_sink import open_sink
 from hens.models.checkpoint import file_sha256
@@ -35,7 +35,7 @@ def reference(ensemble_yaml, tmp_path_factory):
 
 
 def _assert_same_arrays(a, b):
-    da, db = xr.open_zarr(a), xr.open_zarr(b)
+    da, db = open_store(a), open_store(b)
     assert set(da.variables) == set(db.variables)
     for name in da.variables:
         assert np.array_equal(da[name].values, db[name].values, equal_nan=True), name
@@ -43,7 +43,7 @@ def _assert_same_arrays(a, b):
 
 def test_store_layout_and_provenance(reference, tiny_checkpoints, world_store):
     config, path = reference
-    ds = xr.open_zarr(path)
+    ds = open_store(path)
     assert ds["z500"].dims == DIMS and ds["z500"].attrs["units"] == "m2 s-2"
     assert ds["t2m"].attrs["standard_name"] == "air_temperature"
     assert ds.sizes == {"init_time": 2, "member": 16, "lead_time": 5, "lat": 32, "lon": 64}
@@ -71,7 +71,7 @@ def test_a_member_recomputed_from_its_batch_is_bit_equal(reference, init_time, m
     (``tests/pipelines/test_kernel_paths.py`` reruns this test on the others)."""
     config, path = reference
     alone = compute_member(config, init_time, member)
-    stored = xr.open_zarr(path).sel(init_time=init_time, member=member)
+    stored = open_store(path).sel(init_time=init_time, member=member)
     for name in ("z500", "u500", "v500", "t2m"):
         assert np.array_equal(alone[name].values, stored[name].values), name
 
@@ -80,7 +80,7 @@ def test_members_of_batches_across_checkpoints_and_a_short_last_batch(ensemble_y
     """Batches of 6 out of 16: [6, 12) spans both checkpoints, [12, 16) is short."""
     config = ensemble_yaml(tmp_path, batch_size=6, init_times=["2000-01-10T00"], lead_hours=12)
     run_forecast(config, progress=False)
-    ds = xr.open_zarr(tmp_path / "ens.zarr")
+    ds = open_store(tmp_path / "ens.zarr")
     assert json.loads(ds.attrs["batch_partition"]) == [[0, 6], [6, 12], [12, 16]]
     for member in (7, 8, 15):
         alone = compute_member(config, "2000-01-10T00", member)
@@ -125,7 +125,7 @@ def test_a_crashed_run_resumes_to_the_uninterrupted_store(reference, ensemble_ya
     with pytest.raises(OSError, match="disk gone"), torch.inference_mode():
         run_ensemble(plan, CrashingSink(sink, limit=3, lead_chunk=3), work)  # blocks of 3 + 2 leads
     done = sink.completed()
-    assert done.sum() == 4 and np.isfinite(xr.open_zarr(cfg.output_path)["z500"][0, 4:8, :3]).all()
+    assert done.sum() == 4 and np.isfinite(open_store(cfg.output_path)["z500"][0, 4:8, :3]).all()
     run_forecast(config, resume=True, progress=False)
     _assert_same_arrays(cfg.output_path, reference[1])
 
@@ -141,7 +141,7 @@ class SlowSink:
 
     def write_leads(self, init_index, members, leads, data):
         time.sleep(0.01)
-        self.blocks.append((leads.start, leads.stop, data["z500"].shape))
+        self.blocks.append((leads.start, leads.stop, data.shape))
 
     def mark_completed(self, init_index, members):
         self.flags.append(members)
@@ -155,7 +155,8 @@ def test_background_writer_is_bounded_and_writes_lead_blocks_in_order():
             writer.put_lead(0, slice(0, 2), k, slab)
             assert writer._queue.qsize() <= 2
         writer.put_completed(0, slice(0, 2))
-    assert sink.blocks == [(0, 3, (2, 3, 4, 8)), (3, 6, (2, 3, 4, 8)), (6, 9, (2, 3, 4, 8)), (9, 10, (2, 1, 4, 8))]
+    assert sink.blocks == [(0, 3, (2, 3, 1, 4, 8)), (3, 6, (2, 3, 1, 4, 8)), (6, 9, (2, 3, 1, 4, 8)),
+                           (9, 10, (2, 1, 1, 4, 8))]
     assert sink.flags == [slice(0, 2)] and writer.completed == 1
 
 
@@ -175,7 +176,7 @@ def test_physics_ensemble_through_the_same_engine(ensemble_yaml, tmp_path):
     config = ensemble_yaml(tmp_path, models=["physics"], init_times=["2000-01-10T00"], lead_hours=12, seeds=1,
                            batch_size=2, perturbation={"kind": "hemispheric_bred_vector", "pairs": 1, "cycles": 1})
     run_forecast(config, progress=False)
-    ds = xr.open_zarr(tmp_path / "ens.zarr")
+    ds = open_store(tmp_path / "ens.zarr")
     assert json.loads(ds.attrs["checkpoints"])[0]["name"] == "physics"
     assert ds.sizes["member"] == 2 and np.isfinite(ds["z500"].values).all()
     alone = compute_member(config, "2000-01-10T00", 1)
@@ -219,7 +220,7 @@ def test_members_step_with_their_valid_time(ensemble_yaml, tiny_checkpoints, tmp
     config = ensemble_yaml(tmp_path, models=[str(tiny_checkpoints["det0"])], seeds=1, lead_hours=24,
                            init_times=["2000-01-12T06"], perturbation={"kind": "gaussian", "pairs": 1})
     run_forecast(config, progress=False)
-    ds = xr.open_zarr(tmp_path / "ens.zarr").isel(init_time=0, member=0)
+    ds = open_store(tmp_path / "ens.zarr").isel(init_time=0, member=0)
     states = torch.from_numpy(np.stack([ds[c].values for c in ("z500", "u500", "v500", "t2m")], axis=1))
     stepper = load_checkpoint(tiny_checkpoints["det0"]).stepper()
     assert stepper.forcings == ("year_progress", "day_progress")

@@ -11,6 +11,7 @@ import xarray as xr
 from hens.forecast.errors import ConfigError, OutputExists
 from hens.forecast.grids import parse_grid
 from hens.forecast.members import MemberLayout
+from hens.forecast.store_reader import open_store
 from hens.forecast.zarr_sink import StoreSpec, batches, open_sink
 
 
@@ -29,14 +30,17 @@ def _spec(config=None, batch_size=4):
 def test_declared_store_opens_with_named_dims_and_cf_attrs(tmp_path):
     path = tmp_path / "ens.zarr"
     open_sink(path, _spec())
-    ds = xr.open_zarr(path)
+    ds = open_store(path)
     assert ds["z500"].dims == ("init_time", "member", "lead_time", "lat", "lon")
     assert ds["z500"].attrs["units"] == "m2 s-2" and ds["t2m"].attrs["units"] == "K"
     assert ds.lat.attrs["standard_name"] == "latitude" and float(ds.lat[0]) > float(ds.lat[-1])
     assert ds.lead_time.values[1] == np.timedelta64(6, "h")
     assert list(ds.sign.values) == [1, -1] * 4 and list(ds.checkpoint.values) == [0] * 4 + [1] * 4
-    assert ds["z500"].encoding["chunks"] == (1, 4, 1, 8, 16)
+    assert ds["z500"].encoding["chunks"] == (1, 4, 1, 8, 16) and ds["z500"].encoding["shards"] == (1, 4, 1, 8, 16)
     assert np.isnan(ds["z500"].values).all() and not ds["completed"].values.any()
+    raw = xr.open_zarr(path)  # on disk: one sharded array over the channels
+    assert raw["fields"].dims == ("init_time", "member", "lead_time", "channel", "lat", "lon")
+    assert list(raw["channel"].values) == ["z500", "t2m"] and raw.attrs["store_format"] == 2
 
 
 def test_batches_fill_disjoint_regions_and_mark_completion(tmp_path):
@@ -46,14 +50,14 @@ def test_batches_fill_disjoint_regions_and_mark_completion(tmp_path):
     written = {}
     for part in batches(8, 3):
         n = part.stop - part.start
-        block = {c: rng.normal(size=(n, 3, 8, 16)).astype(np.float32) for c in ("z500", "t2m")}
+        block = rng.normal(size=(n, 3, 2, 8, 16)).astype(np.float32)  # (members, leads, C, lat, lon)
         sink.write(1, part, block)
         written[part.start] = block
     sink.finalize({"wall_seconds": 1.0})
-    ds = xr.open_zarr(path)
+    ds = open_store(path)
     for start, block in written.items():
-        got = ds["t2m"].isel(init_time=1, member=slice(start, start + len(block["t2m"]))).values
-        np.testing.assert_array_equal(got, block["t2m"])
+        got = ds["t2m"].isel(init_time=1, member=slice(start, start + len(block))).values
+        np.testing.assert_array_equal(got, block[:, :, 1])
     assert ds["completed"].values.tolist() == [[0] * 8, [1] * 8]
     assert np.isnan(ds["z500"].isel(init_time=0).values).all()
     assert ds.attrs["wall_seconds"] == 1.0
@@ -62,15 +66,15 @@ def test_batches_fill_disjoint_regions_and_mark_completion(tmp_path):
 def test_existing_store_is_refused_resumed_or_replaced(tmp_path):
     path = tmp_path / "ens.zarr"
     sink = open_sink(path, _spec())
-    sink.write(0, slice(0, 4), {c: np.ones((4, 3, 8, 16), np.float32) for c in ("z500", "t2m")})
+    sink.write(0, slice(0, 4), np.ones((4, 3, 2, 8, 16), np.float32))
     with pytest.raises(OutputExists, match="--resume"):
         open_sink(path, _spec())
     assert open_sink(path, _spec(), mode="resume").completed()[0, :4].all()
     with pytest.raises(ConfigError, match="another configuration"):
         open_sink(path, _spec(config={"lead_hours": 240}), mode="resume")
-    assert xr.open_zarr(path)["completed"].values[0, :4].all()  # refusals left it untouched
+    assert open_store(path)["completed"].values[0, :4].all()  # refusals left it untouched
     open_sink(path, _spec(), mode="overwrite")
-    assert not xr.open_zarr(path)["completed"].values.any()
+    assert not open_store(path)["completed"].values.any()
 
 
 def test_overwrite_never_deletes_what_is_not_a_zarr_store(tmp_path):
@@ -103,20 +107,19 @@ def test_a_batch_is_on_disk_before_its_completion_flag(tmp_path, monkeypatch):
 
     monkeypatch.setattr(durable.os, "fsync", fsync)
     monkeypatch.setattr(durable.os, "replace", replace)
-    block = {c: np.ones((4, 3, 8, 16), np.float32) for c in ("z500", "t2m")}
-    sink.write(0, slice(4, 8), block)
+    sink.write(0, slice(4, 8), np.ones((4, 3, 2, 8, 16), np.float32))
     renamed = [dst for kind, dst in events if kind == "replace"]
     data = [dst for dst in renamed if "/completed/" not in dst]
     assert sorted(Path(d).relative_to(path).as_posix() for d in data) == [
-        f"{c}/0.1.{lead}.0.0" for c in ("t2m", "z500") for lead in range(3)]
-    flag = events.index(("replace", str(path / "completed" / "0.1")))
+        f"fields/c/0/1/{lead}/0/0/0" for lead in range(3)]  # one shard per lead, all channels
+    flag = events.index(("replace", str(path / "completed" / "c" / "0" / "1")))
     for dst in data:  # (chunks are written concurrently) its data before its rename, its folder after
         i = events.index(("replace", dst))
         name = Path(dst)
         assert any(e[0] == "fsync" and Path(e[1]).parent == name.parent
                    and Path(e[1]).name.startswith(f".{name.name}.") for e in events[:i])
         assert ("fsync", str(name.parent)) in events[i + 1:flag]
-    assert xr.open_zarr(path)["completed"].values[0].tolist() == [0] * 4 + [1] * 4
+    assert open_store(path)["completed"].values[0].tolist() == [0] * 4 + [1] * 4
 
 
 def test_a_write_that_fails_midway_leaves_no_file(tmp_path, monkeypatch):

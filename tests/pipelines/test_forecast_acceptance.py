@@ -1,5 +1,5 @@
 """Issue 5 acceptance: 4 checkpoints x 8 +/- bred-vector pairs x 2 seeds = 128 members, 10 days,
-``torchrun --nproc_per_node 2`` into one store opened by ``xr.open_zarr`` with named dims and
+``torchrun --nproc_per_node 2`` into one store opened by ``hens.forecast.open_store`` with named dims and
 CF attributes. Checkpoints: tiny stochastic SFNOs (embed 16, 2 blocks) quickly trained with
 ``hens train`` (300 steps each, seeds 0-3) on the session's 60-day world.
 
@@ -15,8 +15,9 @@ import time
 
 import numpy as np
 import pytest
-import xarray as xr
 import yaml
+
+from hens.forecast.store_reader import open_store
 
 pytestmark = [pytest.mark.slow, pytest.mark.dist]
 HENS = [sys.executable, "-m", "hens.pipelines.cli"]
@@ -43,7 +44,7 @@ def test_128_member_ten_day_ensemble_on_two_ranks(world_store, tmp_path):
                          capture_output=True, text=True, timeout=1800)
     wall = time.monotonic() - start
     assert res.returncode == 0, res.stderr[-3000:]
-    ds = xr.open_zarr(tmp_path / "ens.zarr")
+    ds = open_store(tmp_path / "ens.zarr")
     assert ds["z500"].dims == ("init_time", "member", "lead_time", "lat", "lon")
     assert ds.sizes == {"init_time": 2, "member": 128, "lead_time": 41, "lat": 32, "lon": 64}
     assert ds["z500"].attrs["units"] == "m2 s-2" and ds["lat"].attrs["standard_name"] == "latitude"

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import zarr
 
+from hens.forecast.store_reader import open_store
 from hens.pipelines.forecast import run_forecast
 
 HENS = [sys.executable, "-m", "hens.pipelines.cli"]
@@ -102,7 +103,7 @@ def test_store_coordinates_align_exactly_with_the_truth(existing, world_store):
     from hens.forecast.sources import open_source
 
     folder, _ = existing
-    store = xr.open_zarr(folder / "ens.zarr")
+    store = open_store(folder / "ens.zarr")
     truth = open_source(str(world_store))(store["init_time"].values, ["z500"]).isel(channel=0, time=0)
     analysis = store["z500"].isel(init_time=0, lead_time=0).mean("member")
     xr.align(analysis, truth, join="exact")  # raises on any coordinate mismatch

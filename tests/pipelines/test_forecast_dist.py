@@ -16,6 +16,7 @@ import psutil
 import pytest
 import xarray as xr
 
+from hens.forecast.store_reader import open_store
 from hens.pipelines.forecast import run_forecast
 
 pytestmark = pytest.mark.dist
@@ -34,7 +35,7 @@ def reference(ensemble_yaml, tmp_path_factory):
 
 
 def _assert_same_arrays(a, b):
-    da, db = xr.open_zarr(a), xr.open_zarr(b)
+    da, db = open_store(a), open_store(b)
     assert set(da.variables) == set(db.variables)
     for name in da.variables:
         assert np.array_equal(da[name].values, db[name].values, equal_nan=True), name
@@ -72,7 +73,7 @@ def test_sigkill_midway_then_resume_equals_the_uninterrupted_run(reference, ense
     config = ensemble_yaml(tmp_path, **KILL_CASE)
     store = tmp_path / "ens.zarr"
     _kill_after_first_completion([*TORCHRUN, str(config), "--no-progress"], store)
-    done = xr.open_zarr(store)["completed"].values
+    done = open_store(store)["completed"].values
     assert 0 < done.sum() < done.size, "the kill should leave a partial store"
     res = _torchrun(config, "--resume", "--no-progress")
     assert res.returncode == 0, res.stderr[-3000:]

@@ -14,6 +14,7 @@ import pytest
 import xarray as xr
 
 from hens.forecast.errors import ConfigError, DataError, OutputExists
+from hens.forecast.store_reader import open_store
 from hens.scoring.ensemble_store import open_ensemble
 from hens.scoring.evaluate import score_ensemble
 from hens.scoring.figures import plot_scores
@@ -86,7 +87,7 @@ def test_calibrated_ensemble_thresholds_extremes_spectra(calibrated):
 
 def test_stored_rmse_spread_mae_match_a_hand_computation(calibrated, score_inputs):
     scores = calibrated[1].sel(channel="z500").isel(lead_time=2)
-    ens = xr.open_zarr(score_inputs["calibrated"])["z500"].isel(lead_time=2).values.astype(np.float64)
+    ens = open_store(score_inputs["calibrated"])["z500"].isel(lead_time=2).values.astype(np.float64)
     inits = np.array(es.INITS, dtype="datetime64[ns]")
     truth = es.truth_values().sel(channel="z500")
     y = truth.sel(time=inits + np.timedelta64(24, "h")).values.astype(np.float64)

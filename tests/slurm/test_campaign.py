@@ -23,6 +23,7 @@ import pytest
 import xarray as xr
 import yaml
 
+from hens.forecast.store_reader import open_store
 from hens.pipelines.forecast import run_forecast
 
 pytestmark = [pytest.mark.slurm, pytest.mark.timeout(600)]
@@ -73,7 +74,7 @@ def _interrupt_and_requeue(cluster, task: str, config: Path, store: Path, timeou
         cluster.run("scontrol", "requeuehold", task)
         while "JobState=PENDING" not in cluster.run("scontrol", "show", "job", task).stdout:
             time.sleep(0.1)  # killed and held
-        done = xr.open_zarr(store)["completed"].values
+        done = open_store(store)["completed"].values
         # a requeued job waits ~2 min before it may start again (SLURM); start it now
         cluster.run("scontrol", "update", f"JobId={task}", "StartTime=now")
         if 0 < done.sum() < done.size:
@@ -85,7 +86,7 @@ def _interrupt_and_requeue(cluster, task: str, config: Path, store: Path, timeou
 
 
 def _assert_same_arrays(a: Path, b: Path) -> None:
-    da, db = xr.open_zarr(a), xr.open_zarr(b)
+    da, db = open_store(a), open_store(b)
     assert set(da.variables) == set(db.variables)
     for name in da.variables:
         assert np.array_equal(da[name].values, db[name].values, equal_nan=True), name
@@ -119,7 +120,7 @@ def test_campaign_trains_forecasts_scores_and_survives_a_requeue(slurm_cluster, 
     # checkpoints, complete forecast stores written by 2 ranks, scores
     assert sorted(p.name for p in (out / "checkpoints").glob("*.pt")) == ["sfno-seed0.pt", "sfno-seed1.pt"]
     for t in INITS:
-        ds = xr.open_zarr(fc / f"{t}.zarr")
+        ds = open_store(fc / f"{t}.zarr")
         assert ds.sizes["member"] == 16 and ds.sizes["lead_time"] == 9
         assert ds["completed"].values.all() and ds.attrs["world_size"] == 2
         assert np.isfinite(ds["z500"].values).all()
