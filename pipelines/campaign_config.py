@@ -176,7 +176,7 @@ class CampaignConfig:
         if opts.get("climatology"):
             args += ["--climatology", resolve_path(self.base_dir, opts["climatology"])]
         if opts.get("thresholds"):
-            args += ["--thresholds", ",".join(str(t) for t in opts["thresholds"])]
+            args += [a for t in opts["thresholds"] for a in ("--threshold", str(t))]
         return args + (["--drop-incomplete"] if opts.get("drop_incomplete") else [])
 
     def _check_ranks(self) -> None:

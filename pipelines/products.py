@@ -51,9 +51,9 @@ from hens.forecast.errors import ConfigError, DataError, OutputExists
 from hens.forecast.grids import Grid
 from hens.forecast.stats import open_world_stats, stats_path
 from hens.scoring.ensemble_store import BAND_BYTES, COMPLETED, DIMS, MEMBER_COORDS
+from hens.scoring.evaluate import DEFAULT_THRESHOLDS
 
 DEFAULT_QUANTILES = (0.1, 0.5, 0.9)
-DEFAULT_THRESHOLDS = (0.9, 0.99)
 CONVENTIONS = "CF-1.10"
 #: degrees of freedom of the spread: the unbiased sample variance, as ``hens score``
 DDOF = 1
