@@ -56,7 +56,7 @@ def world(
 
 @app.command()
 def inspect(
-    path: Annotated[list[str], typer.Argument(help="Zarr store, netCDF file(s) or a glob.")],
+    path: Annotated[list[str], typer.Argument(help="Zarr store (path or URL such as gs://...), netCDF file(s) or a glob.")],
     time: Annotated[
         list[str] | None,
         typer.Option("--time", help="Load and summarise this valid time (repeatable)."),
@@ -87,7 +87,7 @@ def inspect(
 
 @app.command()
 def train(
-    data: Annotated[list[str], typer.Option("--data", help="Training data: Zarr store, netCDF file(s) or a glob (repeatable).")],
+    data: Annotated[list[str], typer.Option("--data", help="Training data: Zarr store (path or URL such as gs://...), netCDF file(s) or a glob (repeatable).")],
     out: Annotated[Path, typer.Option("--out", help="Checkpoint to write (a .loss.png and, while running, a .resume beside it).")],
     seed: Annotated[int, typer.Option("--seed", help="Seed of initial weights, batches and noise.", min=0)] = 0,
     stochastic: Annotated[bool, typer.Option("--stochastic", help="Stochastic SFNO trained with almost-fair CRPS.")] = False,
@@ -183,7 +183,7 @@ def forecast(
 @app.command()
 def score(
     forecast: Annotated[Path, typer.Option("--forecast", help="Ensemble store written by `hens forecast`.")],
-    truth: Annotated[list[str], typer.Option("--truth", help="Verifying data: Zarr store, netCDF file(s) or a glob (repeatable).")],
+    truth: Annotated[list[str], typer.Option("--truth", help="Verifying data: Zarr store (path or URL such as gs://...), netCDF file(s) or a glob (repeatable).")],
     out: Annotated[Path, typer.Option("--out", help="Zarr store of scores to write.")],
     climatology: Annotated[Path | None, typer.Option("--climatology", help="Statistics store for thresholds and EFI/SOT (default: the one beside the truth).")] = None,
     threshold: Annotated[list[float] | None, typer.Option("--threshold", help="Climate quantile level of an exceedance event (repeatable; default 0.9, 0.99).")] = None,

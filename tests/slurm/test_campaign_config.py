@@ -23,7 +23,7 @@ SLURM = REPO / "slurm"
 HENS = [sys.executable, "-m", "hens.pipelines.cli"]
 
 
-def _values(data: Path, **overrides) -> dict:
+def _values(data: Path | str, **overrides) -> dict:
     values = {
         "data": str(data), "output": "campaign", "seeds": [0, 1], "train": {"steps": 30},
         "init_times": ["2000-01-20T00", "2000-01-27T00"], "lead_hours": 48, "ranks": 2,
@@ -173,3 +173,20 @@ def test_score_script_scores_its_store_once(stub_env, tmp_path):
     (tmp_path / "b.scores.zarr").mkdir()
     res = _script("score.sbatch", str(stores), "--truth", "w.zarr", env=stub_env, SLURM_ARRAY_TASK_ID="1")
     assert res.returncode == 0 and "is finished" in res.stdout and "srun" not in res.stdout
+
+
+def test_urls_stay_urls_through_the_campaign(world_store, tmp_path):
+    """A data URL reaches hens train, the forecast YAMLs and hens score as written."""
+    import uuid
+
+    import fsspec
+
+    name = f"/{uuid.uuid4().hex}/world.zarr"
+    fsspec.filesystem("memory").put(str(world_store), name, recursive=True)
+    url = f"memory:/{name}"  # checked against the data in this process, as a bucket would be
+    cfg = load_campaign(_write(tmp_path, _values(url)))
+    sub = submit_campaign(cfg, dry_run=True)
+    train, score = sub.commands["train"], sub.commands["score"]
+    assert train[train.index("--data") + 1] == url
+    assert score[-2:] == ["--truth", url]
+    assert all(yaml.safe_load(p.read_text())["data"] == [url] for p in sub.configs)
