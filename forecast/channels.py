@@ -36,6 +36,9 @@ class Channel:
         CF units string.
     standard_name
         CF standard name.
+    height
+        Height above the surface in m of near-surface fields (2 m temperature, 10 m wind),
+        else ``None``.
     """
 
     name: str
@@ -44,17 +47,35 @@ class Channel:
     level: int | None
     units: str
     standard_name: str
+    height: float | None = None
 
-    def attrs(self) -> dict[str, str | int]:
-        """CF attributes for an array holding this channel."""
-        out: dict[str, str | int] = {
+    def attrs(self) -> dict[str, str]:
+        """CF attributes for an array holding this channel (its level: :meth:`vertical`)."""
+        out = {
             "units": self.units,
             "standard_name": self.standard_name,
             "long_name": self.long_name.replace("_", " "),
         }
-        if self.level is not None:
-            out["level_hPa"] = self.level
+        if self.units == "K":  # CF 1.11: a temperature says whether it is on the scale
+            out["units_metadata"] = "temperature: on_scale"
         return out
+
+    def vertical(self) -> tuple[str, float, dict[str, str]] | None:
+        """CF scalar vertical coordinate: (variable name, value, attributes).
+
+        ``("plev500", 50000.0, ...)`` (air_pressure, Pa) for z500, ``("height2m", 2.0, ...)``
+        (height above the surface, m, positive up) for t2m; ``None`` for fields on no
+        level (msl, sp, column totals).
+        """
+        if self.level is not None:
+            return f"plev{self.level}", 100.0 * self.level, {
+                "standard_name": "air_pressure", "long_name": "pressure", "units": "Pa",
+                "positive": "down", "axis": "Z"}
+        if self.height is not None:
+            return f"height{self.height:g}m", float(self.height), {
+                "standard_name": "height", "long_name": "height above the surface",
+                "units": "m", "positive": "up", "axis": "Z"}
+        return None
 
 
 # (prefix, WB2 long name, CDS short name, units, CF standard name)
@@ -66,16 +87,17 @@ _PRESSURE_VARIABLES = (
     ("q", "specific_humidity", "q", "kg kg-1", "specific_humidity"),
     ("w", "vertical_velocity", "w", "Pa s-1", "lagrangian_tendency_of_air_pressure"),
 )
+# (name, WB2 long name, CDS short name, units, CF standard name, height above surface in m)
 _SURFACE_VARIABLES = (
-    ("t2m", "2m_temperature", "t2m", "K", "air_temperature"),
-    ("d2m", "2m_dewpoint_temperature", "d2m", "K", "dew_point_temperature"),
-    ("u10m", "10m_u_component_of_wind", "u10", "m s-1", "eastward_wind"),
-    ("v10m", "10m_v_component_of_wind", "v10", "m s-1", "northward_wind"),
-    ("u100m", "100m_u_component_of_wind", "u100", "m s-1", "eastward_wind"),
-    ("v100m", "100m_v_component_of_wind", "v100", "m s-1", "northward_wind"),
-    ("msl", "mean_sea_level_pressure", "msl", "Pa", "air_pressure_at_mean_sea_level"),
-    ("sp", "surface_pressure", "sp", "Pa", "surface_air_pressure"),
-    ("tcwv", "total_column_water_vapour", "tcwv", "kg m-2", "atmosphere_mass_content_of_water_vapor"),
+    ("t2m", "2m_temperature", "t2m", "K", "air_temperature", 2.0),
+    ("d2m", "2m_dewpoint_temperature", "d2m", "K", "dew_point_temperature", 2.0),
+    ("u10m", "10m_u_component_of_wind", "u10", "m s-1", "eastward_wind", 10.0),
+    ("v10m", "10m_v_component_of_wind", "v10", "m s-1", "northward_wind", 10.0),
+    ("u100m", "100m_u_component_of_wind", "u100", "m s-1", "eastward_wind", 100.0),
+    ("v100m", "100m_v_component_of_wind", "v100", "m s-1", "northward_wind", 100.0),
+    ("msl", "mean_sea_level_pressure", "msl", "Pa", "air_pressure_at_mean_sea_level", None),
+    ("sp", "surface_pressure", "sp", "Pa", "surface_air_pressure", None),
+    ("tcwv", "total_column_water_vapour", "tcwv", "kg m-2", "atmosphere_mass_content_of_water_vapor", None),
 )
 
 
@@ -84,8 +106,8 @@ def _build() -> dict[str, Channel]:
     for prefix, long_name, short, units, std in _PRESSURE_VARIABLES:
         for level in WB2_LEVELS:
             table[f"{prefix}{level}"] = Channel(f"{prefix}{level}", long_name, short, level, units, std)
-    for name, long_name, short, units, std in _SURFACE_VARIABLES:
-        table[name] = Channel(name, long_name, short, None, units, std)
+    for name, long_name, short, units, std, height in _SURFACE_VARIABLES:
+        table[name] = Channel(name, long_name, short, None, units, std, height)
     return table
 
 

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from hens.forecast.errors import ConfigError
+from hens.forecast.sources.remote import is_url
 from hens.pipelines.config import PHYSICS, PerturbationConfig, _check_keys, _int, _strings, parse_config
 
 #: `hens train` options allowed under ``train:`` and their types (``layers`` is ``--layers``)
@@ -176,7 +177,7 @@ class CampaignConfig:
         if opts.get("climatology"):
             args += ["--climatology", resolve_path(self.base_dir, opts["climatology"])]
         if opts.get("thresholds"):
-            args += ["--thresholds", ",".join(str(t) for t in opts["thresholds"])]
+            args += [a for t in opts["thresholds"] for a in ("--threshold", str(t))]
         return args + (["--drop-incomplete"] if opts.get("drop_incomplete") else [])
 
     def _check_ranks(self) -> None:
@@ -219,7 +220,9 @@ class CampaignConfig:
 
 
 def resolve_path(base: Path, path: str) -> str:
-    """``path`` relative to ``base``, absolute (globs kept as written)."""
+    """``path`` relative to ``base``, absolute (globs kept as written); URLs as they are."""
+    if is_url(path):
+        return path
     return str(base / path) if any(c in path for c in "*?[") else str((base / path).resolve())
 
 

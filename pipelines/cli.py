@@ -56,7 +56,7 @@ def world(
 
 @app.command()
 def inspect(
-    path: Annotated[list[str], typer.Argument(help="Zarr store, netCDF file(s) or a glob.")],
+    path: Annotated[list[str], typer.Argument(help="Zarr store (path or URL such as gs://...), netCDF file(s) or a glob.")],
     time: Annotated[
         list[str] | None,
         typer.Option("--time", help="Load and summarise this valid time (repeatable)."),
@@ -87,7 +87,7 @@ def inspect(
 
 @app.command()
 def train(
-    data: Annotated[list[str], typer.Option("--data", help="Training data: Zarr store, netCDF file(s) or a glob (repeatable).")],
+    data: Annotated[list[str], typer.Option("--data", help="Training data: Zarr store (path or URL such as gs://...), netCDF file(s) or a glob (repeatable).")],
     out: Annotated[Path, typer.Option("--out", help="Checkpoint to write (a .loss.png and, while running, a .resume beside it).")],
     seed: Annotated[int, typer.Option("--seed", help="Seed of initial weights, batches and noise.", min=0)] = 0,
     stochastic: Annotated[bool, typer.Option("--stochastic", help="Stochastic SFNO trained with almost-fair CRPS.")] = False,
@@ -183,10 +183,10 @@ def forecast(
 @app.command()
 def score(
     forecast: Annotated[Path, typer.Option("--forecast", help="Ensemble store written by `hens forecast`.")],
-    truth: Annotated[list[str], typer.Option("--truth", help="Verifying data: Zarr store, netCDF file(s) or a glob (repeatable).")],
+    truth: Annotated[list[str], typer.Option("--truth", help="Verifying data: Zarr store (path or URL such as gs://...), netCDF file(s) or a glob (repeatable).")],
     out: Annotated[Path, typer.Option("--out", help="Zarr store of scores to write.")],
     climatology: Annotated[Path | None, typer.Option("--climatology", help="Statistics store for thresholds and EFI/SOT (default: the one beside the truth).")] = None,
-    thresholds: Annotated[str, typer.Option("--thresholds", help="Climate quantile levels of the exceedance events.")] = "0.9,0.99",
+    threshold: Annotated[list[float] | None, typer.Option("--threshold", help="Climate quantile level of an exceedance event (repeatable; default 0.9, 0.99).")] = None,
     drop_incomplete: Annotated[bool, typer.Option("--drop-incomplete", help="Score only members completed at every init instead of refusing the store.")] = False,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing scores store.")] = False,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Progress bar on stderr.")] = True,
@@ -199,18 +199,13 @@ def score(
     skill of balanced sub-ensembles. Members not completed make it refuse the store unless
     --drop-incomplete.
 
-    Example: hens score --forecast ens.zarr --truth world.zarr --out ens.scores.zarr
+    Example: hens score --forecast ens.zarr --truth world.zarr --out ens.scores.zarr --threshold 0.9 --threshold 0.99
     """
-    from hens.forecast.errors import ConfigError
-    from hens.scoring.evaluate import score_ensemble
+    from hens.scoring.evaluate import DEFAULT_THRESHOLDS, score_ensemble
 
-    try:
-        levels = tuple(float(t) for t in thresholds.split(",") if t.strip())
-    except ValueError:
-        raise ConfigError(f"--thresholds {thresholds!r}: write quantile levels like 0.9,0.99") from None
     path = score_ensemble(
         forecast, truth if len(truth) > 1 else truth[0], out=out, climatology=climatology,
-        thresholds=levels, incomplete="drop" if drop_incomplete else "raise", overwrite=overwrite,
+        thresholds=tuple(threshold or DEFAULT_THRESHOLDS), incomplete="drop" if drop_incomplete else "raise", overwrite=overwrite,
         progress=progress,
     )
     typer.echo(f"wrote {path}", err=True)
@@ -317,14 +312,29 @@ def demo(
 
 
 def main() -> None:
-    """Console entry point: maps :class:`HensError` to one stderr line and exit status 2."""
+    """Console entry point: a :class:`HensError` or a usage error (unknown option, value that
+    is not a number) is one stderr line and exit status 2."""
     try:
-        app()  # standalone mode: usage errors print one message and exit 2 themselves
+        # not standalone: typer would print usage errors as a multi-line panel
+        code = app(standalone_mode=False)
+    except typer.TyperException as err:  # typer's usage errors (its own click's exceptions)
+        # `hens` alone raises this after printing the help; typer tells it by name, too
+        if type(err).__name__ != "NoArgsIsHelpError":
+            ctx = getattr(err, "ctx", None)
+            where = f"{ctx.command_path}: " if ctx is not None else ""
+            message = err.format_message() if hasattr(err, "format_message") else str(err)
+            typer.echo(f"hens: error: {where}{message}", err=True)
+        sys.exit(2)
+    except typer.Abort:  # Ctrl-C at a prompt
+        typer.echo("Aborted!", err=True)
+        sys.exit(1)
     except HensError as err:
         if _STATE["debug"]:
             raise
         typer.echo(f"hens: error: {err}", err=True)
         sys.exit(2)
+    # --help and typer.Exit return their exit code instead of raising SystemExit
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":

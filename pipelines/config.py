@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from hens.forecast.errors import ConfigError
+from hens.forecast.sources.remote import is_url
 from hens.forecast.types import PERTURBATION_KINDS, PerturbationKind
 
 PHYSICS = "physics"
@@ -69,11 +70,6 @@ def _time(value: Any) -> np.datetime64:
     if (t - t.astype("datetime64[D]")) % _SIX_HOURS:
         raise ConfigError(f"init_times: {value!r} is not at 00, 06, 12 or 18 UTC")
     return t
-
-
-def _is_url(path: str) -> bool:
-    """A remote store (``gs://...``, ``s3://...``, ``https://...``), not a local path."""
-    return "://" in path
 
 
 def _check_keys(where: str, values: Mapping[str, Any], cls: type) -> None:
@@ -151,8 +147,8 @@ class ForecastConfig:
 
     def _check_paths(self) -> None:
         for pattern in self.data:
-            if _is_url(pattern):
-                continue  # gs://, s3://, https://: open_source reads them (fsspec); checked on opening
+            if is_url(pattern):
+                continue  # gs://, s3://, memory://, ...: open_source checks them on opening
             path = self.base_dir / pattern
             if not path.exists() and not glob.glob(str(path)):
                 raise ConfigError(f"data {pattern!r} does not exist (looked for {path})")
@@ -176,7 +172,7 @@ class ForecastConfig:
     @property
     def data_paths(self) -> str | list[str]:
         """The data argument of :func:`hens.forecast.open_source`, resolved."""
-        paths = [p if _is_url(p) else str(self.base_dir / p) for p in self.data]
+        paths = [p if is_url(p) else str(self.base_dir / p) for p in self.data]
         return paths[0] if len(paths) == 1 else paths
 
     @property

@@ -1,4 +1,4 @@
-"""``hens products``: CF-1.10 netCDF forecast products from an ensemble store.
+"""``hens products``: CF-1.11 netCDF forecast products from an ensemble store.
 
 One file per initial time, ``OUT/<store stem>_<YYYYMMDDTHH>.nc``, dims ``time`` (valid time),
 ``lat``, ``lon`` plus ``quantile`` / ``threshold_quantile`` where needed. Per channel ``c``
@@ -11,9 +11,13 @@ time (``completed`` flag of :mod:`hens.forecast.zarr_sink`):
     Ensemble quantiles (numpy "linear"), channel units.
 ``c_threshold(threshold_quantile, ...)``, ``c_probability(threshold_quantile, ...)``
     Climatological thresholds Q_clim(level) of the valid time's day-of-year window (channel
-    units) and the fraction of members above them (units 1).
+    units) and the fraction of members above them (units 1; ``ancillary_variables`` names
+    the threshold).
 ``c_efi``, ``c_sot_upper``, ``c_sot_lower``
     Extreme Forecast Index and Shift of Tails (:mod:`hens.scoring.extremes`), units 1.
+
+Scalar coordinates: the channel's level (``plev500``, Pa, or ``height2m``, m, from the channel
+registry) and ``realization``, the reduced member axis (bounds: first and last member used).
 
 The climatology is a statistics store (:mod:`hens.forecast.stats`); by default the one beside
 the data the ensemble was started from (``hens_config.data`` in the store's attributes). Its
@@ -51,10 +55,10 @@ from hens.forecast.grids import Grid
 from hens.forecast.stats import open_world_stats, stats_path
 from hens.forecast.store_reader import open_store
 from hens.scoring.ensemble_store import BAND_BYTES, COMPLETED, DIMS, MEMBER_COORDS
+from hens.scoring.evaluate import DEFAULT_THRESHOLDS
 
 DEFAULT_QUANTILES = (0.1, 0.5, 0.9)
-DEFAULT_THRESHOLDS = (0.9, 0.99)
-CONVENTIONS = "CF-1.10"
+CONVENTIONS = "CF-1.11"
 #: degrees of freedom of the spread: the unbiased sample variance, as ``hens score``
 DDOF = 1
 #: a spread needs two members
@@ -64,6 +68,9 @@ _YEAR_DAYS = 365.25
 #: the wrong size: ValueError); the fields are read lazily, inside the netCDF write
 _DAMAGED = (RuntimeError, ValueError)
 _TIME_UNITS = "hours since 1970-01-01 00:00:00"
+_NO_LEAP_SECONDS = "leap_seconds: none"  # CF 1.11: numpy datetimes count no leap seconds
+#: the scalar coordinate of the members the statistics are over, and its bounds
+REALIZATION, REALIZATION_BOUNDS = "realization", "realization_bnds"
 _EFI_CLIMATE = (
     "EFI and SOT compare the members with the analysis climatology (quantiles of the valid "
     "time's day-of-year window) standing in for a model climate from reforecasts, so they "
@@ -242,15 +249,17 @@ def channel_products(
 
 def _variable_attrs(channel: str, size: int) -> dict[str, dict[str, Any]]:
     """CF attributes of each product of ``channel`` from ``size`` members."""
-    same = get_channel(channel).attrs()  # units, standard_name, long_name, level_hPa
+    same = get_channel(channel).attrs()  # units, standard_name, long_name (level: a coordinate)
     text = same["long_name"]
+    # a spread of temperatures is a temperature difference (CF 1.11 units_metadata)
+    spread_metadata = {"units_metadata": "temperature: difference"} if "units_metadata" in same else {}
     index = {"units": "1", "comment": _EFI_CLIMATE}
     sot = "(Q_f({0}) - Q_c({1})) / (Q_c({1}) - Q_c({0})), clipped to [-10, 10]"
     return {
         "mean": {**same, "long_name": f"ensemble mean of {text}",
                  "cell_methods": "realization: mean"},
         "spread": {**same, "long_name": f"ensemble standard deviation of {text}",
-                   "cell_methods": "realization: standard_deviation", "ddof": DDOF,
+                   **spread_metadata, "cell_methods": "realization: standard_deviation", "ddof": DDOF,
                    "comment": f"sqrt(sum (x_m - mean)^2 / (M - {DDOF})), M = {size} members"},
         "quantile": {**same, "long_name": f"ensemble quantiles of {text}",
                      "comment": "numpy 'linear' quantiles over the members"},
@@ -258,6 +267,7 @@ def _variable_attrs(channel: str, size: int) -> dict[str, dict[str, Any]]:
                       "comment": "climatology quantile at level threshold_quantile of the "
                                  "valid time's day-of-year window, per grid point"},
         "probability": {"units": "1", "comment": "fraction of members > threshold",
+                        "ancillary_variables": f"{channel}_threshold",
                         "long_name": f"probability of {text} above the climatological threshold"},
         "efi": {**index, "long_name": f"Extreme Forecast Index of {text}",
                 "estimator": "discrete, linear between climate quantiles (earthkit-meteo)"},
@@ -323,18 +333,32 @@ def _members(ens: _Ensemble, channel: str, i: int, members: np.ndarray) -> xr.Da
     return da.astype(np.float64)
 
 
-def _coords(ens: _Ensemble, i: int, quantiles: tuple[float, ...],
-            thresholds: tuple[float, ...]) -> dict[str, Any]:
-    """CF coordinates of the file of initial time ``i``."""
+def _coords(ens: _Ensemble, i: int, members: np.ndarray, channel: str,
+            quantiles: tuple[float, ...], thresholds: tuple[float, ...]) -> dict[str, Any]:
+    """CF coordinates of ``channel``'s products in the file of initial time ``i``.
+
+    Besides the dims: the scalar vertical coordinate of the channel's level (registry), and
+    a scalar ``realization`` whose bounds span the member indices used, the axis that
+    ``cell_methods`` (``realization: mean``) reduced (CF 1.11 sections 7.3 and 7.3.1).
+    """
     ds = ens.dataset
     init, leads = ds["init_time"].values[i], ds["lead_time"].values
+    vertical = get_channel(channel).vertical()
     return {
         "time": ("time", init + leads,
-                 {"standard_name": "time", "long_name": "valid time", "axis": "T"}),
+                 {"standard_name": "time", "long_name": "valid time", "axis": "T",
+                  "units_metadata": _NO_LEAP_SECONDS}),
         "forecast_period": ("time", leads,
                             {"standard_name": "forecast_period", "long_name": "lead time"}),
         "forecast_reference_time": ((), init, {"standard_name": "forecast_reference_time",
-                                               "long_name": "initial time"}),
+                                               "long_name": "initial time",
+                                               "units_metadata": _NO_LEAP_SECONDS}),
+        REALIZATION: ((), 0.5 * (members[0] + members[-1]),
+                      {"standard_name": "realization", "units": "1",
+                       "long_name": "ensemble member index (the statistics' range of members)",
+                       "comment": "members used: global attribute ensemble_members"}),
+        REALIZATION_BOUNDS: ("nv", np.array([members[0], members[-1]], dtype=np.float64)),
+        **({} if vertical is None else {vertical[0]: ((), vertical[1], vertical[2])}),
         "lat": ("lat", ds["lat"].values, {"units": "degrees_north", "standard_name": "latitude",
                                           "long_name": "latitude", "axis": "Y"}),
         "lon": ("lon", ds["lon"].values, {"units": "degrees_east", "standard_name": "longitude",
@@ -357,8 +381,10 @@ def _encoding(ds: xr.Dataset, grid: Grid) -> dict[str, dict[str, Any]]:
     for name in ("time", "forecast_reference_time"):
         enc[name] = {"units": _TIME_UNITS, "calendar": "proleptic_gregorian", "dtype": "int64"}
     enc["forecast_period"] = {"units": "hours", "dtype": "int64"}
-    for name in ("lat", "lon", "quantile", "threshold_quantile"):
-        enc[name] = {"_FillValue": None}  # CF: coordinate variables have no missing values
+    for name in ds.coords:
+        if name not in enc:  # CF: coordinate variables have no missing values
+            enc[name] = {"_FillValue": None}
+    enc[REALIZATION]["bounds"] = REALIZATION_BOUNDS
     return enc
 
 
@@ -380,7 +406,18 @@ def _channel_dataset(ens: _Ensemble, stats: xr.Dataset, i: int, members: np.ndar
         # whole fields per dask chunk: each compressed netCDF chunk is then written once
         data = value.transpose(*dims).chunk({"lat": -1}).data
         data_vars[f"{channel}_{key}"] = (dims, data, attrs[key])
-    return xr.Dataset(data_vars, coords=_coords(ens, i, quantiles, thresholds))
+    coords = _coords(ens, i, members, channel, quantiles, thresholds)
+    # each field names its auxiliary and scalar coordinates: xarray would leave out
+    # `realization` (the name of its bounds contains it)
+    scalars = " ".join(sorted(n for n, (dims, *_) in coords.items()
+                              if n not in dims and n != REALIZATION_BOUNDS))
+    for _dims, _data, var_attrs in data_vars.values():
+        var_attrs["coordinates"] = scalars
+    ds = xr.Dataset(data_vars, coords=coords)
+    # xarray finds bounds in a variable's own encoding (not in to_netcdf's): else it lists
+    # realization_bnds in a global `coordinates` attribute
+    ds[REALIZATION].encoding["bounds"] = REALIZATION_BOUNDS
+    return ds
 
 
 def _targets(ens: _Ensemble, out: Path) -> list[Path]:
@@ -425,7 +462,7 @@ def write_products(
     overwrite: bool = False,
     progress: bool = True,
 ) -> list[Path]:
-    """Write one CF-1.10 netCDF file of forecast products per initial time of ``ens``.
+    """Write one CF-1.11 netCDF file of forecast products per initial time of ``ens``.
 
     Parameters
     ----------

@@ -93,8 +93,7 @@ def _template(grid: Grid, times: np.ndarray, attrs: dict) -> xr.Dataset:
         shape = (times.size, 1, nlat, nlon) if level else (times.size, nlat, nlon)
         dims = ("time", "level", "latitude", "longitude") if level else ("time", "latitude", "longitude")
         data = da.zeros(shape, dtype=np.float32, chunks=(1, *shape[1:]))
-        cf = {k: v for k, v in ch.attrs().items() if k != "level_hPa"}
-        variables[ch.long_name] = (dims, data, {**cf, "short_name": ch.short_name, "description": _DESCRIPTIONS[name]})
+        variables[ch.long_name] = (dims, data, {**ch.attrs(), "short_name": ch.short_name, "description": _DESCRIPTIONS[name]})
     coords = {
         "time": ("time", times),
         "level": ("level", np.array([500], dtype=np.int64), {"units": "millibars", "long_name": "pressure_level"}),

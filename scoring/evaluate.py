@@ -89,7 +89,7 @@ def _check_thresholds(thresholds: tuple[float, ...]) -> tuple[float, ...]:
     levels = tuple(float(t) for t in thresholds)
     if not levels or any(not 0.0 < t < 1.0 for t in levels) or len(set(levels)) != len(levels):
         raise ConfigError(
-            f"thresholds {levels} must be distinct climate quantile levels in (0, 1), e.g. 0.9,0.99"
+            f"thresholds {levels} must be distinct climate quantile levels in (0, 1), e.g. 0.9 and 0.99"
         )
     return levels
 

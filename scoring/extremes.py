@@ -29,6 +29,14 @@ for either tail; clipped to [-10, 10]; NaN where the climate tail width |Q_c(99)
 is zero within rounding (or <= ``eps``).
 
 NaN: a NaN member or NaN climate quantile gives NaN; dims are reduced only via ``dim``.
+
+Both agree with earthkit-meteo's ``extreme.efi`` / ``extreme.sot`` to 1e-12, eps variants,
+ties and NaNs included (tests/scoring/test_extremes.py). Deliberate differences: hens
+integrates over the climate's own ``quantile`` coords (earthkit assumes evenly spaced
+p_k = k / (n - 1), so only such sets are compared) and clips EFI to [-1, 1]; SOT reads the
+0.9/0.99 (0.1/0.01) quantiles by probability from any quantile set (earthkit needs 101
+percentiles and also offers other levels), and treats a tail width within 8 ulp of zero as
+zero (earthkit: exactly zero), which random data never reach.
 References: Lalaurette (2003), QJRMS 129, 3037; Zsoter (2006), ECMWF Newsletter 107;
 ECMWF forecast user guide; earthkit-meteo ``extreme``.
 """

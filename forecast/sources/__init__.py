@@ -26,9 +26,10 @@ def open_source(path: SourcePath, *, grid: Grid | str | None = None) -> GriddedS
     Parameters
     ----------
     path
-        A store or file, a glob string (``"era5/*.nc"``) or a list of either. CDS
-        pressure-level and single-level files may be given together; their common times
-        are used.
+        A store or file, a glob string (``"era5/*.nc"``), an fsspec URL of a Zarr store
+        (``gs://``, ``s3://``, ``https://``, ``file://``, ``memory://``; the cloud backends
+        come with ``pip install 'hens[cloud]'``) or a list of these. CDS pressure-level and
+        single-level files may be given together; their common times are used.
     grid
         If given, raise :class:`~hens.forecast.errors.GridMismatch` unless the data is on
         this grid (a :class:`~hens.forecast.grids.Grid` or a spec such as ``"32x64"``).
@@ -36,7 +37,8 @@ def open_source(path: SourcePath, *, grid: Grid | str | None = None) -> GriddedS
     Raises
     ------
     DataError
-        Missing or unreadable paths, unknown layouts, files without hens channels.
+        Missing or unreadable paths, unknown layouts, files without hens channels, URLs
+        whose fsspec backend is not installed.
     GridMismatch
         Coordinates of no registered grid, or another grid than ``grid``.
     """

@@ -3,7 +3,7 @@ open lazily, recognise the layout by dims and variable names, concatenate files 
 
 File names are only used in messages: a store is Zarr when it holds Zarr metadata, a file is
 netCDF when it starts with the netCDF-3 or HDF5 signature, and the layout comes from the dims
-and variable names inside.
+and variable names inside. URLs (:mod:`hens.forecast.sources.remote`) name Zarr stores.
 """
 
 from __future__ import annotations
@@ -21,11 +21,11 @@ import xarray as xr
 from hens.forecast.errors import DataError
 from hens.forecast.sources import cds, direct, wb2
 from hens.forecast.sources.part import NameAttr, Part, first_line, make_part
+from hens.forecast.sources.remote import ZARR_METADATA, check_store_url, is_url
 
 #: what :func:`hens.forecast.sources.open_source` accepts
 SourcePath = str | Path | Sequence[str | Path]
 _NETCDF_MAGIC = (b"CDF\x01", b"CDF\x02", b"CDF\x05", b"\x89HDF\r\n\x1a\n")
-_ZARR_METADATA = (".zgroup", ".zmetadata", "zarr.json")
 
 
 @dataclass(frozen=True)
@@ -54,7 +54,10 @@ def expand(path: SourcePath) -> list[str]:
     found: list[str] = []
     for item in items:
         text = str(item)
-        if "://" in text or Path(text).exists():
+        if is_url(item):
+            check_store_url(text)
+            found.append(text)
+        elif Path(text).exists():
             found.append(text)
         elif any(c in text for c in "*?["):
             matches = sorted(glob.glob(text))
@@ -108,11 +111,11 @@ def open_parts(path: SourcePath) -> tuple[list[Part], list[str], str]:
 
 
 def _format(path: str) -> Literal["zarr", "netcdf"]:
-    if "://" in path:
+    if is_url(path):
         return "zarr"
     p = Path(path)
     if p.is_dir():
-        if any((p / name).exists() for name in _ZARR_METADATA):
+        if any((p / name).exists() for name in ZARR_METADATA):
             return "zarr"
         raise DataError(
             f"{path} is a directory but not a Zarr store (no .zgroup or zarr.json); "

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from hens.forecast.channels import CHANNELS, WB2_LEVELS, WORLD_CHANNELS, get_channel, get_channels
@@ -27,7 +29,23 @@ def test_reference_table(name):
     ch = get_channel(name)
     assert (ch.long_name, ch.level, ch.short_name, ch.units) == REFERENCE[name]
     assert ch.attrs()["units"] == ch.units
-    assert ("level_hPa" in ch.attrs()) == (ch.level is not None)
+    assert "level_hPa" not in ch.attrs()  # not CF: the level is a scalar coordinate
+
+
+@pytest.mark.parametrize("name", CHANNELS)
+def test_vertical_coordinate_is_the_level_or_the_height_in_the_name(name):
+    ch = get_channel(name)
+    vertical = ch.vertical()
+    near_surface = re.match(r"(\d+)m_", ch.long_name)  # WB2 names: 2m_temperature, 10m_u_...
+    if ch.level is not None:
+        assert vertical[0] == f"plev{ch.level}" and vertical[1] == 100.0 * ch.level
+        assert (vertical[2]["standard_name"], vertical[2]["units"]) == ("air_pressure", "Pa")
+    elif near_surface:
+        assert vertical[0] == f"height{near_surface[1]}m" and vertical[1] == float(near_surface[1])
+        assert vertical[2]["standard_name"] == "height" and vertical[2]["positive"] == "up"
+    else:
+        assert vertical is None
+    assert (ch.attrs().get("units_metadata") == "temperature: on_scale") == (ch.units == "K")
 
 
 def test_world_channels_and_levels_registered():

@@ -19,7 +19,7 @@ def _run(*args):
 def test_score_then_plot(score_inputs, tmp_path):
     out = tmp_path / "perfect.scores.zarr"
     res = _run("score", "--forecast", score_inputs["perfect"], "--truth", score_inputs["truth"],
-               "--out", out, "--thresholds", "0.9", "--no-progress")
+               "--out", out, "--threshold", "0.9", "--no-progress")
     assert res.returncode == 0, res.stderr
     ds = xr.open_zarr(out)
     assert list(ds["threshold"].values) == [0.9] and (ds["crps"] == 0).all()
@@ -35,7 +35,9 @@ def test_score_then_plot(score_inputs, tmp_path):
     ("no channel", "lacks channel t2m"),
     ("no time", "lacks valid time 2000-01-21T06:00"),
     ("incomplete", "not completed .* --drop-incomplete"),
-    ("thresholds", "--thresholds 'high'"),
+    ("thresholds", "hens.pipelines.cli score: Invalid value for '--threshold'"),
+    ("old list spelling", r"No such option: --thresholds \(Possible options: --threshold\)"),
+    ("thresholds out of range", r"thresholds \(0\.9, 1\.5\) must be distinct .* in \(0, 1\)"),
     ("plot other store", "is not a hens scores store"),
 ])
 def test_bad_input_is_one_error_line(score_inputs, tmp_path, case, message):
@@ -52,7 +54,11 @@ def test_bad_input_is_one_error_line(score_inputs, tmp_path, case, message):
     elif case == "incomplete":
         forecast = score_inputs["incomplete"]
     elif case == "thresholds":
-        extra = ["--thresholds", "high"]
+        extra = ["--threshold", "high"]
+    elif case == "old list spelling":
+        extra = ["--thresholds", "0.9,0.99"]
+    elif case == "thresholds out of range":
+        extra = ["--threshold", "0.9", "--threshold", "1.5"]
     if case == "plot other store":
         res = _run("plot", score_inputs["perfect"], "--out", tmp_path / "figs")
     else:

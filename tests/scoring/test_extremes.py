@@ -1,10 +1,12 @@
-"""EFI and SOT: worked examples (scoring.md 6-7), properties, climate quantiles, dask."""
+"""EFI and SOT: worked examples (scoring.md 6-7), properties, climate quantiles, dask, and
+agreement with ECMWF's earthkit-meteo."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import xarray as xr
+from earthkit.meteo import extreme as earthkit
 from scipy import stats
 
 from hens.forecast.errors import ConfigError, DataError
@@ -113,3 +115,75 @@ def test_sot_clip_nan_and_errors():
         sot(members([1.0, 2.0]), no_99)
     with pytest.raises(DataError, match="increase from 0 to 1"):
         efi(members([1.0]), climate(P).assign_coords(quantile=P * 100))
+
+
+def _random_case(rng, n_clim: int, m: int, n: int = 3000, *, rain: bool = False, ties: bool = False):
+    """Climate quantiles (n_clim, n) and an ensemble (m, n), earthkit's layout (reduced axis 0).
+
+    The ensembles' centres and spreads vary by point, so the indices cover most of [-1, 1].
+    """
+    if rain:  # ~half the climate and the members dry (0), as for precipitation
+        clim = np.maximum(rng.gamma(0.5, 2.0, (n_clim, n)) - 0.5, 0.0)
+        ens = np.maximum(rng.gamma(0.5, 2.0 * rng.uniform(0.2, 3.0, n), (m, n)) - 0.4, 0.0)
+    else:
+        clim = rng.normal(size=(n_clim, n))
+        ens = rng.normal(rng.normal(0.0, 1.5, n), rng.uniform(0.2, 2.0, n), (m, n))
+    if ties:  # members equal to climate quantiles: both count a tie as "<="
+        clim, ens = np.round(clim, 1), np.round(ens, 1)
+    clim = np.sort(clim, axis=0)
+    clim[:, :3] = np.nan  # NaN propagates in both
+    ens[0, 3:6] = np.nan
+    return clim, ens
+
+
+def _hens_inputs(clim: np.ndarray, ens: np.ndarray) -> tuple[xr.DataArray, xr.DataArray]:
+    p = np.linspace(0.0, 1.0, clim.shape[0])  # earthkit assumes evenly spaced quantiles
+    return (
+        xr.DataArray(ens.T, dims=("point", "member")),
+        xr.DataArray(clim.T, dims=("point", "quantile"), coords={"quantile": p}),
+    )
+
+
+# Both compute the same discrete formula in float64; only the summation order differs
+# (earthkit adds the ~100 interval terms in a loop, hens with numpy's pairwise sum), and
+# hens clips to [-1, 1] where earthkit can overshoot by 1-2 ulp: 1e-12 covers both, and a
+# wrong term or a strict "<" for ties would differ by >= 1e-3.
+EFI_TOL = 1e-12
+
+
+@pytest.mark.parametrize("m", [2, 5, 10, 51])
+@pytest.mark.parametrize("n_clim", [11, 21, 101])
+@pytest.mark.parametrize(("rain", "ties"), [(False, False), (True, False), (False, True)])
+def test_efi_agrees_with_earthkit_meteo(m, n_clim, rain, ties):
+    rng = np.random.default_rng(1000 * m + n_clim)
+    clim, ens = _random_case(rng, n_clim, m, rain=rain, ties=ties)
+    forecast, climate_q = _hens_inputs(clim, ens)
+    for eps in (None, 0.1) if rain else (None,):
+        ours = efi(forecast, climate_q, eps=eps).values
+        ref = earthkit.efi(clim, ens, **({} if eps is None else {"eps": eps}))
+        np.testing.assert_array_equal(np.isnan(ours), np.isnan(ref))
+        assert np.isnan(ours).sum() == 6  # the NaN climates and members, nothing else
+        np.testing.assert_allclose(ours, ref, rtol=0, atol=EFI_TOL, equal_nan=True)
+        assert np.nanmax(ours) - np.nanmin(ours) > 0.5  # not a trivial agreement
+
+
+@pytest.mark.parametrize("m", [2, 5, 10, 51])
+@pytest.mark.parametrize(("rain", "ties"), [(False, False), (True, False), (False, True)])
+def test_sot_agrees_with_earthkit_meteo(m, rain, ties):
+    # earthkit's SOT takes 101 percentiles and picks Q_c(90)/(10) and Q_c(99)/(1) by index
+    rng = np.random.default_rng(m)
+    clim, ens = _random_case(rng, 101, m, rain=rain, ties=ties)
+    if rain:  # points dry up to the 99th percentile: a zero tail width gives NaN
+        clim[:100, 6:40] = 0.0
+    forecast, climate_q = _hens_inputs(clim, ens)
+    # a lower-tail SOT of precipitation is meaningless (Q_c(1) = Q_c(10) = 0: all NaN)
+    for tail, perc in (("upper", 90),) if rain else (("upper", 90), ("lower", 10)):
+        for eps in (None, 0.1) if rain else (None,):
+            ours = sot(forecast, climate_q, tail=tail, eps=eps).values
+            with np.errstate(divide="ignore", invalid="ignore"):  # earthkit divides by 0 widths
+                ref = earthkit.sot(clim, ens, perc, **({} if eps is None else {"eps": eps}))
+            np.testing.assert_array_equal(np.isnan(ours), np.isnan(ref))
+            assert np.isnan(ours).sum() == (40 if rain else 6)
+            # one division of the same float64 numpy percentiles: equal up to rounding
+            np.testing.assert_allclose(ours, ref, rtol=1e-12, atol=1e-12, equal_nan=True)
+            assert np.nanmax(np.abs(ours)) > 1.0  # beyond the climate tails at some points

@@ -23,7 +23,7 @@ SLURM = REPO / "slurm"
 HENS = [sys.executable, "-m", "hens.pipelines.cli"]
 
 
-def _values(data: Path, **overrides) -> dict:
+def _values(data: Path | str, **overrides) -> dict:
     values = {
         "data": str(data), "output": "campaign", "seeds": [0, 1], "train": {"steps": 30},
         "init_times": ["2000-01-20T00", "2000-01-27T00"], "lead_hours": 48, "ranks": 2,
@@ -79,7 +79,8 @@ def test_dry_run_chains_train_forecast_score_with_gpu_settings(world_store, tmp_
              "forecast_time": "01:00:00", "sbatch_args": ["--exclusive"]}
     cfg = load_campaign(_write(tmp_path, _values(world_store, ranks=8, slurm=slurm,
                                                  train={"minutes": 50, "stochastic": True, "layers": 2,
-                                                        "forcings": ["year_progress", "day_progress"]})))
+                                                        "forcings": ["year_progress", "day_progress"]},
+                                                 score={"thresholds": [0.9, 0.99]})))
     sub = submit_campaign(cfg, dry_run=True)
     train, fc, score = (sub.commands[k] for k in ("train", "forecast", "score"))
     assert {"--array=0,1", "--ntasks=4", "--gpus-per-node=4", "--time=60", "--partition=gpu",
@@ -91,7 +92,9 @@ def test_dry_run_chains_train_forecast_score_with_gpu_settings(world_store, tmp_
     assert "--forcings year_progress,day_progress" in {" ".join(script[i:i + 2]) for i in range(len(script))}
     assert {"--array=0-1", "--ntasks=8", "--nodes=2", "--ntasks-per-node=4", "--gpus-per-node=4",
             "--cpus-per-task=8", "--time=01:00:00", "--dependency=afterok:<train>"} <= set(fc)
-    assert "--dependency=afterok:<forecast>" in score and score[-2:] == ["--truth", str(world_store.resolve())]
+    assert "--dependency=afterok:<forecast>" in score
+    # `hens score`'s list options are repeated, one value each
+    assert score[-6:] == ["--truth", str(world_store.resolve()), "--threshold", "0.9", "--threshold", "0.99"]
     first = yaml.safe_load(sub.configs[0].read_text())
     assert first["init_times"] == ["2000-01-20T00"] and first["output"] == "2000-01-20T00.zarr"
     assert first["models"] == [str(tmp_path / "campaign" / "checkpoints" / f"sfno-seed{s}.pt") for s in (0, 1)]
@@ -170,3 +173,20 @@ def test_score_script_scores_its_store_once(stub_env, tmp_path):
     (tmp_path / "b.scores.zarr").mkdir()
     res = _script("score.sbatch", str(stores), "--truth", "w.zarr", env=stub_env, SLURM_ARRAY_TASK_ID="1")
     assert res.returncode == 0 and "is finished" in res.stdout and "srun" not in res.stdout
+
+
+def test_urls_stay_urls_through_the_campaign(world_store, tmp_path):
+    """A data URL reaches hens train, the forecast YAMLs and hens score as written."""
+    import uuid
+
+    import fsspec
+
+    name = f"/{uuid.uuid4().hex}/world.zarr"
+    fsspec.filesystem("memory").put(str(world_store), name, recursive=True)
+    url = f"memory:/{name}"  # checked against the data in this process, as a bucket would be
+    cfg = load_campaign(_write(tmp_path, _values(url)))
+    sub = submit_campaign(cfg, dry_run=True)
+    train, score = sub.commands["train"], sub.commands["score"]
+    assert train[train.index("--data") + 1] == url
+    assert score[-2:] == ["--truth", url]
+    assert all(yaml.safe_load(p.read_text())["data"] == [url] for p in sub.configs)
