@@ -19,6 +19,7 @@ import xarray as xr
 
 from hens.forecast import open_source
 from hens.forecast.errors import DataError
+from hens.forecast.store_reader import open_store
 from hens.pipelines.cli import main
 
 HENS = [sys.executable, "-m", "hens.pipelines.cli"]
@@ -81,7 +82,7 @@ def test_train_and_forecast_read_a_memory_url(world_store, ensemble_yaml, tmp_pa
                                perturbation={"kind": "gaussian", "pairs": 1}, lead_hours=12)
         code, _, err = _hens(monkeypatch, capsys, "forecast", config, "--no-progress")
         assert code == 0, err
-        stores[name] = xr.open_zarr(tmp_path / f"{name}.zarr")
+        stores[name] = open_store(tmp_path / f"{name}.zarr")
     assert json.loads(stores["remote"].attrs["source"]) == [url]  # the URL kept as given
     assert bool(stores["remote"]["completed"].all())
     for channel in ("z500", "t2m"):  # the same analyses, so the same members, bit for bit
