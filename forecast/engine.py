@@ -109,7 +109,8 @@ def member_leads(plan: EnsemblePlan, init_index: int, members: Sequence[int]) ->
         first.append(x)
     yield torch.cat(first)
     for hours in plan.lead_hours[1:]:
-        x = torch.cat([r.step().cpu() for r in rollouts])
+        steps = [r.step().cpu() for r in rollouts]
+        x = steps[0] if len(steps) == 1 else torch.cat(steps)  # one checkpoint: no second copy
         _check_finite(x, members, plan, t0, hours)
         yield x
 
@@ -198,7 +199,9 @@ def run_ensemble(
     mine = list(work[rank::world_size])
     rounds = math.ceil(len(work) / world_size)
     start, member_steps = time.perf_counter(), 0
-    with BackgroundWriter(sink, plan.channels) as writer:
+    grid = plan.steppers[0].grid
+    slab_bytes = plan.batch_size * len(plan.channels) * grid.nlat * grid.nlon * 4
+    with BackgroundWriter(sink, plan.channels, slab_bytes=slab_bytes) as writer:
         for r in range(rounds):
             if r < len(mine):
                 init_index, batch = mine[r]

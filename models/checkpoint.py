@@ -204,11 +204,11 @@ def save_checkpoint(
     return path
 
 
-def _read(path: Path, map_location: str | torch.device) -> dict[str, Any]:
+def _read(path: Path, map_location: str | torch.device, *, mmap: bool = False) -> dict[str, Any]:
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist")
     try:
-        payload = torch.load(path, map_location=map_location, weights_only=True)
+        payload = torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
     except pickle.UnpicklingError as err:
         text = str(err)
         found = re.search(r"GLOBAL ([\w.]+)", text)
@@ -239,6 +239,46 @@ def _read(path: Path, map_location: str | torch.device) -> dict[str, Any]:
 def _first_line(err: BaseException) -> str:
     text = str(err).strip().splitlines()
     return text[0][:200] if text else type(err).__name__
+
+
+@dataclass(frozen=True)
+class CheckpointHeader:
+    """What a checkpoint says about itself, read without its weights (for planning a run).
+
+    Attributes
+    ----------
+    channels, grid, kind
+        Model channels, data grid spec and model kind.
+    model_config
+        The network's config as stored.
+    parameter_bytes
+        Bytes of its state dict (float32 weights: 4 per parameter).
+    """
+
+    channels: tuple[str, ...]
+    grid: str
+    kind: str
+    model_config: dict[str, Any]
+    parameter_bytes: int
+
+
+def read_header(path: str | Path) -> CheckpointHeader:
+    """Read a checkpoint's description; the weights are memory-mapped, never read.
+
+    Raises
+    ------
+    CheckpointError
+        As :func:`load_checkpoint` for unreadable files and missing keys.
+    """
+    path = Path(path)
+    payload = _read(path, "cpu", mmap=True)
+    try:
+        state = payload["state_dict"]
+        size = sum(t.numel() * t.element_size() for t in state.values() if isinstance(t, torch.Tensor))
+        return CheckpointHeader(tuple(str(c) for c in payload["channels"]), str(payload["grid"]),
+                                str(payload["model_kind"]), dict(payload["model_config"]), int(size))
+    except (KeyError, TypeError, AttributeError) as err:
+        raise CheckpointError(f"checkpoint {path} has an invalid description: {_first_line(err)}") from None
 
 
 def load_checkpoint(path: str | Path, *, map_location: str | torch.device = "cpu") -> Checkpoint:

@@ -164,15 +164,25 @@ def forecast(
     resume: Annotated[bool, typer.Option("--resume", help="Continue an existing store; skip completed batches.")] = False,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing store.")] = False,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Progress bar on rank 0.")] = True,
+    plan: Annotated[bool, typer.Option("--plan", help="Print what the run would write and hold; run nothing.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="With --plan: one JSON object.")] = False,
+    ranks: Annotated[int, typer.Option("--ranks", help="With --plan: ranks of the run.", min=1)] = 1,
+    device: Annotated[str, typer.Option("--device", help="With --plan: cpu or cuda ranks.")] = "cpu",
 ) -> None:
     """Run an ensemble (checkpoints x bred-vector pairs x noise seeds) into one Zarr store.
 
     One process, or one rank per GPU/CPU slot with
     torchrun --nproc_per_node 2 $(which hens) forecast ens.yaml, or srun hens forecast ens.yaml.
     A store resumed with --resume, or written by any number of ranks, is bit-identical.
+    --plan reads only the YAML, checkpoint headers and data coordinates.
 
-    Example: hens forecast ens.yaml --resume
+    Example: hens forecast ens.yaml --plan --ranks 64 --device cuda
     """
+    if plan:
+        from hens.pipelines.forecast_plan import plan_run, print_plan
+
+        typer.echo(print_plan(plan_run(config, ranks=ranks, device=device), as_json=as_json))
+        return
     from hens.pipelines.forecast import run_forecast
 
     path = run_forecast(config, resume=resume, overwrite=overwrite, progress=progress)

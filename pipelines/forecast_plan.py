@@ -1,0 +1,174 @@
+"""``hens forecast CONFIG --plan``: what a run will write and hold, before running it.
+
+Reads only the YAML, the checkpoint headers (weights memory-mapped, never read) and the
+data's coordinates: no network is built and no field is read, so a plan works for runs far
+beyond the machine it is made on (HENS at 721x1440, 74 channels, 7,424 members).
+
+Counts follow the store layout (``forecast/zarr_sink.py``, docs/store.md): per initial time
+one ``fields`` shard per member batch and block of ``lead_chunk`` leads and one ``completed``
+chunk per batch, plus the store's metadata and coordinate files once. ``bytes`` are the
+uncompressed bytes of ``fields`` and ``completed`` (Blosc-lz4 keeps forecast fields at ~0.8).
+
+Host memory per rank (:func:`rank_memory`): the Python process with torch and the data stack
+(:data:`BASE_PROCESS_BYTES`, measured), every checkpoint's weights (each rank loads all), and
+the lead slabs in flight (one slab: one lead of a batch, all channels) -- the engine's current
+slab, the writer's queue (``forecast/writer.py``: at most ``DEFAULT_DEPTH`` slabs and at most
+``DEFAULT_QUEUE_BYTES``, but one slab always), the block being written (with its stacked copy
+when it holds several leads) and the shard zarr encodes. On the CPU the network's activations add to it; on a GPU they and the weights are
+reported as device memory.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from hens.forecast.errors import ConfigError
+from hens.pipelines.config import ForecastConfig, load_config
+
+#: resident memory of a rank before its first batch: Python, torch, torch-harmonics, xarray,
+#: zarr, dask and hens imported (397 MB measured on the development machine) plus allocator slack
+BASE_PROCESS_BYTES = 450 << 20
+#: activations of an SFNO forward per batch row, in units of ``embed_dim x internal grid``
+#: float32 tensors alive at once (input, spectral coefficients, MLP hidden of 2E, residual)
+ACTIVATION_TENSORS = 8
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """The figures of a planned run (``hens forecast CONFIG --plan --json`` prints them)."""
+
+    members: int
+    init_times: int
+    leads: int
+    channels: int
+    grid: str
+    batch_size: int
+    batches_per_init: int
+    ranks: int
+    batches_per_rank: int
+    lead_chunk: int
+    files_per_init: int
+    files: int
+    bytes: int
+    rank_memory_bytes: int
+    device: str
+    device_memory_bytes: int
+    seconds_estimate: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def text(self) -> str:
+        """Human-readable summary, one figure a line."""
+        gb = 1 << 30
+        return "\n".join([
+            f"members            {self.members} per initial time x {self.init_times} initial times",
+            f"leads              {self.leads} (6-hourly, lead 0 included), {self.channels} channels on {self.grid}",
+            f"batches            {self.batches_per_init} of {self.batch_size} per initial time; "
+            f"{self.batches_per_rank} per rank on {self.ranks} ranks",
+            f"files              {self.files_per_init} per initial time, {self.files} in all "
+            f"({self.lead_chunk} leads per shard)",
+            f"bytes              {self.bytes / gb:.3g} GiB uncompressed",
+            f"host memory / rank {self.rank_memory_bytes / gb:.3g} GiB",
+            f"{self.device} memory / rank {self.device_memory_bytes / gb:.3g} GiB" if self.device != "cpu"
+            else "device             cpu (activations counted in host memory)",
+            "wall time          not estimated (no timing run)" if self.seconds_estimate is None
+            else f"wall time          ~{self.seconds_estimate:.0f} s",
+        ])
+
+
+def _network(model_config: dict[str, Any]) -> dict[str, Any]:
+    """The SFNO settings inside a (possibly nested, stochastic) model config."""
+    if "embed_dim" in model_config:
+        return model_config
+    for value in model_config.values():
+        if isinstance(value, dict) and "embed_dim" in value:
+            return value
+    raise ConfigError("a checkpoint's model config names no embed_dim")
+
+
+def plan_run(config: str | Path | ForecastConfig, *, ranks: int = 1, device: str = "cpu") -> RunPlan:
+    """Plan the run of ``config`` on ``ranks`` ranks of ``device`` (``"cpu"`` or ``"cuda"``).
+
+    Raises
+    ------
+    ConfigError, CheckpointError, DataError
+        The same one-line errors as the run: bad YAML, unreadable checkpoints, checkpoints
+        that disagree on channels or grid, data that lack them.
+    """
+    from hens.forecast.grids import parse_grid
+    from hens.forecast.members import MemberLayout
+    from hens.forecast.sources import open_source
+    from hens.forecast.zarr_sink import batches, lead_chunk_for
+    from hens.models.checkpoint import read_header
+
+    cfg = config if isinstance(config, ForecastConfig) else load_config(config)
+    if ranks < 1:
+        raise ConfigError(f"--ranks must be >= 1, got {ranks}")
+    if device not in ("cpu", "cuda"):
+        raise ConfigError(f"--device must be cpu or cuda, got {device!r}")
+    if cfg.physics:
+        raise ConfigError("--plan covers checkpoint ensembles; models: [physics] has no checkpoint to read")
+    headers = [read_header(p) for p in cfg.model_paths]
+    first = headers[0]
+    for path, h in zip(cfg.model_paths, headers, strict=True):
+        if (h.channels, h.grid) != (first.channels, first.grid):
+            raise ConfigError(f"checkpoint {path} has other channels or another grid than {cfg.model_paths[0]}")
+    source = open_source(cfg.data_paths)  # coordinates only
+    grid = parse_grid(first.grid)
+    source.check_grid(grid)
+    missing = [c for c in first.channels if c not in source.channels]
+    if missing:
+        raise ConfigError(f"the data lack channels {', '.join(missing)} of the checkpoints")
+    layout = MemberLayout(checkpoints=len(headers), pairs=cfg.perturbation.pairs, seeds=cfg.seeds)
+    n_leads, n_chan, n_init = len(cfg.lead_steps), len(first.channels), len(cfg.init_times)
+    batch = min(cfg.batch_size, layout.size)
+    lead_chunk = lead_chunk_for(batch, grid, n_leads, n_chan)
+    n_batches = len(batches(layout.size, cfg.batch_size))
+    files_per_init = n_batches * math.ceil(n_leads / lead_chunk) + n_batches
+    slab = batch * n_chan * grid.nlat * grid.nlon * 4
+    net = _network(first.model_config)
+    internal = (grid.nlat // int(net.get("scale_factor", 1))) * (grid.nlon // int(net.get("scale_factor", 1)))
+    activations = ACTIVATION_TENSORS * batch * int(net["embed_dim"]) * max(internal, grid.nlat * grid.nlon // 4) * 4
+    weights = sum(h.parameter_bytes for h in headers)
+    host, on_device = rank_memory(slab, lead_chunk, weights, activations, device=device)
+    return RunPlan(
+        members=layout.size, init_times=n_init, leads=n_leads, channels=n_chan, grid=grid.spec,
+        batch_size=batch, batches_per_init=n_batches, ranks=ranks,
+        batches_per_rank=math.ceil(n_init * n_batches / ranks), lead_chunk=lead_chunk,
+        files_per_init=files_per_init, files=n_init * files_per_init + _store_files(layout, n_leads),
+        bytes=n_init * layout.size * (n_leads * slab // batch + 1), rank_memory_bytes=host,
+        device=device, device_memory_bytes=on_device,
+    )
+
+
+def rank_memory(slab: int, lead_chunk: int, weights: int, activations: int, *, device: str) -> tuple[int, int]:
+    """``(host bytes, device bytes)`` of one rank; see the module docstring."""
+    from hens.forecast.writer import DEFAULT_DEPTH, DEFAULT_QUEUE_BYTES
+
+    queued = max(1, min(DEFAULT_DEPTH, DEFAULT_QUEUE_BYTES // slab))
+    copy = lead_chunk if lead_chunk > 1 else 0  # stacking several leads copies them; one is a view
+    # the slab being computed, the queue, the block being written and its stacked copy, the
+    # shard's encoded bytes (at most one block, uncompressed)
+    slabs = (1 + queued + lead_chunk + copy + lead_chunk) * slab
+    if device == "cpu":
+        return BASE_PROCESS_BYTES + weights + slabs + activations, 0
+    return BASE_PROCESS_BYTES + weights + slabs, weights + activations
+
+
+def _store_files(layout: Any, n_leads: int) -> int:
+    """Metadata (group and 12 arrays) and coordinate chunk files, written once per store; zarr
+    skips a chunk whose values all equal the fill value (0), as ``seed`` with one seed."""
+    coords = layout.coords()
+    elided = sum(1 for v in coords.values() if not v.any())
+    elided += 1 if n_leads == 1 else 0  # lead_time is all zero
+    return 13 + 6 + len(coords) - elided
+
+
+def print_plan(plan: RunPlan, *, as_json: bool) -> str:
+    """The plan as one JSON object or as text."""
+    return json.dumps(plan.to_dict()) if as_json else plan.text()
