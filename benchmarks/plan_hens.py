@@ -78,8 +78,8 @@ def main() -> None:
         plan = plan_run(config, ranks=args.ranks, device="cuda")
         print(plan.text())
         print(plan.to_dict())
-        print(f"weights counted: token state dicts; the real 29 checkpoints add their size to host memory "
-              f"while loading (HENS embed 620 x 8 layers)")
+        print("weights counted: token state dicts; the real 29 checkpoints add their size to host memory "
+              "while loading (HENS embed 620 x 8 layers)")
 
 
 if __name__ == "__main__":
