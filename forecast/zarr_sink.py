@@ -149,11 +149,14 @@ class ZarrSink:
         n_init, n_mem, n_lead, n_chan = len(spec.init_times), spec.layout.size, len(spec.lead_hours), len(spec.channels)
         b = min(spec.batch_size, n_mem)
         shape = (n_init, n_mem, n_lead, n_chan, g.nlat, g.nlon)
-        shards = (1, b, min(spec.lead_chunk, n_lead), n_chan, g.nlat, g.nlon)
-        chunks = (1, b, 1, 1, band_for(b, g), g.nlon)
+        band = band_for(b, g)
+        # a shard must hold whole inner chunks: its latitude extent is rounded up to a multiple
+        # of the band (the last band reaches past the south pole, as an edge chunk does)
+        shards = (1, b, min(spec.lead_chunk, n_lead), n_chan, -(-g.nlat // band) * band, g.nlon)
+        chunks = (1, b, 1, 1, band, g.nlon)
         fields = xr.Variable(
             ("init_time", "member", "lead_time", "channel", "lat", "lon"),
-            da.full(shape, np.nan, dtype=np.float32, chunks=shards),
+            da.full(shape, np.nan, dtype=np.float32, chunks=shards[:4] + (g.nlat, g.nlon)),
             {"long_name": "forecast fields, one channel after another (units: the channel's)",
              "channel_attrs": json.dumps({c: get_channel(c).attrs() for c in spec.channels})},
         )

@@ -66,3 +66,20 @@ def test_not_a_store_is_one_error(tmp_path):
     (tmp_path / "junk").mkdir()
     with pytest.raises(DataError, match="cannot open it as a Zarr store"):
         open_store(tmp_path / "junk")
+
+
+def test_a_grid_whose_rows_the_band_does_not_divide(tmp_path):
+    """1 degree (181 rows, prime) in batches of 16: bands of 45 rows, the last one edge-cut."""
+    from hens.forecast.grids import Grid
+    from hens.forecast.zarr_sink import band_for
+
+    grid = Grid(181, 360, "equiangular")
+    assert band_for(16, grid) == 45
+    spec = StoreSpec(channels=("t2m",), init_times=(np.datetime64("2001-03-01T00"),), lead_hours=(0, 6),
+                     grid=grid, layout=MemberLayout(1, 8, 1), batch_size=16, lead_chunk=2,
+                     attrs={"hens_config": {}, "hens_version": "test"})
+    data = np.random.default_rng(0).normal(size=(16, 2, 1, 181, 360)).astype(np.float32)
+    open_sink(tmp_path / "ens.zarr", spec).write(0, slice(0, 16), data)
+    ds = open_store(tmp_path / "ens.zarr")
+    assert ds["t2m"].encoding["chunks"] == (1, 16, 1, 45, 360)
+    np.testing.assert_array_equal(ds["t2m"].values[0], data[:, :, 0])
