@@ -39,7 +39,7 @@ def test_demo_runs_the_chain_and_reuses_it(demo_folder):
 
     # finalize rewrites an ensemble's metadata; training rewrites its checkpoint
     products = sorted((demo_folder / "checkpoints").glob("*.pt")) + sorted(
-        (demo_folder / "ensembles").glob("*.zarr/.zmetadata"))
+        (demo_folder / "ensembles").glob("*.zarr/zarr.json"))
     assert len(products) == TOY.checkpoints + 1 + len(ENSEMBLES)
     stamps = {p: p.stat().st_mtime_ns for p in products}
     crps = xr.open_zarr(demo_folder / "scores" / "bred.zarr")["crps"].values

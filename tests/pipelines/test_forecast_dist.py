@@ -56,9 +56,9 @@ def _kill_after_first_completion(cmd, store, timeout=240):
     """Start ``cmd``; SIGKILL it and its ranks as soon as a completion flag is on disk."""
     # torchrun puts each rank in its own session: kill the whole process tree by pid
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
-    flags = store / "completed"
+    flags = store / "completed" / "c"  # chunk files of the flags (temporary files start with ".")
     deadline = time.monotonic() + timeout
-    while not (flags.is_dir() and any(not f.name.startswith(".") for f in flags.iterdir())):
+    while not (flags.is_dir() and any(f.is_file() and not f.name.startswith(".") for f in flags.rglob("*"))):
         assert proc.poll() is None, proc.stderr.read().decode()[-3000:]
         assert time.monotonic() < deadline, "no batch completed in time"
         time.sleep(0.005)

@@ -45,8 +45,8 @@ def _campaign_yaml(folder: Path, data: Path) -> Path:
 
 
 def _partial(store: Path) -> bool:
-    flags = store / "completed"
-    return flags.is_dir() and any(not f.name.startswith(".") for f in os.scandir(flags))
+    flags = store / "completed" / "c"  # chunk files of the flags (temporary files start with ".")
+    return flags.is_dir() and any(f.is_file() and not f.name.startswith(".") for f in flags.rglob("*"))
 
 
 def _freeze_ranks(config: Path) -> list[psutil.Process]:
