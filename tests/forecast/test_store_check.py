@@ -53,6 +53,5 @@ def test_scoring_a_damaged_store_names_store_array_and_chunk(score_inputs, tmp_p
 
 
 def test_a_failure_that_no_chunk_explains_propagates_unchanged(score_inputs):
-    with pytest.raises(KeyError, match="not damage"):
-        with reading(score_inputs["calibrated"], "z500"):
-            raise KeyError("not damage")
+    with pytest.raises(KeyError, match="not damage"), reading(score_inputs["calibrated"], "z500"):
+        raise KeyError("not damage")

@@ -260,10 +260,10 @@ def test_default_climatology_is_beside_the_recorded_data(score_inputs, tmp_path,
     ("not a store", r"is not a hens ensemble store"),
     ("no completed members", r"3 of 3 initial times have fewer than 2 completed members "
                              r"\(first 2000-01-10T00: 0 of 16\).*--resume"),
-    ("corrupt chunk", r"corrupt\.zarr: array fields, chunk fields/c/2/0/0/0/0/0 is unreadable \(ValueError: "
-                      r".*\); delete it and the batch's flag file completed/c/2/0, then rerun"),
-    ("corrupt flag", r"corrupt\.zarr: array completed, chunk completed/c/1/2 is unreadable \(RuntimeError: "
-                     r".*\); delete that file"),
+    ("corrupt chunk", (r"corrupt\.zarr: array fields, chunk fields/c/2/0/0/0/0/0 is unreadable \(ValueError: "
+                       r".*\); delete it and the batch's flag file completed/c/2/0, then rerun")),
+    ("corrupt flag", (r"corrupt\.zarr: array completed, chunk completed/c/1/2 is unreadable \(RuntimeError: "
+                      r".*\); delete that file")),
     ("no recorded data", r"records no data path .*pass --climatology"),
     ("no stats beside data", r"no climatology .*truth\.stats\.zarr beside the data truth\.zarr "
                              r"recorded in .*cal\.zarr; pass --climatology"),
