@@ -228,8 +228,12 @@ class ZarrSink:
         return self._group
 
     def completed(self) -> np.ndarray:
-        """Boolean ``(init_time, member)`` array of members already written."""
-        return np.asarray(self.group[COMPLETED][...]).astype(bool)
+        """Boolean ``(init_time, member)`` array of members already written; a damaged flag file is a
+        :class:`DataError` naming it (:func:`hens.forecast.store_check.reading`)."""
+        from hens.forecast.store_check import reading
+
+        with reading(self.path, COMPLETED):
+            return np.asarray(self.group[COMPLETED][...]).astype(bool)
 
     def write(self, init_index: int, members: slice, data: np.ndarray) -> None:
         """Write one batch, ``(members, lead_time, C, lat, lon)``; then its completion flags."""

@@ -5,14 +5,20 @@ Launchers: ``torchrun --nproc_per_node=N ...`` sets ``RANK``, ``WORLD_SIZE``, ``
 variables are derived from ``SLURM_PROCID``, ``SLURM_NTASKS``, ``SLURM_LOCALID``, the first
 host of ``SLURM_JOB_NODELIST`` (127.0.0.1 on one node) and a port from ``SLURM_JOB_ID`` (so
 concurrent jobs on a node do not collide). The backend is NCCL with CUDA, gloo otherwise.
+
+Every collective gives up after :func:`dist_timeout` (``HENS_DIST_TIMEOUT_S``, default
+:data:`DEFAULT_DIST_TIMEOUT_S`): a rank whose peer died fails instead of waiting forever, even
+where no launcher stops it.
 """
 
 from __future__ import annotations
 
 import ctypes
+import math
 import os
 import re
 from dataclasses import dataclass
+from datetime import timedelta
 
 import torch
 import torch.distributed as dist
@@ -59,13 +65,40 @@ def slurm_environment(env: dict[str, str]) -> dict[str, str]:
     }
 
 
+#: seconds a collective (and the rendezvous of init_process_group) waits for the other ranks
+DEFAULT_DIST_TIMEOUT_S = 1800
+#: environment variable overriding :data:`DEFAULT_DIST_TIMEOUT_S`
+TIMEOUT_ENV = "HENS_DIST_TIMEOUT_S"
+
+
+def dist_timeout(env: dict[str, str]) -> timedelta:
+    """How long a collective waits for a peer: ``HENS_DIST_TIMEOUT_S`` seconds (> 0), default 30 min.
+
+    Long enough for the slowest rank's batch between two collectives of the engine; a dead peer
+    is usually noticed sooner (torchrun and srun stop the job when one rank dies).
+    """
+    raw = env.get(TIMEOUT_ENV, str(DEFAULT_DIST_TIMEOUT_S))
+    try:
+        seconds = float(raw)
+        valid = math.isfinite(seconds) and seconds > 0
+    except ValueError:
+        valid = False
+    if not valid:
+        raise ConfigError(f"{TIMEOUT_ENV}={raw!r}: give a number of seconds > 0, e.g. {DEFAULT_DIST_TIMEOUT_S}")
+    return timedelta(seconds=seconds)
+
+
 def setup_distributed() -> Distributed:
-    """Initialise torch.distributed if launched with several processes; else a single process."""
+    """Initialise torch.distributed if launched with several processes; else a single process.
+
+    Collectives time out after :func:`dist_timeout` (:class:`ConfigError` for a bad
+    ``HENS_DIST_TIMEOUT_S``)."""
     os.environ.update(slurm_environment(dict(os.environ)))
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world < 2:
         device = torch.device("cuda", 0) if torch.cuda.is_available() else torch.device("cpu")
         return Distributed(device=device)
+    timeout = dist_timeout(dict(os.environ))
     rank, local = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
     if torch.cuda.is_available():
         torch.cuda.set_device(local)
@@ -73,7 +106,7 @@ def setup_distributed() -> Distributed:
     else:
         device, backend = torch.device("cpu"), "gloo"
     if not dist.is_initialized():
-        dist.init_process_group(backend, init_method="env://", rank=rank, world_size=world)
+        dist.init_process_group(backend, init_method="env://", rank=rank, world_size=world, timeout=timeout)
     return Distributed(rank, world, local, device, backend)
 
 

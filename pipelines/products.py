@@ -53,6 +53,7 @@ from hens.forecast.channels import CHANNELS, get_channel
 from hens.forecast.errors import ConfigError, DataError, OutputExists
 from hens.forecast.grids import Grid
 from hens.forecast.stats import open_world_stats, stats_path
+from hens.forecast.store_check import reading
 from hens.forecast.store_reader import open_store
 from hens.scoring.ensemble_store import BAND_BYTES, COMPLETED, DIMS, MEMBER_COORDS
 from hens.scoring.evaluate import DEFAULT_THRESHOLDS
@@ -64,9 +65,6 @@ DDOF = 1
 #: a spread needs two members
 MIN_MEMBERS = 2
 _YEAR_DAYS = 365.25
-#: what reading a damaged chunk raises (numcodecs' decompressors: RuntimeError; a chunk of
-#: the wrong size: ValueError); the fields are read lazily, inside the netCDF write
-_DAMAGED = (RuntimeError, ValueError)
 _TIME_UNITS = "hours since 1970-01-01 00:00:00"
 _NO_LEAP_SECONDS = "leap_seconds: none"  # CF 1.11: numpy datetimes count no leap seconds
 #: the scalar coordinate of the members the statistics are over, and its bounds
@@ -112,7 +110,8 @@ def _open_ensemble(path: Path) -> _Ensemble:
     if not channels:
         raise _not_hens(path, f"no hens channel over {', '.join(DIMS)}")
     grid = Grid.detect(ds["lat"].values, ds["lon"].values, what=f"ensemble {path}")
-    done = np.asarray(ds[COMPLETED].values).astype(bool)
+    with reading(path, COMPLETED):
+        done = np.asarray(ds[COMPLETED].values).astype(bool)
     short = np.flatnonzero(done.sum(axis=1) < MIN_MEMBERS)
     if short.size:
         i = short[0]
@@ -441,14 +440,8 @@ def _check_outputs(out: Path, targets: list[Path], *, overwrite: bool) -> None:
 
 
 def _write(ds: xr.Dataset, tmp: Path, *, append: bool, ens: _Ensemble) -> None:
-    try:
-        ds.to_netcdf(tmp, mode="a" if append else "w", engine="netcdf4", format="NETCDF4",
-                     encoding=_encoding(ds, ens.grid))
-    except _DAMAGED as err:
-        raise DataError(
-            f"{ens.path}: cannot read its fields ({type(err).__name__}: {err}); the store may "
-            "be corrupt: rerun `hens forecast CONFIG --overwrite`"
-        ) from err
+    ds.to_netcdf(tmp, mode="a" if append else "w", engine="netcdf4", format="NETCDF4",
+                 encoding=_encoding(ds, ens.grid))
 
 
 def write_products(
@@ -520,10 +513,12 @@ def write_products(
             try:
                 for k, channel in enumerate(store.channels):
                     bar.update(task, description=f"products {target.stem} {channel}")
-                    ds = _channel_dataset(store, stats, i, members, channel, quantiles, thresholds)
-                    if k == 0:
-                        ds.attrs = _global_attrs(store, i, members, clim_path, institution)
-                    _write(ds, tmp, append=k > 0, ens=store)
+                    # the fields are read lazily, inside the netCDF write: a damaged chunk is one line naming it
+                    with reading(store.path, channel, init_time=i):
+                        ds = _channel_dataset(store, stats, i, members, channel, quantiles, thresholds)
+                        if k == 0:
+                            ds.attrs = _global_attrs(store, i, members, clim_path, institution)
+                        _write(ds, tmp, append=k > 0, ens=store)
                     bar.advance(task)
                 tmp.replace(target)  # atomic: a file is either complete or absent
             finally:

@@ -25,6 +25,7 @@ import xarray as xr
 from hens.forecast.channels import CHANNELS
 from hens.forecast.errors import DataError
 from hens.forecast.grids import Grid
+from hens.forecast.store_check import reading
 from hens.forecast.store_reader import open_store
 from hens.forecast.types import check_choice
 from hens.scoring.types import Incomplete
@@ -132,7 +133,8 @@ def open_ensemble(path: str | Path, *, incomplete: Incomplete = "raise") -> Ense
     grid = Grid.detect(ds["lat"].values, ds["lon"].values, what=f"ensemble {path}")
     if not (np.all(np.diff(ds["lat"].values) < 0) and np.all(np.diff(ds["lon"].values) > 0)):
         raise _not_hens(path, "latitude must run north first and longitude ascend")
-    done = np.asarray(ds[COMPLETED].values).astype(bool)
+    with reading(path, COMPLETED):
+        done = np.asarray(ds[COMPLETED].values).astype(bool)
     members = np.flatnonzero(done.all(axis=0))
     dropped = int(done.shape[1] - members.size)
     if dropped and incomplete == "raise":

@@ -41,6 +41,7 @@ import xarray as xr
 from hens.forecast.channels import get_channel
 from hens.forecast.errors import ConfigError, GridMismatch, OutputExists
 from hens.forecast.sources import SourcePath
+from hens.forecast.store_check import reading
 from hens.scoring.ensemble_store import (
     EnsembleStore,
     field_block,
@@ -283,7 +284,8 @@ def score_ensemble(
             for leads in blocks:
                 hours = store.lead_times[leads] / np.timedelta64(1, "h")
                 bar.update(task, description=f"score {channel} {hours[0]:g}..{hours[-1]:g} h")
-                scores = _score_block(store, verification, channel, leads, **options)
+                with reading(store.path, channel, lead_time=leads):  # a damaged chunk: one line naming it
+                    scores = _score_block(store, verification, channel, leads, **options)
                 for name, value in scores.items():
                     table.fill(name, c, leads, value)
                 bar.advance(task)

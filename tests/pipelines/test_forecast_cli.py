@@ -108,3 +108,29 @@ def test_store_coordinates_align_exactly_with_the_truth(existing, world_store):
     analysis = store["z500"].isel(init_time=0, lead_time=0).mean("member")
     xr.align(analysis, truth, join="exact")  # raises on any coordinate mismatch
     assert float(abs(analysis - truth).max()) < 0.05 * float(truth.std())  # centred pairs: mean ~ analysis
+
+
+def test_a_damaged_flag_stops_resume_with_one_line_and_its_advice_repairs_the_store(
+    existing, ensemble_yaml, tmp_path
+):
+    folder, _ = existing
+    store = shutil.copytree(folder / "ens.zarr", tmp_path / "ens.zarr")
+    config = ensemble_yaml(tmp_path, init_times=["2000-01-10T00"], lead_hours=6, batch_size=8)
+    flag = store / "completed" / "c" / "0" / "1"
+    flag.write_bytes(b"not a flag")
+    before = _snapshot(store)
+    res = _run(config, "--resume", "--no-progress")
+    assert res.returncode == 2, res.stderr
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("hens: error: "), res.stderr
+    assert re.search(r"ens\.zarr: array completed, chunk completed/c/0/1 is unreadable \(RuntimeError: .*\); "
+                     r"delete that file \(its batch is then recomputed\)", lines[0]), lines[0]
+    assert _snapshot(store) == before
+    flag.unlink()  # as the line says: batch 1 is recomputed, batch 0 kept
+    shard0 = before["fields/c/0/0/0/0/0/0"]
+    res = _run(config, "--resume", "--no-progress")
+    assert res.returncode == 0, res.stderr
+    assert _snapshot(store)["fields/c/0/0/0/0/0/0"] == shard0
+    repaired, original = open_store(store), open_store(folder / "ens.zarr")
+    for name in original.variables:
+        assert np.array_equal(repaired[name].values, original[name].values, equal_nan=True), name

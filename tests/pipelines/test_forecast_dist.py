@@ -6,6 +6,7 @@ NaN == NaN), the ``completed`` flags and coordinates included.
 
 from __future__ import annotations
 
+import hashlib
 import signal
 import subprocess
 import sys
@@ -52,16 +53,21 @@ def test_two_ranks_write_the_one_rank_store(reference, ensemble_yaml, tmp_path):
     assert xr.open_zarr(tmp_path / "ens.zarr").attrs["world_size"] == 2
 
 
+def _wait_for_a_flag(proc, store, timeout=240):
+    """Return once a completion flag file of ``store`` is on disk (``proc`` must keep running)."""
+    flags = store / "completed" / "c"  # chunk files only (completed/zarr.json is written with the template)
+    deadline = time.monotonic() + timeout
+    while not (flags.is_dir() and any(not f.name.startswith(".") for f in flags.rglob("*") if f.is_file())):
+        assert proc.poll() is None, proc.stderr.read().decode()[-3000:]
+        assert time.monotonic() < deadline, "no batch completed in time"
+        time.sleep(0.005)
+
+
 def _kill_after_first_completion(cmd, store, timeout=240):
     """Start ``cmd``; SIGKILL it and its ranks as soon as a completion flag is on disk."""
     # torchrun puts each rank in its own session: kill the whole process tree by pid
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
-    flags = store / "completed" / "c"  # chunk files of the flags (temporary files start with ".")
-    deadline = time.monotonic() + timeout
-    while not (flags.is_dir() and any(f.is_file() and not f.name.startswith(".") for f in flags.rglob("*"))):
-        assert proc.poll() is None, proc.stderr.read().decode()[-3000:]
-        assert time.monotonic() < deadline, "no batch completed in time"
-        time.sleep(0.005)
+    _wait_for_a_flag(proc, store, timeout)
     tree = [psutil.Process(proc.pid), *psutil.Process(proc.pid).children(recursive=True)]
     for p in tree:
         p.send_signal(signal.SIGKILL)
@@ -78,6 +84,48 @@ def test_sigkill_midway_then_resume_equals_the_uninterrupted_run(reference, ense
     res = _torchrun(config, "--resume", "--no-progress")
     assert res.returncode == 0, res.stderr[-3000:]
     _assert_same_arrays(store, reference)
+
+
+def _shards(store, done):
+    """Content hash and mtime of every data shard of the completed batches ``done`` (init, batch)."""
+    return {str(p.relative_to(store)): (p.stat().st_mtime_ns, hashlib.sha256(p.read_bytes()).hexdigest())
+            for i, b in done for p in (store / "fields" / "c" / str(i) / str(b)).rglob("*") if p.is_file()}
+
+
+def test_one_rank_sigkilled_ends_the_job_and_one_rank_resumes_it_bit_identically(reference, ensemble_yaml, tmp_path):
+    """SIGKILL only rank 1 of 2 after the first completion flag: the job exits non-zero long before
+    the collective timeout (torchrun stops the other rank), completed batches stay completed and
+    untouched, and ``--resume`` on one rank finishes the uninterrupted one-rank store."""
+    config = ensemble_yaml(tmp_path, **KILL_CASE)
+    store = tmp_path / "ens.zarr"
+    proc = subprocess.Popen([*TORCHRUN, str(config), "--no-progress"], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        _wait_for_a_flag(proc, store)
+        rank1 = [p for p in psutil.Process(proc.pid).children(recursive=True)
+                 if p.environ().get("RANK") == "1" and p.parent().environ().get("RANK") != "1"]
+        assert len(rank1) == 1, rank1
+        rank1[0].send_signal(signal.SIGKILL)
+        killed = time.monotonic()
+        _, err = proc.communicate(timeout=120)
+        ended = time.monotonic() - killed
+    finally:
+        if proc.poll() is None:
+            for p in [*psutil.Process(proc.pid).children(recursive=True), psutil.Process(proc.pid)]:
+                p.send_signal(signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode != 0 and ended < 60, (proc.returncode, ended, err.decode()[-3000:])
+    flags = open_store(store)["completed"].values
+    assert 0 < flags.sum() < flags.size, "the kill should leave a partial store"
+    batch = KILL_CASE["batch_size"]
+    done = {(i, m // batch) for i, m in zip(*np.nonzero(flags))}
+    kept = _shards(store, done)
+    res = subprocess.run([sys.executable, "-m", "hens.pipelines.cli", "forecast", str(config), "--resume",
+                          "--no-progress"], capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert _shards(store, done) == kept  # completed batches were kept, not recomputed
+    _assert_same_arrays(store, reference)
+    assert xr.open_zarr(store).attrs["world_size"] == 1
 
 
 @pytest.mark.slow

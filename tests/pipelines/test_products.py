@@ -260,7 +260,10 @@ def test_default_climatology_is_beside_the_recorded_data(score_inputs, tmp_path,
     ("not a store", r"is not a hens ensemble store"),
     ("no completed members", r"3 of 3 initial times have fewer than 2 completed members "
                              r"\(first 2000-01-10T00: 0 of 16\).*--resume"),
-    ("corrupt chunk", r"cannot read its fields \(\w+Error: .*may be corrupt"),
+    ("corrupt chunk", (r"corrupt\.zarr: array fields, chunk fields/c/2/0/0/0/0/0 is unreadable \(ValueError: "
+                       r".*\); delete it and the batch's flag file completed/c/2/0, then rerun")),
+    ("corrupt flag", (r"corrupt\.zarr: array completed, chunk completed/c/1/2 is unreadable \(RuntimeError: "
+                      r".*\); delete that file")),
     ("no recorded data", r"records no data path .*pass --climatology"),
     ("no stats beside data", r"no climatology .*truth\.stats\.zarr beside the data truth\.zarr "
                              r"recorded in .*cal\.zarr; pass --climatology"),
@@ -284,6 +287,10 @@ def test_bad_input_is_one_error_line(score_inputs, tmp_path, monkeypatch, capsys
         ens = tmp_path / "corrupt.zarr"
         shutil.copytree(score_inputs["incomplete"], ens)
         (ens / "fields" / "c" / "2" / "0" / "0" / "0" / "0" / "0").write_bytes(b"not a shard")
+    elif case == "corrupt flag":
+        ens = tmp_path / "corrupt.zarr"
+        shutil.copytree(score_inputs["incomplete"], ens)
+        (ens / "completed" / "c" / "1" / "2").write_bytes(b"not a flag")
     elif case == "no recorded data":
         extra = []
     elif case == "no stats beside data":

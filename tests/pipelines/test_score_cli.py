@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
 import sys
 
@@ -39,6 +40,11 @@ def test_score_then_plot(score_inputs, tmp_path):
     ("old list spelling", r"No such option: --thresholds \(Possible options: --threshold\)"),
     ("thresholds out of range", r"thresholds \(0\.9, 1\.5\) must be distinct .* in \(0, 1\)"),
     ("plot other store", "is not a hens scores store"),
+    ("damaged shard", (r"damaged\.zarr: array fields, chunk fields/c/1/2/0/0/0/0 is unreadable \(ValueError: "
+                       r".*checksum.*\); delete it and the batch's flag file completed/c/1/2, then rerun "
+                       r"`hens forecast CONFIG --resume`")),
+    ("damaged flag", (r"damaged\.zarr: array completed, chunk completed/c/2/3 is unreadable \(RuntimeError: "
+                      r".*\); delete that file .* --resume`, or rerun with --overwrite")),
 ])
 def test_bad_input_is_one_error_line(score_inputs, tmp_path, case, message):
     out = tmp_path / "scores.zarr"
@@ -53,6 +59,10 @@ def test_bad_input_is_one_error_line(score_inputs, tmp_path, case, message):
         truth = score_inputs["truth_short"]
     elif case == "incomplete":
         forecast = score_inputs["incomplete"]
+    elif case.startswith("damaged"):
+        forecast = shutil.copytree(score_inputs["perfect"], tmp_path / "damaged.zarr")
+        key = "fields/c/1/2/0/0/0/0" if case == "damaged shard" else "completed/c/2/3"
+        (forecast / key).write_bytes(b"not a chunk")
     elif case == "thresholds":
         extra = ["--threshold", "high"]
     elif case == "old list spelling":
