@@ -112,7 +112,7 @@ def plan(folder: Path, members: int, steps: int) -> EnsemblePlan:
 def spec(p: EnsemblePlan) -> StoreSpec:
     return StoreSpec(channels=CHANNELS, init_times=p.init_times, lead_hours=p.lead_hours, grid=GRID,
                      layout=p.layout, batch_size=BATCH, attrs={"hens_config": {"bench": True}},
-                     lead_chunk=lead_chunk_for(BATCH, GRID, len(p.lead_hours), len(CHANNELS)))
+                     lead_chunk=lead_chunk_for(BATCH, GRID.shape, len(p.lead_hours), len(CHANNELS)))
 
 
 def store(p: EnsemblePlan, path: Path) -> ZarrSink:

@@ -29,6 +29,7 @@ import torch
 
 from hens.forecast.errors import ConfigError, DataError
 from hens.forecast.members import MemberLayout, stream_seed
+from hens.forecast.output import OutputSelection
 from hens.forecast.perturb import clip_physical
 from hens.forecast.protocols import DataSource, Perturbation, Sink, Stepper
 from hens.forecast.ranks import all_sum
@@ -60,6 +61,8 @@ class EnsemblePlan:
         Members per batch (the store's chunk along ``member``).
     base_seed
         The run's seed.
+    output
+        What the store keeps of each state (channels, a box, every n-th lead); ``None``: all.
     """
 
     source: DataSource
@@ -70,6 +73,7 @@ class EnsemblePlan:
     lead_hours: tuple[int, ...]
     batch_size: int
     base_seed: int
+    output: OutputSelection | None = None
 
     def __post_init__(self) -> None:
         if len(self.steppers) != self.layout.checkpoints:
@@ -145,7 +149,17 @@ def recompute_member(plan: EnsemblePlan, init_index: int, member: int) -> np.nda
     batch = batch_of(plan, member)
     row = member - batch.start
     with torch.inference_mode():
-        return np.stack([x[row].numpy() for x in member_leads(plan, init_index, range(batch.start, batch.stop))])
+        return np.stack([x[row].numpy() for _, x in stored_leads(plan, init_index, range(batch.start, batch.stop))])
+
+
+def stored_leads(plan: EnsemblePlan, init_index: int, members: Sequence[int]) -> Iterator[tuple[int, torch.Tensor]]:
+    """``(stored lead index, slab)`` of the leads the store keeps, only what it keeps of them."""
+    out = plan.output
+    for step, x in enumerate(member_leads(plan, init_index, members)):
+        if out is None or out.whole:
+            yield step, x
+        elif out.keeps(step):
+            yield step // out.lead_stride, out.apply(x)
 
 
 @dataclass(frozen=True)
@@ -199,14 +213,15 @@ def run_ensemble(
     mine = list(work[rank::world_size])
     rounds = math.ceil(len(work) / world_size)
     start, member_steps = time.perf_counter(), 0
-    grid = plan.steppers[0].grid
-    slab_bytes = plan.batch_size * len(plan.channels) * grid.nlat * grid.nlon * 4
-    with BackgroundWriter(sink, plan.channels, slab_bytes=slab_bytes) as writer:
+    grid, out = plan.steppers[0].grid, plan.output
+    kept = (len(plan.channels), grid.nlat * grid.nlon) if out is None else \
+        (len(out.channels), out.lat_index.size * out.lon_index.size)
+    with BackgroundWriter(sink, slab_bytes=plan.batch_size * kept[0] * kept[1] * 4) as writer:
         for r in range(rounds):
             if r < len(mine):
                 init_index, batch = mine[r]
                 with torch.inference_mode():
-                    for k, x in enumerate(member_leads(plan, init_index, range(batch.start, batch.stop))):
+                    for k, x in stored_leads(plan, init_index, range(batch.start, batch.stop)):
                         writer.put_lead(init_index, batch, k, x.numpy())
                 writer.put_completed(init_index, batch)
                 member_steps += (batch.stop - batch.start) * (len(plan.lead_hours) - 1)

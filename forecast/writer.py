@@ -33,8 +33,6 @@ class BackgroundWriter:
     ----------
     sink
         Destination.
-    channels
-        Channel names, in the order of the slabs' second axis.
     depth
         Maximum number of queued slabs.
     max_bytes, slab_bytes
@@ -45,11 +43,10 @@ class BackgroundWriter:
     """
 
     def __init__(
-        self, sink: Sink, channels: tuple[str, ...], *, depth: int = DEFAULT_DEPTH,
+        self, sink: Sink, *, depth: int = DEFAULT_DEPTH,
         max_bytes: int = DEFAULT_QUEUE_BYTES, slab_bytes: int | None = None,
     ) -> None:
         self.sink = sink
-        self.channels = channels
         if slab_bytes:
             depth = max(1, min(depth, max_bytes // slab_bytes))
         self._queue: queue.Queue = queue.Queue(maxsize=depth)

@@ -84,6 +84,20 @@ class StoreSpec:
     batch_size: int
     attrs: Mapping[str, Any]
     lead_chunk: int = 1
+    region: tuple[np.ndarray, np.ndarray] | None = None  # kept (lat, lon) indices of ``grid``
+
+    @property
+    def lat(self) -> np.ndarray:
+        return self.grid.lat if self.region is None else self.grid.lat[self.region[0]]
+
+    @property
+    def lon(self) -> np.ndarray:
+        return self.grid.lon if self.region is None else self.grid.lon[self.region[1]]
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """Stored ``(nlat, nlon)``."""
+        return self.lat.size, self.lon.size
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:
@@ -92,15 +106,16 @@ class StoreSpec:
             raise ConfigError(f"lead_chunk must be >= 1, got {self.lead_chunk}")
 
 
-def lead_chunk_for(batch_size: int, grid: Grid, n_leads: int, channels: int) -> int:
-    """Leads per shard for shards of about :data:`TARGET_SHARD_BYTES` (1 .. ``n_leads``)."""
-    per_lead = batch_size * channels * grid.nlat * grid.nlon * 4
+def lead_chunk_for(batch_size: int, shape: tuple[int, int], n_leads: int, channels: int) -> int:
+    """Leads per shard for shards of about :data:`TARGET_SHARD_BYTES` (1 .. ``n_leads``);
+    ``shape``: stored ``(nlat, nlon)``."""
+    per_lead = batch_size * channels * shape[0] * shape[1] * 4
     return max(1, min(n_leads, TARGET_SHARD_BYTES // per_lead))
 
 
-def band_for(batch_size: int, grid: Grid) -> int:
+def band_for(batch_size: int, shape: tuple[int, int]) -> int:
     """Latitude rows per inner chunk for chunks of about :data:`TARGET_CHUNK_BYTES` (1 .. ``nlat``)."""
-    return max(1, min(grid.nlat, TARGET_CHUNK_BYTES // (batch_size * grid.nlon * 4)))
+    return max(1, min(shape[0], TARGET_CHUNK_BYTES // (batch_size * shape[1] * 4)))
 
 
 def open_sink(path: str | Path, spec: StoreSpec, *, mode: Mode = "create") -> ZarrSink:
@@ -148,15 +163,16 @@ class ZarrSink:
         spec, g = self.spec, self.spec.grid
         n_init, n_mem, n_lead, n_chan = len(spec.init_times), spec.layout.size, len(spec.lead_hours), len(spec.channels)
         b = min(spec.batch_size, n_mem)
-        shape = (n_init, n_mem, n_lead, n_chan, g.nlat, g.nlon)
-        band = band_for(b, g)
+        nlat, nlon = spec.shape
+        shape = (n_init, n_mem, n_lead, n_chan, nlat, nlon)
+        band = band_for(b, spec.shape)
         # a shard must hold whole inner chunks: its latitude extent is rounded up to a multiple
         # of the band (the last band reaches past the south pole, as an edge chunk does)
-        shards = (1, b, min(spec.lead_chunk, n_lead), n_chan, -(-g.nlat // band) * band, g.nlon)
-        chunks = (1, b, 1, 1, band, g.nlon)
+        shards = (1, b, min(spec.lead_chunk, n_lead), n_chan, -(-nlat // band) * band, nlon)
+        chunks = (1, b, 1, 1, band, nlon)
         fields = xr.Variable(
             ("init_time", "member", "lead_time", "channel", "lat", "lon"),
-            da.full(shape, np.nan, dtype=np.float32, chunks=shards[:4] + (g.nlat, g.nlon)),
+            da.full(shape, np.nan, dtype=np.float32, chunks=shards[:4] + (nlat, nlon)),
             {"long_name": "forecast fields, one channel after another (units: the channel's)",
              "channel_attrs": json.dumps({c: get_channel(c).attrs() for c in spec.channels})},
         )
@@ -177,13 +193,15 @@ class ZarrSink:
                           {"long_name": "lead time", "standard_name": "forecast_period",
                            "comment": "lead 0 is the (perturbed) initial state"}),
             "channel": ("channel", np.array(spec.channels, dtype=object), {"long_name": "hens channel name"}),
-            "lat": ("lat", g.lat, {"units": "degrees_north", "standard_name": "latitude"}),
-            "lon": ("lon", g.lon, {"units": "degrees_east", "standard_name": "longitude"}),
+            "lat": ("lat", spec.lat, {"units": "degrees_north", "standard_name": "latitude"}),
+            "lon": ("lon", spec.lon, {"units": "degrees_east", "standard_name": "longitude"}),
             **member_coords,
         }
         attrs = {**{k: v if isinstance(v, (str, int, float)) else json.dumps(v, default=str)
                     for k, v in spec.attrs.items()},
-                 **g.attrs(), "batch_size": b, "lead_chunk": shards[2], "store_format": STORE_FORMAT,
+                 **g.attrs(), **({"region": "a latitude/longitude box of the grid (hens_config.region)"}
+                                 if spec.region is not None else {}),
+                 "batch_size": b, "lead_chunk": shards[2], "store_format": STORE_FORMAT,
                  "Conventions": "CF-1.10"}
         ds = xr.Dataset({FIELDS: fields, COMPLETED: completed}, coords=coords, attrs=attrs)
         blosc = BloscCodec(cname="lz4", clevel=5, shuffle="shuffle")  # fast; forecast fields shrink to ~0.8

@@ -25,8 +25,9 @@ TRAIN_OPTIONS: dict[str, tuple[type, ...]] = {
     "lr": (int, float), "members": (int,), "channels": (list, str), "forcings": (list, str), "val_days": (int, float),
     "embed_dim": (int,), "layers": (int,), "scale_factor": (int,),
 }
-#: keys of the forecast YAML allowed under ``forecast:`` (the campaign sets the others)
-FORECAST_OPTIONS = ("seeds", "batch_size", "seed", "threads")
+#: keys of the forecast YAML allowed under ``forecast:`` (the campaign sets the others; no
+#: ``region``: a campaign scores every store, and scoring needs global fields)
+FORECAST_OPTIONS = ("seeds", "batch_size", "seed", "threads", "output_channels", "output_every_hours")
 #: `hens score` options allowed under ``score:`` (truth: the campaign's data by default)
 SCORE_OPTIONS = ("truth", "climatology", "thresholds", "drop_incomplete")
 _KEYS = ("data", "output", "seeds", "train", "init_times", "lead_hours", "ranks", "perturbation", "forecast",

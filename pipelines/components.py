@@ -18,6 +18,7 @@ from hens import __version__
 from hens.forecast.engine import EnsemblePlan
 from hens.forecast.errors import CheckpointError, ConfigError, DataError
 from hens.forecast.members import MemberLayout
+from hens.forecast.output import select_output
 from hens.forecast.perturb import BredVector, GaussianPerturbation, NoPerturbation, breeding_times
 from hens.forecast.protocols import DataSource, Perturbation, Stepper
 from hens.forecast.zarr_sink import StoreSpec, lead_chunk_for
@@ -126,10 +127,13 @@ def build_plan(cfg: ForecastConfig, device: torch.device) -> tuple[EnsemblePlan,
     source = open_source(cfg.data_paths)
     models = load_models(cfg, source, device)
     layout = MemberLayout(checkpoints=len(models.steppers), pairs=cfg.perturbation.pairs, seeds=cfg.seeds)
+    grid = models.steppers[0].grid
+    output = select_output(models.steppers[0].channels, grid, channels=cfg.output_channels, region=cfg.region,
+                           every_hours=cfg.output_every_hours)
     plan = EnsemblePlan(
         source=source, steppers=models.steppers, perturbation=build_perturbation(cfg, source, models),
         layout=layout, init_times=cfg.init_times, lead_hours=cfg.lead_steps, batch_size=cfg.batch_size,
-        base_seed=cfg.seed,
+        base_seed=cfg.seed, output=output,
     )
     channels = plan.channels
     amplitudes = {c: float(cfg.perturbation.amplitude * s) for c, s in zip(channels, models.scale, strict=True)}
@@ -147,11 +151,12 @@ def build_plan(cfg: ForecastConfig, device: torch.device) -> tuple[EnsemblePlan,
         "seeding": "stream seed = sha256('base_seed|init_time|stream|keys') (hens.forecast.members.stream_seed)",
         "base_seed": cfg.seed,
     }
-    grid = models.steppers[0].grid
-    spec = StoreSpec(channels=channels, init_times=cfg.init_times, lead_hours=cfg.lead_steps, grid=grid,
-                     layout=layout, batch_size=cfg.batch_size, attrs=attrs,
-                     lead_chunk=lead_chunk_for(min(cfg.batch_size, layout.size), grid, len(cfg.lead_steps),
-                                               len(channels)))
+    region = None if cfg.region is None else (output.lat_index, output.lon_index)
+    shape = (output.lat_index.size, output.lon_index.size)
+    spec = StoreSpec(channels=output.channels, init_times=cfg.init_times, lead_hours=cfg.stored_leads, grid=grid,
+                     layout=layout, batch_size=cfg.batch_size, attrs=attrs, region=region,
+                     lead_chunk=lead_chunk_for(min(cfg.batch_size, layout.size), shape, len(cfg.stored_leads),
+                                               len(output.channels)))
     return plan, spec
 
 

@@ -12,6 +12,9 @@ Example (``ens.yaml``; relative paths are relative to the YAML file's folder)::
     batch_size: 16
     seed: 0                       # base seed of every random stream
     threads: 1                    # intra-op threads per rank (bit-identity needs the same count)
+    output_channels: [z500, t2m]  # optional: channels the store keeps (default all)
+    region: {lat: [20, 75], lon: [345, 45]}   # optional: a box the store keeps (default the globe)
+    output_every_hours: 24        # optional: hours between stored leads (default 6)
 
 Every mistake (bad YAML, unknown key, wrong type or value, missing file) raises one
 :class:`~hens.forecast.errors.ConfigError` line naming the key and the fix.
@@ -119,6 +122,9 @@ class ForecastConfig:
     batch_size: int = 16
     seed: int = 0
     threads: int = 1
+    output_channels: tuple[str, ...] | None = None
+    region: Mapping[str, Any] | None = None
+    output_every_hours: int = 6
     base_dir: Path = Path(".")
 
     def __post_init__(self) -> None:
@@ -137,6 +143,16 @@ class ForecastConfig:
         for name, minimum in (("seeds", 1), ("batch_size", 1), ("threads", 1)):
             _int(name, getattr(self, name), minimum=minimum)
         _int("seed", self.seed, minimum=0, maximum=2**63 - 1)
+        if self.output_channels is not None:
+            names = self.output_channels
+            if not isinstance(names, (list, tuple)) or not names or not all(isinstance(c, str) for c in names):
+                raise ConfigError(f"output_channels must be a non-empty list of channel names, got {names!r}")
+            object.__setattr__(self, "output_channels", tuple(names))
+        if self.region is not None and not isinstance(self.region, Mapping):
+            raise ConfigError(f"region must be {{lat: [south, north], lon: [west, east]}}, got {self.region!r}")
+        every = _int("output_every_hours", self.output_every_hours, minimum=6)
+        if every % 6 or every > self.lead_hours:
+            raise ConfigError(f"output_every_hours must be a multiple of 6 up to lead_hours, got {every}")
         if isinstance(self.perturbation, Mapping):
             _check_keys("perturbation", self.perturbation, PerturbationConfig)
             object.__setattr__(self, "perturbation", PerturbationConfig(**self.perturbation))
@@ -185,8 +201,13 @@ class ForecastConfig:
 
     @property
     def lead_steps(self) -> tuple[int, ...]:
-        """Stored lead hours: 0, 6, ..., ``lead_hours``."""
+        """Lead hours the models step through: 0, 6, ..., ``lead_hours``."""
         return tuple(range(0, self.lead_hours + 1, 6))
+
+    @property
+    def stored_leads(self) -> tuple[int, ...]:
+        """Lead hours the store keeps: 0, ``output_every_hours``, ... up to ``lead_hours``."""
+        return tuple(range(0, self.lead_hours + 1, self.output_every_hours))
 
     def to_dict(self) -> dict[str, Any]:
         """Plain values as written (paths relative to the YAML): the store's ``hens_config``."""
@@ -194,6 +215,10 @@ class ForecastConfig:
         out["perturbation"] = dataclasses.asdict(self.perturbation)
         out["data"], out["models"] = list(self.data), list(self.models)
         out["init_times"] = [np.datetime_as_string(t, unit="h") for t in self.init_times]
+        if self.output_channels is not None:
+            out["output_channels"] = list(self.output_channels)
+        if self.region is not None:
+            out["region"] = {str(k): list(v) if isinstance(v, (list, tuple)) else v for k, v in self.region.items()}
         return out
 
 

@@ -172,7 +172,8 @@ def compute_member(
     Returns
     -------
     xarray.Dataset
-        One float32 variable per channel, dims ``(lead_time, lat, lon)``, in the channel's units.
+        One float32 variable per stored channel, dims ``(lead_time, lat, lon)`` (what the store
+        keeps: ``output_channels``, ``region``, ``output_every_hours``), in the channel's units.
     """
     import torch
     import xarray as xr
@@ -189,10 +190,10 @@ def compute_member(
         plan, spec = build_plan(cfg, torch.device(device))
         _check_recorded_partition(cfg.output_path, plan.partition)
         values = recompute_member(plan, cfg.init_times.index(t0), member)  # (lead, C, lat, lon)
-    leads = np.array(cfg.lead_steps, dtype="timedelta64[h]").astype("timedelta64[ns]")
-    coords = {"lead_time": leads, "lat": spec.grid.lat, "lon": spec.grid.lon}
+    leads = np.array(spec.lead_hours, dtype="timedelta64[h]").astype("timedelta64[ns]")
+    coords = {"lead_time": leads, "lat": spec.lat, "lon": spec.lon}
     return xr.Dataset(
-        {c: (("lead_time", "lat", "lon"), values[:, k], get_channel(c).attrs()) for k, c in enumerate(plan.channels)},
+        {c: (("lead_time", "lat", "lon"), values[:, k], get_channel(c).attrs()) for k, c in enumerate(spec.channels)},
         coords=coords, attrs={"init_time": str(t0), "member": member},
     )
 

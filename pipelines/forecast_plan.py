@@ -67,7 +67,7 @@ class RunPlan:
         gb = 1 << 30
         return "\n".join([
             f"members            {self.members} per initial time x {self.init_times} initial times",
-            f"leads              {self.leads} (6-hourly, lead 0 included), {self.channels} channels on {self.grid}",
+            f"leads              {self.leads} stored (lead 0 included), {self.channels} channels of {self.grid}",
             f"batches            {self.batches_per_init} of {self.batch_size} per initial time; "
             f"{self.batches_per_rank} per rank on {self.ranks} ranks",
             f"files              {self.files_per_init} per initial time, {self.files} in all "
@@ -102,6 +102,7 @@ def plan_run(config: str | Path | ForecastConfig, *, ranks: int = 1, device: str
     """
     from hens.forecast.grids import parse_grid
     from hens.forecast.members import MemberLayout
+    from hens.forecast.output import select_output
     from hens.forecast.sources import open_source
     from hens.forecast.zarr_sink import batches, lead_chunk_for
     from hens.models.checkpoint import read_header
@@ -125,12 +126,15 @@ def plan_run(config: str | Path | ForecastConfig, *, ranks: int = 1, device: str
     if missing:
         raise ConfigError(f"the data lack channels {', '.join(missing)} of the checkpoints")
     layout = MemberLayout(checkpoints=len(headers), pairs=cfg.perturbation.pairs, seeds=cfg.seeds)
-    n_leads, n_chan, n_init = len(cfg.lead_steps), len(first.channels), len(cfg.init_times)
+    kept = select_output(first.channels, grid, channels=cfg.output_channels, region=cfg.region,
+                         every_hours=cfg.output_every_hours)
+    shape = (kept.lat_index.size, kept.lon_index.size)
+    n_leads, n_chan, n_init = len(cfg.stored_leads), len(kept.channels), len(cfg.init_times)
     batch = min(cfg.batch_size, layout.size)
-    lead_chunk = lead_chunk_for(batch, grid, n_leads, n_chan)
+    lead_chunk = lead_chunk_for(batch, shape, n_leads, n_chan)
     n_batches = len(batches(layout.size, cfg.batch_size))
     files_per_init = n_batches * math.ceil(n_leads / lead_chunk) + n_batches
-    slab = batch * n_chan * grid.nlat * grid.nlon * 4
+    slab = batch * n_chan * shape[0] * shape[1] * 4  # what the writer holds: the kept part
     net = _network(first.model_config)
     internal = (grid.nlat // int(net.get("scale_factor", 1))) * (grid.nlon // int(net.get("scale_factor", 1)))
     activations = ACTIVATION_TENSORS * batch * int(net["embed_dim"]) * max(internal, grid.nlat * grid.nlon // 4) * 4

@@ -109,6 +109,9 @@ def _open_ensemble(path: Path) -> _Ensemble:
     channels = tuple(c for c in CHANNELS if c in held)  # registry order
     if not channels:
         raise _not_hens(path, f"no hens channel over {', '.join(DIMS)}")
+    if "region" in ds.attrs:
+        raise DataError(f"{path} keeps a latitude/longitude box (region: in its config); hens products needs "
+                        "global fields")
     grid = Grid.detect(ds["lat"].values, ds["lon"].values, what=f"ensemble {path}")
     with reading(path, COMPLETED):
         done = np.asarray(ds[COMPLETED].values).astype(bool)

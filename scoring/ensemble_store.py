@@ -130,6 +130,9 @@ def open_ensemble(path: str | Path, *, incomplete: Incomplete = "raise") -> Ense
     channels = tuple(c for c in CHANNELS if c in held)  # registry order
     if not channels:
         raise _not_hens(path, f"no hens channel over {', '.join(DIMS)}")
+    if "region" in ds.attrs:
+        raise DataError(f"{path} keeps a latitude/longitude box (region: in its config); hens score needs "
+                        "global fields")
     grid = Grid.detect(ds["lat"].values, ds["lon"].values, what=f"ensemble {path}")
     if not (np.all(np.diff(ds["lat"].values) < 0) and np.all(np.diff(ds["lon"].values) > 0)):
         raise _not_hens(path, "latitude must run north first and longitude ascend")

@@ -150,7 +150,7 @@ class SlowSink:
 def test_background_writer_is_bounded_and_writes_lead_blocks_in_order():
     sink = SlowSink()
     slab = np.zeros((2, 1, 4, 8), np.float32)
-    with BackgroundWriter(sink, ("z500",), depth=2) as writer:
+    with BackgroundWriter(sink, depth=2) as writer:
         for k in range(10):
             writer.put_lead(0, slice(0, 2), k, slab)
             assert writer._queue.qsize() <= 2
@@ -166,7 +166,7 @@ def test_background_writer_reraises_sink_errors():
             raise OSError("no space left")
 
     with pytest.raises(OSError, match="no space"):
-        with BackgroundWriter(Broken(), ("z500",), depth=1) as writer:
+        with BackgroundWriter(Broken(), depth=1) as writer:
             for k in range(20):
                 writer.put_lead(0, slice(0, 1), k, np.zeros((1, 1, 2, 4), np.float32))
     assert not any(t.name == "hens-writer" for t in threading.enumerate())

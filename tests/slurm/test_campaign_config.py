@@ -47,6 +47,8 @@ def _write(folder: Path, values: dict) -> Path:
     ({"train": {"steps": "many"}}, "train steps must be int"),
     ({"forecast": {"models": ["a.pt"]}}, "unknown key 'models' in forecast"),
     ({"forecast": {"seeds": 2}}, "forecast seeds: 2 needs stochastic models"),
+    ({"forecast": {"region": {"lat": [0, 10], "lon": [0, 10]}}}, "unknown key 'region' in forecast"),
+    ({"forecast": {"output_every_hours": 7}}, "output_every_hours must be a multiple of 6"),
     ({"lead_hours": 50}, "lead_hours must be a multiple of 6"),
     ({"perturbation": {"kind": "magic"}}, "perturbation kind 'magic'"),
     ({"ranks": 3, "slurm": {"nodes": 2}}, "ranks 3 do not divide over slurm nodes 2"),
