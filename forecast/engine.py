@@ -4,7 +4,8 @@ For each initial time the members are cut into the fixed batches of
 :func:`~hens.forecast.zarr_sink.batches` (recorded in the store). The batches not yet
 completed are dealt to ranks round-robin; a rank perturbs the analysis for its batch
 (:class:`~hens.forecast.protocols.Perturbation`), integrates it lead by lead
-(:class:`~hens.forecast.protocols.Stepper`) and hands every lead slab to a background writer
+(:class:`~hens.forecast.protocols.Stepper`) and hands what the store keeps of every lead slab
+(:class:`~hens.forecast.output.OutputSelection`) to a background writer
 (:class:`~hens.forecast.writer.BackgroundWriter`), so computing and writing overlap.
 
 Bit-reproducibility. A member's initial perturbation and noise come from its id alone
