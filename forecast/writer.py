@@ -1,10 +1,14 @@
 """A background writer: the sink writes batch k while the engine computes batch k + 1.
 
 The queue holds at most ``depth`` lead slabs (one slab = one 6-hour lead of one member
-batch, ``batch x C x nlat x nlon`` floats) and the writer gathers at most ``sink.lead_chunk``
-of them into one block (one shard of the store), so memory is bounded by the batch size, the
-queue depth and the chunk size, not by the number of members, leads or initial times. A
-batch is marked completed only after all its blocks are written, in queue order.
+batch, ``batch x C x nlat x nlon`` floats) and at most ``max_bytes``; the writer gathers at most
+``sink.lead_chunk`` of them into one block (one shard of the store), so memory is bounded by the
+batch size, the queue and the shard size, not by the number of members, leads or initial times.
+When one slab is larger than ``max_bytes`` (0.25 degrees: 4.9 GB for 16 members and 74
+channels) nothing is queued: the engine hands a slab over and waits until the writer has taken
+it, so the host holds the slab being written, its encoded shard and the next slab -- compute of
+the next lead still overlaps the write. A batch is marked completed only after all its blocks
+are written, in queue order.
 """
 
 from __future__ import annotations
@@ -20,8 +24,7 @@ from hens.forecast.protocols import Sink
 #: lead slabs queued before the engine waits for the writer: two 10-day batches' worth of
 #: leads would be ~80; a few slabs already hide the write latency of one step
 DEFAULT_DEPTH = 4
-#: host bytes the queue may hold (one slab always: at 0.25 degrees a 16-member slab of 74
-#: channels is 4.9 GB, and compute then waits for each write)
+#: host bytes the queue may hold; a larger slab is handed over without queueing
 DEFAULT_QUEUE_BYTES = 512 << 20
 _POLL_S = 0.5  # how often a blocked producer checks whether the writer died
 
@@ -36,7 +39,8 @@ class BackgroundWriter:
     depth
         Maximum number of queued slabs.
     max_bytes, slab_bytes
-        With the size of one slab, also at most ``max_bytes`` queued (but one slab always).
+        With the size of one slab, also at most ``max_bytes`` queued; a slab larger than
+        ``max_bytes`` is handed over (see the module docstring).
 
     Use as a context manager; leaving it waits until everything queued is written and
     re-raises a write error in the calling thread.
@@ -47,9 +51,11 @@ class BackgroundWriter:
         max_bytes: int = DEFAULT_QUEUE_BYTES, slab_bytes: int | None = None,
     ) -> None:
         self.sink = sink
+        self.handoff = bool(slab_bytes) and slab_bytes > max_bytes
         if slab_bytes:
             depth = max(1, min(depth, max_bytes // slab_bytes))
         self._queue: queue.Queue = queue.Queue(maxsize=depth)
+        self._taken = threading.Semaphore(0)  # released as the writer takes each item
         self._error: BaseException | None = None
         self._lock = threading.Lock()
         self._completed = 0
@@ -66,6 +72,7 @@ class BackgroundWriter:
         first = 0
         while True:
             item = self._queue.get()
+            self._taken.release()
             try:
                 if item is None:
                     return
@@ -94,9 +101,12 @@ class BackgroundWriter:
             self._raise_if_failed()
             try:
                 self._queue.put(item, timeout=_POLL_S)
-                return
+                break
             except queue.Full:
                 continue
+        if self.handoff:  # wait until the writer holds it: nothing stays queued
+            while not self._taken.acquire(timeout=_POLL_S):
+                self._raise_if_failed()
 
     def _raise_if_failed(self) -> None:
         if self._error is not None:

@@ -11,11 +11,12 @@ uncompressed bytes of ``fields`` and ``completed`` (Blosc-lz4 keeps forecast fie
 
 Host memory per rank (:func:`rank_memory`): the Python process with torch and the data stack
 (:data:`BASE_PROCESS_BYTES`, measured), every checkpoint's weights (each rank loads all), and
-the lead slabs in flight (one slab: one lead of a batch, all channels) -- the engine's current
-slab, the writer's queue (``forecast/writer.py``: at most ``DEFAULT_DEPTH`` slabs and at most
-``DEFAULT_QUEUE_BYTES``, but one slab always), the block being written (with its stacked copy
-when it holds several leads) and the shard zarr encodes. On the CPU the network's activations add to it; on a GPU they and the weights are
-reported as device memory.
+the lead slabs in flight (one slab: one lead of a batch, all kept channels) -- the engine's
+current slab, the writer's queue (``forecast/writer.py``: at most ``DEFAULT_DEPTH`` slabs and
+at most ``DEFAULT_QUEUE_BYTES``; none when a slab is larger, it is handed over), the block
+being written (with its stacked copy when it holds several leads) and the shard zarr encodes.
+On the CPU the network's activations add to it; on a GPU they and the weights are reported as
+device memory.
 """
 
 from __future__ import annotations
@@ -154,7 +155,7 @@ def rank_memory(slab: int, lead_chunk: int, weights: int, activations: int, *, d
     """``(host bytes, device bytes)`` of one rank; see the module docstring."""
     from hens.forecast.writer import DEFAULT_DEPTH, DEFAULT_QUEUE_BYTES
 
-    queued = max(1, min(DEFAULT_DEPTH, DEFAULT_QUEUE_BYTES // slab))
+    queued = 0 if slab > DEFAULT_QUEUE_BYTES else max(1, min(DEFAULT_DEPTH, DEFAULT_QUEUE_BYTES // slab))
     copy = lead_chunk if lead_chunk > 1 else 0  # stacking several leads copies them; one is a view
     # the slab being computed, the queue, the block being written and its stacked copy, the
     # shard's encoded bytes (at most one block, uncompressed)

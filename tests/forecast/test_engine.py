@@ -283,3 +283,19 @@ def test_a_diverged_member_fails_its_batch_with_one_line(ensemble_yaml, tmp_path
     assert str(err.value).startswith("member 5 (checkpoint 0, pair 1, sign +1, seed 1) from 2000-01-10T00 "
                                      "is not finite at lead 12 h")
     assert sink.completed()[0].tolist() == [True] * 4 + [False] * 12
+
+
+def test_a_slab_larger_than_the_queue_budget_is_handed_over_not_queued():
+    """With slabs over ``max_bytes`` a put returns only once the writer holds the slab: the host
+    never has a queued slab besides the one being written and the one being put."""
+    sink = SlowSink()
+    slab = np.zeros((2, 1, 4, 8), np.float32)
+    with BackgroundWriter(sink, max_bytes=slab.nbytes - 1, slab_bytes=slab.nbytes) as writer:
+        assert writer.handoff
+        for k in range(6):
+            writer.put_lead(0, slice(0, 2), k, slab)
+            assert writer._queue.qsize() == 0  # taken: SlowSink needs 10 ms a block, so a queue would fill
+        writer.put_completed(0, slice(0, 2))
+    assert [b[:2] for b in sink.blocks] == [(0, 3), (3, 6)] and sink.flags == [slice(0, 2)]
+    with BackgroundWriter(SlowSink(), max_bytes=10 * slab.nbytes, slab_bytes=slab.nbytes) as queued:
+        assert not queued.handoff and queued._queue.maxsize == 4
