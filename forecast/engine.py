@@ -30,14 +30,14 @@ import torch
 
 from hens.forecast.errors import ConfigError, DataError
 from hens.forecast.members import MemberLayout, stream_seed
-from hens.forecast.output import OutputSelection
+from hens.forecast.output import OutputSelection, select_output
 from hens.forecast.perturb import clip_physical
 from hens.forecast.protocols import DataSource, Perturbation, Sink, Stepper
 from hens.forecast.ranks import all_sum
+from hens.forecast.types import HOURS_PER_STEP
 from hens.forecast.writer import BackgroundWriter
 from hens.forecast.zarr_sink import batches
 
-HOURS_PER_STEP = 6
 
 
 @dataclass(frozen=True)
@@ -57,7 +57,8 @@ class EnsemblePlan:
     init_times
         Initial times, ``datetime64``.
     lead_hours
-        Stored leads in hours: ``0, 6, ..., lead`` (lead 0 is the perturbed initial state).
+        Leads stepped through, in hours: ``0, 6, ..., lead`` (lead 0 is the perturbed initial
+        state); ``output`` says which of them are stored.
     batch_size
         Members per batch (the store's chunk along ``member``).
     base_seed
@@ -79,6 +80,8 @@ class EnsemblePlan:
     def __post_init__(self) -> None:
         if len(self.steppers) != self.layout.checkpoints:
             raise ConfigError(f"{len(self.steppers)} models for a layout of {self.layout.checkpoints} checkpoints")
+        if self.output is None:  # keep everything
+            object.__setattr__(self, "output", select_output(self.channels, self.steppers[0].grid))
         steps = np.diff(self.lead_hours)
         if self.lead_hours[0] != 0 or (steps != HOURS_PER_STEP).any():
             raise ConfigError(f"lead hours must be 0, 6, 12, ...; got {self.lead_hours}")
@@ -157,9 +160,7 @@ def stored_leads(plan: EnsemblePlan, init_index: int, members: Sequence[int]) ->
     """``(stored lead index, slab)`` of the leads the store keeps, only what it keeps of them."""
     out = plan.output
     for step, x in enumerate(member_leads(plan, init_index, members)):
-        if out is None or out.whole:
-            yield step, x
-        elif out.keeps(step):
+        if out.keeps(step):
             yield step // out.lead_stride, out.apply(x)
 
 
@@ -214,10 +215,7 @@ def run_ensemble(
     mine = list(work[rank::world_size])
     rounds = math.ceil(len(work) / world_size)
     start, member_steps = time.perf_counter(), 0
-    grid, out = plan.steppers[0].grid, plan.output
-    kept = (len(plan.channels), grid.nlat * grid.nlon) if out is None else \
-        (len(out.channels), out.lat_index.size * out.lon_index.size)
-    with BackgroundWriter(sink, slab_bytes=plan.batch_size * kept[0] * kept[1] * 4) as writer:
+    with BackgroundWriter(sink, slab_bytes=plan.batch_size * plan.output.member_bytes) as writer:
         for r in range(rounds):
             if r < len(mine):
                 init_index, batch = mine[r]

@@ -13,8 +13,7 @@ import torch
 
 from hens.forecast.errors import ConfigError
 from hens.forecast.grids import Grid
-
-HOURS_PER_STEP = 6
+from hens.forecast.types import HOURS_PER_STEP
 
 
 @dataclass(frozen=True)
@@ -43,6 +42,16 @@ class OutputSelection:
     lead_stride: int
     whole: bool
 
+    @property
+    def shape(self) -> tuple[int, int]:
+        """Kept ``(nlat, nlon)``."""
+        return self.lat_index.size, self.lon_index.size
+
+    @property
+    def member_bytes(self) -> int:
+        """Bytes of the kept part of one member's state (float32)."""
+        return len(self.channels) * self.shape[0] * self.shape[1] * 4
+
     def keeps(self, step: int) -> bool:
         """Whether the state after ``step`` 6-hour steps is stored."""
         return step % self.lead_stride == 0
@@ -53,12 +62,6 @@ class OutputSelection:
             return x
         idx = [torch.as_tensor(i, dtype=torch.long) for i in (self.channel_index, self.lat_index, self.lon_index)]
         return x[:, idx[0]][:, :, idx[1]][:, :, :, idx[2]].contiguous()
-
-    def lat(self, grid: Grid) -> np.ndarray:
-        return grid.lat[self.lat_index]
-
-    def lon(self, grid: Grid) -> np.ndarray:
-        return grid.lon[self.lon_index]
 
 
 def select_output(

@@ -20,9 +20,8 @@ from pathlib import Path
 import numpy as np
 
 from hens.forecast.errors import DataError, HensError
+from hens.forecast.zarr_sink import COMPLETED, FIELDS
 
-COMPLETED = "completed"
-FIELDS = "fields"
 #: characters of the codec's message kept in the error line
 REASON_CHARS = 120
 

@@ -17,10 +17,11 @@ from pathlib import Path
 import xarray as xr
 
 from hens.forecast.errors import DataError
+from hens.forecast.grids import Grid
+from hens.forecast.zarr_sink import FIELDS
 
 #: the per-channel dims readers see
 DIMS = ("init_time", "member", "lead_time", "lat", "lon")
-FIELDS = "fields"
 
 
 def open_store(path: str | Path, *, chunks: Mapping[str, int] | None = None) -> xr.Dataset:
@@ -68,3 +69,12 @@ def open_store(path: str | Path, *, chunks: Mapping[str, int] | None = None) -> 
 def _per_channel(chunks: tuple[int, ...] | None) -> tuple[int, ...] | None:
     """Stored chunk shape without the channel axis (the 4th of ``fields``)."""
     return None if chunks is None else tuple(chunks[:3]) + tuple(chunks[4:])
+
+
+def global_grid(ds: xr.Dataset, path: Path, command: str) -> Grid:
+    """The grid of an opened store's fields; ``command`` (scoring, products) needs the globe, so a
+    store that keeps a region (``region:`` in its config) is one :class:`DataError`."""
+    if "region" in ds.attrs:
+        raise DataError(f"{path} keeps a latitude/longitude box (region: in its config); {command} needs "
+                        "global fields")
+    return Grid.detect(ds["lat"].values, ds["lon"].values, what=f"ensemble {path}")

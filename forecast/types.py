@@ -8,6 +8,9 @@ from typing import Any, Literal, get_args
 
 from hens.forecast.errors import ConfigError
 
+#: hours of one model step (every hens model and the world's stores step 6-hourly)
+HOURS_PER_STEP = 6
+
 #: initial-condition perturbation kinds (:mod:`hens.forecast.perturb`)
 PerturbationKind = Literal["none", "gaussian", "bred_vector", "hemispheric_bred_vector"]
 PERTURBATION_KINDS: tuple[str, ...] = get_args(PerturbationKind)

@@ -29,6 +29,12 @@ DEFAULT_QUEUE_BYTES = 512 << 20
 _POLL_S = 0.5  # how often a blocked producer checks whether the writer died
 
 
+def queued_slabs(slab_bytes: int, *, depth: int = DEFAULT_DEPTH, max_bytes: int = DEFAULT_QUEUE_BYTES) -> int:
+    """Slabs of ``slab_bytes`` the queue holds: at most ``depth`` and ``max_bytes``, at least one;
+    0 when one slab is larger than ``max_bytes`` (it is then handed over, not queued)."""
+    return 0 if slab_bytes > max_bytes else max(1, min(depth, max_bytes // slab_bytes))
+
+
 class BackgroundWriter:
     """Writes lead slabs and completion records to ``sink`` on one thread.
 
@@ -51,10 +57,9 @@ class BackgroundWriter:
         max_bytes: int = DEFAULT_QUEUE_BYTES, slab_bytes: int | None = None,
     ) -> None:
         self.sink = sink
-        self.handoff = bool(slab_bytes) and slab_bytes > max_bytes
-        if slab_bytes:
-            depth = max(1, min(depth, max_bytes // slab_bytes))
-        self._queue: queue.Queue = queue.Queue(maxsize=depth)
+        queued = depth if slab_bytes is None else queued_slabs(slab_bytes, depth=depth, max_bytes=max_bytes)
+        self.handoff = queued == 0
+        self._queue: queue.Queue = queue.Queue(maxsize=max(1, queued))
         self._taken = threading.Semaphore(0)  # released as the writer takes each item
         self._error: BaseException | None = None
         self._lock = threading.Lock()

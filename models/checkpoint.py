@@ -247,16 +247,20 @@ class CheckpointHeader:
 
     Attributes
     ----------
+    path
+        The file.
     channels, grid, kind
-        Model channels, data grid spec and model kind.
+        Model channels, data grid and model kind (as :class:`Checkpoint`, so
+        :func:`check_ensemble` and :func:`check_compatible` take headers too).
     model_config
         The network's config as stored.
     parameter_bytes
         Bytes of its state dict (float32 weights: 4 per parameter).
     """
 
+    path: Path
     channels: tuple[str, ...]
-    grid: str
+    grid: Grid
     kind: str
     model_config: dict[str, Any]
     parameter_bytes: int
@@ -275,9 +279,9 @@ def read_header(path: str | Path) -> CheckpointHeader:
     try:
         state = payload["state_dict"]
         size = sum(t.numel() * t.element_size() for t in state.values() if isinstance(t, torch.Tensor))
-        return CheckpointHeader(tuple(str(c) for c in payload["channels"]), str(payload["grid"]),
+        return CheckpointHeader(path, tuple(str(c) for c in payload["channels"]), parse_grid(payload["grid"]),
                                 str(payload["model_kind"]), dict(payload["model_config"]), int(size))
-    except (KeyError, TypeError, AttributeError) as err:
+    except (HensError, KeyError, TypeError, AttributeError) as err:
         raise CheckpointError(f"checkpoint {path} has an invalid description: {_first_line(err)}") from None
 
 
@@ -354,7 +358,7 @@ def describe(ckpt: Checkpoint) -> str:
 
 
 def check_compatible(
-    ckpt: Checkpoint,
+    ckpt: Checkpoint | CheckpointHeader,
     source: Any = None,
     *,
     grid: Grid | str | None = None,
@@ -388,7 +392,7 @@ def check_compatible(
             )
 
 
-def check_ensemble(ckpts: Sequence[Checkpoint]) -> None:
+def check_ensemble(ckpts: Sequence[Checkpoint | CheckpointHeader]) -> None:
     """Check that checkpoints can form one ensemble: same grid, same channels in the same order."""
     if not ckpts:
         raise CheckpointError("an ensemble needs at least one checkpoint")

@@ -152,11 +152,10 @@ def build_plan(cfg: ForecastConfig, device: torch.device) -> tuple[EnsemblePlan,
         "base_seed": cfg.seed,
     }
     region = None if cfg.region is None else (output.lat_index, output.lon_index)
-    shape = (output.lat_index.size, output.lon_index.size)
     spec = StoreSpec(channels=output.channels, init_times=cfg.init_times, lead_hours=cfg.stored_leads, grid=grid,
                      layout=layout, batch_size=cfg.batch_size, attrs=attrs, region=region,
-                     lead_chunk=lead_chunk_for(min(cfg.batch_size, layout.size), shape, len(cfg.stored_leads),
-                                               len(output.channels)))
+                     lead_chunk=lead_chunk_for(min(cfg.batch_size, layout.size), output.shape,
+                                               len(cfg.stored_leads), len(output.channels)))
     return plan, spec
 
 

@@ -97,16 +97,16 @@ def plan_run(config: str | Path | ForecastConfig, *, ranks: int = 1, device: str
 
     Raises
     ------
-    ConfigError, CheckpointError, DataError
-        The same one-line errors as the run: bad YAML, unreadable checkpoints, checkpoints
-        that disagree on channels or grid, data that lack them.
+    ConfigError, CheckpointError, GridMismatch, DataError
+        The same one-line errors as the run (:func:`~hens.models.checkpoint.check_ensemble`,
+        :func:`~hens.models.checkpoint.check_compatible`): bad YAML, unreadable checkpoints,
+        checkpoints that disagree on channels or grid, data that lack them.
     """
-    from hens.forecast.grids import parse_grid
     from hens.forecast.members import MemberLayout
     from hens.forecast.output import select_output
     from hens.forecast.sources import open_source
     from hens.forecast.zarr_sink import batches, lead_chunk_for
-    from hens.models.checkpoint import read_header
+    from hens.models.checkpoint import check_compatible, check_ensemble, read_header
 
     cfg = config if isinstance(config, ForecastConfig) else load_config(config)
     if ranks < 1:
@@ -116,26 +116,20 @@ def plan_run(config: str | Path | ForecastConfig, *, ranks: int = 1, device: str
     if cfg.physics:
         raise ConfigError("--plan covers checkpoint ensembles; models: [physics] has no checkpoint to read")
     headers = [read_header(p) for p in cfg.model_paths]
-    first = headers[0]
-    for path, h in zip(cfg.model_paths, headers, strict=True):
-        if (h.channels, h.grid) != (first.channels, first.grid):
-            raise ConfigError(f"checkpoint {path} has other channels or another grid than {cfg.model_paths[0]}")
+    check_ensemble(headers)
     source = open_source(cfg.data_paths)  # coordinates only
-    grid = parse_grid(first.grid)
-    source.check_grid(grid)
-    missing = [c for c in first.channels if c not in source.channels]
-    if missing:
-        raise ConfigError(f"the data lack channels {', '.join(missing)} of the checkpoints")
+    for h in headers:
+        check_compatible(h, source)
+    first, grid = headers[0], headers[0].grid
     layout = MemberLayout(checkpoints=len(headers), pairs=cfg.perturbation.pairs, seeds=cfg.seeds)
     kept = select_output(first.channels, grid, channels=cfg.output_channels, region=cfg.region,
                          every_hours=cfg.output_every_hours)
-    shape = (kept.lat_index.size, kept.lon_index.size)
     n_leads, n_chan, n_init = len(cfg.stored_leads), len(kept.channels), len(cfg.init_times)
     batch = min(cfg.batch_size, layout.size)
-    lead_chunk = lead_chunk_for(batch, shape, n_leads, n_chan)
+    lead_chunk = lead_chunk_for(batch, kept.shape, n_leads, n_chan)
     n_batches = len(batches(layout.size, cfg.batch_size))
     files_per_init = n_batches * math.ceil(n_leads / lead_chunk) + n_batches
-    slab = batch * n_chan * shape[0] * shape[1] * 4  # what the writer holds: the kept part
+    slab = batch * kept.member_bytes  # what the writer holds: the kept part
     net = _network(first.model_config)
     internal = (grid.nlat // int(net.get("scale_factor", 1))) * (grid.nlon // int(net.get("scale_factor", 1)))
     activations = ACTIVATION_TENSORS * batch * int(net["embed_dim"]) * max(internal, grid.nlat * grid.nlon // 4) * 4
@@ -153,9 +147,9 @@ def plan_run(config: str | Path | ForecastConfig, *, ranks: int = 1, device: str
 
 def rank_memory(slab: int, lead_chunk: int, weights: int, activations: int, *, device: str) -> tuple[int, int]:
     """``(host bytes, device bytes)`` of one rank; see the module docstring."""
-    from hens.forecast.writer import DEFAULT_DEPTH, DEFAULT_QUEUE_BYTES
+    from hens.forecast.writer import queued_slabs
 
-    queued = 0 if slab > DEFAULT_QUEUE_BYTES else max(1, min(DEFAULT_DEPTH, DEFAULT_QUEUE_BYTES // slab))
+    queued = queued_slabs(slab)
     copy = lead_chunk if lead_chunk > 1 else 0  # stacking several leads copies them; one is a view
     # the slab being computed, the queue, the block being written and its stacked copy, the
     # shard's encoded bytes (at most one block, uncompressed)

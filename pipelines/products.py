@@ -54,7 +54,7 @@ from hens.forecast.errors import ConfigError, DataError, OutputExists
 from hens.forecast.grids import Grid
 from hens.forecast.stats import open_world_stats, stats_path
 from hens.forecast.store_check import reading
-from hens.forecast.store_reader import open_store
+from hens.forecast.store_reader import global_grid, open_store
 from hens.scoring.ensemble_store import BAND_BYTES, COMPLETED, DIMS, MEMBER_COORDS
 from hens.scoring.evaluate import DEFAULT_THRESHOLDS
 
@@ -109,10 +109,7 @@ def _open_ensemble(path: Path) -> _Ensemble:
     channels = tuple(c for c in CHANNELS if c in held)  # registry order
     if not channels:
         raise _not_hens(path, f"no hens channel over {', '.join(DIMS)}")
-    if "region" in ds.attrs:
-        raise DataError(f"{path} keeps a latitude/longitude box (region: in its config); hens products needs "
-                        "global fields")
-    grid = Grid.detect(ds["lat"].values, ds["lon"].values, what=f"ensemble {path}")
+    grid = global_grid(ds, path, "hens products")
     with reading(path, COMPLETED):
         done = np.asarray(ds[COMPLETED].values).astype(bool)
     short = np.flatnonzero(done.sum(axis=1) < MIN_MEMBERS)

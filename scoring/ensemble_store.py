@@ -26,11 +26,10 @@ from hens.forecast.channels import CHANNELS
 from hens.forecast.errors import DataError
 from hens.forecast.grids import Grid
 from hens.forecast.store_check import reading
-from hens.forecast.store_reader import open_store
+from hens.forecast.store_reader import DIMS, global_grid, open_store
 from hens.forecast.types import check_choice
 from hens.scoring.types import Incomplete
 
-DIMS = ("init_time", "member", "lead_time", "lat", "lon")
 MEMBER_COORDS = ("checkpoint", "pair", "sign", "seed")
 COMPLETED = "completed"
 #: bytes of one dask chunk of all members (a latitude band of one init and lead time)
@@ -130,10 +129,7 @@ def open_ensemble(path: str | Path, *, incomplete: Incomplete = "raise") -> Ense
     channels = tuple(c for c in CHANNELS if c in held)  # registry order
     if not channels:
         raise _not_hens(path, f"no hens channel over {', '.join(DIMS)}")
-    if "region" in ds.attrs:
-        raise DataError(f"{path} keeps a latitude/longitude box (region: in its config); hens score needs "
-                        "global fields")
-    grid = Grid.detect(ds["lat"].values, ds["lon"].values, what=f"ensemble {path}")
+    grid = global_grid(ds, path, "hens score")
     if not (np.all(np.diff(ds["lat"].values) < 0) and np.all(np.diff(ds["lon"].values) > 0)):
         raise _not_hens(path, "latitude must run north first and longitude ascend")
     with reading(path, COMPLETED):
@@ -168,15 +164,11 @@ def open_ensemble(path: str | Path, *, incomplete: Incomplete = "raise") -> Ense
     )
 
 
-def _open_chunked(store: EnsembleStore, chunks: dict) -> xr.Dataset:
-    return open_store(store.path, chunks=chunks)
-
-
 def member_block(store: EnsembleStore, channel: str, leads: slice) -> xr.DataArray:
     """Lazy ``(init_time, member, lead_time, lat, lon)`` of one channel and lead block,
     chunked ``(1, all members, 1, band, nlon)``; only the scored members."""
     chunks = {"init_time": 1, "member": -1, "lead_time": 1, "lat": store.band(), "lon": -1}
-    da = _open_chunked(store, chunks)[channel].isel(lead_time=leads)
+    da = open_store(store.path, chunks=chunks)[channel].isel(lead_time=leads)
     if store.dropped:
         da = da.isel(member=store.members).chunk({"member": -1})
     return da
@@ -184,7 +176,7 @@ def member_block(store: EnsembleStore, channel: str, leads: slice) -> xr.DataArr
 
 def field_block(store: EnsembleStore, channel: str, leads: slice) -> xr.DataArray:
     """The same block chunked by stored member batches x whole fields, for spectra."""
-    da = _open_chunked(store, {"lat": -1, "lon": -1})[channel].isel(lead_time=leads)
+    da = open_store(store.path, chunks={"lat": -1, "lon": -1})[channel].isel(lead_time=leads)
     return da.isel(member=store.members) if store.dropped else da
 
 
