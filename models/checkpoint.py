@@ -18,7 +18,9 @@ extra          plain training metadata (steps, losses, wall time, ...)
 ============== ============================================================================
 
 :func:`load_checkpoint` turns every failure into one :class:`CheckpointError` line;
-:func:`check_compatible` and :func:`check_ensemble` compare channels and grids.
+:func:`check_compatible` and :func:`check_ensemble` compare channels and grids. It also loads
+NVIDIA's published SFNO packages (a makani package directory or its ``.tar``) as hens models
+(docs/packages.md); the rest of hens sees the same :class:`Checkpoint`.
 """
 
 from __future__ import annotations
@@ -113,7 +115,12 @@ def _check_plain(value: Any, where: str) -> None:
 
 @dataclass(frozen=True, eq=False)
 class Checkpoint:
-    """A loaded checkpoint: metadata and the built model (eval mode, on ``map_location``)."""
+    """A loaded checkpoint: metadata and the built model (eval mode, on ``map_location``).
+
+    ``origin`` says what the file was: ``"hens-checkpoint"`` or ``"makani-package"``. A
+    package predicts whole states (``output="state"``), takes static input fields and
+    records neither a tendency std, a training seed nor a data hash (``None``).
+    """
 
     path: Path
     kind: ModelKind
@@ -122,14 +129,17 @@ class Checkpoint:
     grid: Grid
     mean: torch.Tensor
     std: torch.Tensor
-    tendency_std: torch.Tensor
-    seed: int
-    data_sha256: str
+    tendency_std: torch.Tensor | None
+    seed: int | None
+    data_sha256: str | None
     hens_version: str
     sha256: str
     model: nn.Module
     extra: dict[str, Any] = field(default_factory=dict)
     forcings: tuple[str, ...] = ()
+    origin: str = "hens-checkpoint"
+    output: str = "increment"
+    static: torch.Tensor | None = None
 
     @property
     def stochastic(self) -> bool:
@@ -137,7 +147,8 @@ class Checkpoint:
 
     def stepper(self) -> Stepper:
         """The physical-units :class:`Stepper` of this checkpoint (shares the model)."""
-        stepper = Stepper(self.model, self.mean, self.std, self.tendency_std, self.forcings)
+        stepper = Stepper(self.model, self.mean, self.std, self.tendency_std, self.forcings,
+                          output=self.output, static=self.static, lat=self.grid.lat)  # type: ignore[arg-type]
         return stepper.to(next(self.model.parameters()).device)
 
 

@@ -8,7 +8,9 @@ cosine zenith angle), each forcing adds its sine and cosine as input fields:
 
 * ``year_progress``: fraction of the 365.25-day year since 1970-01-01 (constant in space);
 * ``day_progress``: local mean solar time as a fraction of the day, ``UTC + lon / 360``
-  (varies with longitude; use it for data with a diurnal cycle such as ERA5).
+  (varies with longitude; use it for data with a diurnal cycle such as ERA5);
+* ``cos_zenith``: the cosine of the solar zenith angle, one field, as NVIDIA's published SFNO
+  packages compute it (:mod:`hens.models.zenith`).
 """
 
 from __future__ import annotations
@@ -19,9 +21,10 @@ import numpy as np
 import torch
 
 from hens.forecast.errors import ConfigError, DataError
+from hens.models.zenith import cos_zenith
 
 #: input fields each forcing adds (its sine and cosine)
-FORCINGS: dict[str, int] = {"year_progress": 2, "day_progress": 2}
+FORCINGS: dict[str, int] = {"year_progress": 2, "day_progress": 2, "cos_zenith": 1}
 #: what ``hens train`` gives a model unless told otherwise
 DEFAULT_FORCINGS: tuple[str, ...] = ("year_progress",)
 _YEAR_SECONDS = 365.25 * 86_400.0
@@ -52,7 +55,7 @@ def forcing_channels(names: Sequence[str]) -> int:
 
 
 def forcing_fields(
-    names: Sequence[str], times: np.ndarray | np.datetime64, nlat: int, nlon: int
+    names: Sequence[str], times: np.ndarray | np.datetime64, nlat: int, nlon: int, *, lat: np.ndarray | None = None
 ) -> torch.Tensor:
     """Forcing fields ``(B, forcing_channels(names), nlat, nlon)`` float32 at ``times``.
 
@@ -64,6 +67,8 @@ def forcing_fields(
         Valid time of each row (``datetime64``, shape ``(B,)``), or one for all rows (then B = 1).
     nlat, nlon
         Grid shape; longitudes are ``360 k / nlon`` degrees east (hens grids start at 0).
+    lat
+        Latitudes of the rows (degrees north); ``cos_zenith`` needs them.
     """
     stamps = np.atleast_1d(np.asarray(times, dtype="datetime64[ns]"))
     if np.isnat(stamps).any():
@@ -72,6 +77,11 @@ def forcing_fields(
     lon = np.arange(nlon) / nlon  # fraction of a turn east of Greenwich
     fields = []
     for name in check_forcings(names):
+        if name == "cos_zenith":
+            if lat is None or len(lat) != nlat:
+                raise DataError(f"cos_zenith needs the {nlat} latitudes of the grid")
+            fields.append(cos_zenith(stamps, lat, np.arange(nlon) * (360.0 / nlon)))
+            continue
         # (B, 1, 1) or (B, 1, nlon): sine and cosine on the distinct values only, then broadcast
         if name == "year_progress":
             turns = np.mod(seconds / _YEAR_SECONDS, 1.0)[:, None, None]

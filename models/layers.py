@@ -32,7 +32,8 @@ from torch import nn
 from hens.forecast.grids import Grid
 from hens.models.types import Activation, BlockNorm
 
-_ACTIVATIONS = {"gelu": nn.GELU, "silu": nn.SiLU}
+#: point-wise non-linearities by name (nn.GELU: the exact, erf form)
+ACTIVATIONS = {"gelu": nn.GELU, "silu": nn.SiLU}
 
 
 @lru_cache(maxsize=8)
@@ -200,7 +201,7 @@ class PointwiseMLP(nn.Module):
         dims = [in_dim] + [hidden_dim] * hidden_layers
         self.hidden = nn.ModuleList(linear(a, b, gain=2.0, bias=True) for a, b in zip(dims[:-1], dims[1:]))
         self.out = linear(dims[-1], out_dim, gain=gain, bias=out_bias)
-        self.act = _ACTIVATIONS[activation]()
+        self.act = ACTIVATIONS[activation]()
         self.out_dim = out_dim
 
     def _rows(self, x: torch.Tensor) -> torch.Tensor:

@@ -2,13 +2,15 @@
 
     x (B, C_in, H, W) -> encoder (point-wise MLP) [+ position embedding]
       -> K blocks: spectral conv (block 0: data grid -> internal grid, block K-1: back)
-                   -> norm [+ inner skip] -> MLP [+ outer skip]
+                   layout "hens":   -> norm [+ inner skip] -> MLP [+ outer skip]
+                   layout "makani": -> norm0 -> activation -> MLP -> norm1 [+ outer skip]
       -> decoder (point-wise MLP) [+ big skip: linear map of x]  -> y (B, C_out, H, W)
 
 The internal grid is Legendre-Gauss, ``(nlat // scale_factor) x (nlon // scale_factor)``;
-all blocks share one truncation ``lmax = mmax`` (default ``min(h, w // 2)``, as
+all blocks share one triangular truncation ``lmax = mmax`` (default ``min(h, w // 2)``, as
 torch-harmonics' example SFNO) and at most three transforms (data grid, internal grid), each
-built once and shared. Weights follow models.md: ``N(0, gain / fan_in)``, gain 2 before an
+built once and shared. The makani layout is the
+block of NVIDIA's makani SFNO (docs/packages.md): with it hens runs the published weights. Weights follow models.md: ``N(0, gain / fan_in)``, gain 2 before an
 activation, halved for each active skip path. The network is a pure function of its input:
 no dropout, no randomness.
 
@@ -29,8 +31,8 @@ from torch import nn
 from hens.forecast.errors import ConfigError, DataError
 from hens.forecast.grids import Grid, parse_grid
 from hens.forecast.types import check_choice
-from hens.models.layers import BlockNormLayer, SpectralConv, SphericalTransform, linear, mlp
-from hens.models.types import Activation, BlockNorm, PosEmbed, Skip
+from hens.models.layers import ACTIVATIONS, BlockNormLayer, SpectralConv, SphericalTransform, linear, mlp
+from hens.models.types import Activation, BlockLayout, BlockNorm, PosEmbed, Skip
 
 
 @dataclass(frozen=True)
@@ -69,6 +71,9 @@ class SFNOConfig:
     cond_dim
         Channels of an optional conditioning field; > 0 turns every block norm into a
         conditional layer norm (requires ``norm="layer"``).
+    layout
+        Block layout, ``"hens"`` or ``"makani"`` (module docstring). The makani block has no
+        inner skip, biases on its MLP output and a second norm after the MLP.
     """
 
     in_channels: int
@@ -88,6 +93,7 @@ class SFNOConfig:
     big_skip: bool = True
     activation: Activation = "gelu"
     cond_dim: int = 0
+    layout: BlockLayout = "hens"
 
     def __post_init__(self) -> None:
         for name in ("in_channels", "out_channels", "embed_dim", "num_layers", "scale_factor"):
@@ -103,6 +109,9 @@ class SFNOConfig:
         check_choice("inner_skip", self.inner_skip, Skip)
         check_choice("outer_skip", self.outer_skip, Skip)
         check_choice("activation", self.activation, Activation)
+        check_choice("layout", self.layout, BlockLayout)
+        if self.layout == "makani" and (self.inner_skip != "none" or self.cond_dim > 0):
+            raise ConfigError("SFNO layout 'makani' has no inner skip and no conditional norm")
         if self.cond_dim > 0 and self.norm != "layer":
             raise ConfigError("SFNO cond_dim > 0 (conditional layer norm) needs norm='layer'")
         data = self.data_grid
@@ -149,20 +158,23 @@ class SFNOConfig:
 
 
 class SFNOBlock(nn.Module):
-    """Spectral convolution -> norm [+ inner skip] -> MLP [+ outer skip], layout ``(K, N, B, E)``."""
+    """One block in layout ``cfg.layout`` (module docstring) on ``(K, N, B, E)`` activations."""
 
     def __init__(self, t_in: SphericalTransform, t_out: SphericalTransform, cfg: SFNOConfig) -> None:
         super().__init__()
         dim = cfg.embed_dim
+        makani = cfg.layout == "makani"
         gain = 2.0 if cfg.inner_skip == "none" else 1.0  # the conv feeds the MLP's activation
         self.conv = SpectralConv(t_in, t_out, dim, dim, gain=gain)
         self.norm = BlockNormLayer(dim, cfg.norm, cond_dim=cfg.cond_dim)
         self.inner_skip = _skip(cfg.inner_skip, dim, gain)
+        self.act = ACTIVATIONS[cfg.activation]() if makani else None
         out_gain = 1.0 if cfg.outer_skip == "none" else 0.5
         self.mlp = mlp(
-            dim, int(round(cfg.mlp_ratio * dim)), dim,
-            hidden_layers=1, activation=cfg.activation, gain=out_gain, out_bias=False,
+            dim, int(cfg.mlp_ratio * dim) if makani else int(round(cfg.mlp_ratio * dim)), dim,
+            hidden_layers=1, activation=cfg.activation, gain=out_gain, out_bias=makani,
         )
+        self.post_norm = BlockNormLayer(dim, cfg.norm) if makani else None
         self.outer_skip = _skip(cfg.outer_skip, dim, out_gain)
 
     def forward(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
@@ -170,7 +182,11 @@ class SFNOBlock(nn.Module):
         y = self.norm(y, cond)
         if self.inner_skip is not None:
             y = y + self.inner_skip(residual)
+        if self.act is not None:
+            y = self.act(y)
         y = self.mlp(y)
+        if self.post_norm is not None:
+            y = self.post_norm(y)
         if self.outer_skip is not None:
             y = y + self.outer_skip(residual)
         return y

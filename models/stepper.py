@@ -1,19 +1,23 @@
-"""One 6-hour model step in physical units: normalise, predict the increment, de-normalise.
+"""One 6-hour model step in physical units: normalise, run the network, de-normalise.
 
     z      = (x - mean) / std                        per-channel z-score
-    dz     = model([z, forcings(t)])                 the network's output
-    x_next = x + tendency_std * dz                   increment in units of the 6 h tendency std
+    out    = model([z, forcings(t), static])         the network's output
+    x_next = x + tendency_std * out                  output="increment" (hens checkpoints)
+    x_next = mean + std * out                        output="state" (published SFNO packages)
 
-The network thus predicts the residual increment scaled by the per-channel standard deviation
-of 6-hour tendencies, so every output channel has unit scale. ``forcings(t)`` are the fields of
-:mod:`hens.models.forcings` at the state's valid time ``t`` (none for a model trained without).
-Training (``hens train``) and the ensemble engine use the same :class:`Stepper`; a stochastic
-model takes its noise generator.
+hens' own networks predict the residual increment scaled by the per-channel standard
+deviation of 6-hour tendencies, so every output channel has unit scale; NVIDIA's packages
+predict the whole normalised next state (docs/packages.md). ``forcings(t)`` are the fields of
+:mod:`hens.models.forcings` at the state's valid time ``t`` (none for a model trained
+without), ``static`` fixed fields such as :mod:`hens.models.static_fields`. Training (``hens
+train``) and the ensemble engine use the same :class:`Stepper`; a stochastic model takes its
+noise generator.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Literal
 
 import numpy as np
 import torch
@@ -42,10 +46,17 @@ class Stepper(nn.Module):
         An :class:`~hens.models.sfno.SFNO` or :class:`~hens.models.stochastic_sfno.StochasticSFNO`
         with ``C`` input and output channels.
     mean, std, tendency_std
-        Per-channel statistics, ``C`` values each (physical units).
+        Per-channel statistics, ``C`` values each (physical units); ``tendency_std`` only
+        for ``output="increment"``.
     forcings
         Forcing names (:data:`hens.models.forcings.FORCINGS`) appended to the model's input;
         then every call needs the valid ``time`` of the states.
+    output
+        What the network predicts: ``"increment"`` or ``"state"`` (module docstring).
+    static
+        ``(S, H, W)`` fixed fields appended after the forcings, or ``None``.
+    lat
+        Latitudes of the grid rows (degrees north), for the ``cos_zenith`` forcing.
     """
 
     def __init__(
@@ -53,16 +64,28 @@ class Stepper(nn.Module):
         model: nn.Module,
         mean: Sequence[float] | torch.Tensor,
         std: Sequence[float] | torch.Tensor,
-        tendency_std: Sequence[float] | torch.Tensor,
+        tendency_std: Sequence[float] | torch.Tensor | None = None,
         forcings: Sequence[str] = (),
+        *,
+        output: Literal["increment", "state"] = "increment",
+        static: torch.Tensor | None = None,
+        lat: np.ndarray | None = None,
     ) -> None:
         super().__init__()
         self.model = model
         self.forcings = check_forcings(forcings)
+        self.output = output
+        self.lat = None if lat is None else np.asarray(lat, dtype=np.float64)
         channels = len(torch.as_tensor(mean).flatten())
         self.register_buffer("mean", _stat(mean, "mean", None))
         self.register_buffer("std", _stat(std, "std", channels))
-        self.register_buffer("tendency_std", _stat(tendency_std, "tendency_std", channels))
+        if output == "increment":
+            if tendency_std is None:
+                raise DataError("a model that predicts increments needs the tendency std")
+            self.register_buffer("tendency_std", _stat(tendency_std, "tendency_std", channels))
+        elif output != "state":
+            raise DataError(f"unknown model output {output!r}; use increment or state")
+        self.register_buffer("static", None if static is None else static.to(torch.float32)[None])
 
     @property
     def stochastic(self) -> bool:
@@ -73,22 +96,25 @@ class Stepper(nn.Module):
         return (x - self.mean) / self.std
 
     def inputs(self, x: torch.Tensor, time: np.ndarray | np.datetime64 | None) -> torch.Tensor:
-        """The network's input: z-scored ``x`` and the forcing fields at ``time``."""
+        """The network's input: z-scored ``x``, the forcing fields at ``time``, the static fields."""
         z = self.normalise(x)
-        if not self.forcings:
-            return z
-        if time is None:
-            raise ValueError(f"this model takes forcings ({', '.join(self.forcings)}): pass the valid time")
-        fields = forcing_fields(self.forcings, time, *x.shape[-2:]).to(device=z.device, dtype=z.dtype)
-        if fields.shape[0] not in (1, x.shape[0]):
-            raise DataError(f"{fields.shape[0]} valid times for {x.shape[0]} states")
-        return torch.cat([z, fields.expand(x.shape[0], -1, -1, -1)], dim=1)
+        parts = [z]
+        if self.forcings:
+            if time is None:
+                raise ValueError(f"this model takes forcings ({', '.join(self.forcings)}): pass the valid time")
+            fields = forcing_fields(self.forcings, time, *x.shape[-2:], lat=self.lat).to(device=z.device, dtype=z.dtype)
+            if fields.shape[0] not in (1, x.shape[0]):
+                raise DataError(f"{fields.shape[0]} valid times for {x.shape[0]} states")
+            parts.append(fields.expand(x.shape[0], -1, -1, -1))
+        if self.static is not None:
+            parts.append(self.static.to(z.dtype).expand(x.shape[0], -1, -1, -1))
+        return torch.cat(parts, dim=1) if len(parts) > 1 else z
 
     def increment(
         self, x: torch.Tensor, generator: Generators | None = None, *, noise: torch.Tensor | None = None,
         time: np.ndarray | np.datetime64 | None = None,
     ) -> torch.Tensor:
-        """The network's output ``dz`` for the physical state ``x`` valid at ``time`` (units of tendency std)."""
+        """The network's output for the physical state ``x`` valid at ``time`` (normalised units)."""
         z = self.inputs(x, time)
         if self.stochastic:
             return self.model(z, generator, noise=noise)
@@ -101,4 +127,7 @@ class Stepper(nn.Module):
         time: np.ndarray | np.datetime64 | None = None,
     ) -> torch.Tensor:
         """The state 6 hours after ``x``; ``time``: valid time of ``x`` (one, or one per row)."""
-        return x + self.tendency_std * self.increment(x, generator, noise=noise, time=time)
+        out = self.increment(x, generator, noise=noise, time=time)
+        if self.output == "state":
+            return out * self.std + self.mean
+        return x + self.tendency_std * out

@@ -171,7 +171,7 @@ class Run:
         self.model = StochasticSFNO(StochasticSFNOConfig(base)) if cfg.stochastic else SFNO(base)
         self.model.to(info.device)
         self.stepper = Stepper(self.model, self.stats["mean"], self.stats["std"], self.stats["tendency_std"],
-                               cfg.forcings)
+                               cfg.forcings, lat=self.grid.lat)
         self.stepper.to(info.device)
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, betas=(0.9, 0.95), weight_decay=0.0)
         self.weights = losses.area_weights(self.grid, device=info.device)

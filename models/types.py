@@ -19,6 +19,9 @@ PosEmbed = Literal["none", "learnable lat", "learnable latlon"]
 BlockNorm = Literal["none", "layer", "instance"]
 #: skip connections around the spectral convolution (inner) and the whole block (outer)
 Skip = Literal["none", "identity", "linear"]
+#: order inside an SFNO block: hens' (conv -> norm [+ inner skip] -> MLP [+ outer skip]) or makani's
+#: (conv -> norm0 -> activation -> MLP with biased output -> norm1 [+ outer skip]), as the published packages
+BlockLayout = Literal["hens", "makani"]
 #: point-wise non-linearity
 Activation = Literal["gelu", "silu"]
 #: where the stochastic SFNO's noise enters: input channels, conditional layer norms, both

@@ -53,7 +53,13 @@ def _checkpoints(cfg: ForecastConfig, source: DataSource, device: torch.device) 
         raise CheckpointError(f"the checkpoints mix model kinds ({', '.join(sorted(kinds))}); "
                               "members of one ensemble must come from the same recipe")
     channels = ckpts[0].channels
-    if all(isinstance(ck.extra.get(RMSE_KEY), dict) for ck in ckpts):
+    steppers = tuple(CheckpointStepper(ck) for ck in ckpts)
+    if any(ck.tendency_std is None for ck in ckpts):  # published packages: measure the RMSE once
+        from hens.pipelines.perturbation_scale import measured_scale
+
+        scale, scale_source = measured_scale(steppers, [ck.sha256 for ck in ckpts], source, cfg.init_times[0],
+                                             cfg.rmse_cache_path)
+    elif all(isinstance(ck.extra.get(RMSE_KEY), dict) for ck in ckpts):
         try:
             scale = np.mean([[float(ck.extra[RMSE_KEY][c]) for c in channels] for ck in ckpts], axis=0)
         except KeyError as err:
@@ -64,7 +70,7 @@ def _checkpoints(cfg: ForecastConfig, source: DataSource, device: torch.device) 
         scale_source = (f"6-hour tendency std of the training data (checkpoint normalisation) x sqrt(8), "
                         f"mean over checkpoints (no checkpoint records extra.{RMSE_KEY})")
     records = tuple({"name": ck.path.name, "sha256": ck.sha256, "kind": ck.kind} for ck in ckpts)
-    return Models(tuple(CheckpointStepper(ck) for ck in ckpts), records, ckpts[0].stochastic, scale, scale_source)
+    return Models(steppers, records, ckpts[0].stochastic, scale, scale_source)
 
 
 def _physics(cfg: ForecastConfig, source: DataSource) -> Models:

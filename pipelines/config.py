@@ -86,14 +86,16 @@ def _check_keys(where: str, values: Mapping[str, Any], cls: type) -> None:
 class PerturbationConfig:
     """Initial-condition perturbation: ``kind``, ``pairs`` Q (+/- pairs per checkpoint),
     breeding ``cycles`` N, ``amplitude`` (fraction of the per-channel scale, see
-    :func:`hens.pipelines.components.amplitude_scale`) and the seed fields' correlation
-    ``length_km``."""
+    :func:`hens.pipelines.components.load_models`), the seed fields' correlation
+    ``length_km`` and ``rmse_file``, where the 48-hour RMSE that hens measures for models
+    that record none is cached (default: beside the output, :mod:`hens.pipelines.perturbation_scale`)."""
 
     kind: PerturbationKind = "hemispheric_bred_vector"
     pairs: int = 1
     cycles: int = 3
     amplitude: float = 0.35
     length_km: float = 500.0
+    rmse_file: str | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in PERTURBATION_KINDS:
@@ -102,6 +104,8 @@ class PerturbationConfig:
         _int("perturbation cycles", self.cycles, minimum=1)
         object.__setattr__(self, "amplitude", _positive("perturbation amplitude", self.amplitude))
         object.__setattr__(self, "length_km", _positive("perturbation length_km", self.length_km))
+        if self.rmse_file is not None and (not isinstance(self.rmse_file, str) or not self.rmse_file):
+            raise ConfigError(f"perturbation rmse_file must be a path, got {self.rmse_file!r}")
 
     @property
     def bred(self) -> bool:
@@ -173,7 +177,7 @@ class ForecastConfig:
         if len(set(self.models)) != len(self.models):
             raise ConfigError("models lists a checkpoint twice; independent checkpoints make the ensemble")
         for path in self.model_paths:
-            if not path.is_file():
+            if not path.exists():  # a file, or a published package's directory
                 raise ConfigError(f"checkpoint {path} does not exist")
         if not self.output_path.parent.is_dir():
             raise ConfigError(f"the folder of output {self.output_path} does not exist")
@@ -198,6 +202,13 @@ class ForecastConfig:
     @property
     def output_path(self) -> Path:
         return self.base_dir / self.output
+
+    @property
+    def rmse_cache_path(self) -> Path:
+        """Where measured 48-hour RMSEs are cached: ``perturbation.rmse_file`` or ``<output stem>.rmse_48h.json``."""
+        if self.perturbation.rmse_file is not None:
+            return self.base_dir / self.perturbation.rmse_file
+        return self.output_path.with_name(f"{self.output_path.stem}.rmse_48h.json")
 
     @property
     def lead_steps(self) -> tuple[int, ...]:

@@ -40,8 +40,8 @@ def test_names_are_checked():
     assert parse_forcings("none") == () and parse_forcings("year_progress, day_progress") == ("year_progress",
                                                                                                "day_progress")
     assert forcing_channels(("year_progress", "day_progress")) == 4
-    with pytest.raises(ConfigError, match="unknown forcing cos_zenith"):
-        parse_forcings("cos_zenith")
+    with pytest.raises(ConfigError, match="unknown forcing solar_flux"):
+        parse_forcings("solar_flux")
     with pytest.raises(ConfigError, match="repeat"):
         parse_forcings(["year_progress", "year_progress"])
     with pytest.raises(DataError, match="NaT"):
