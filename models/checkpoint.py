@@ -43,7 +43,7 @@ from hens import __version__
 from hens.forecast.errors import CheckpointError, ConfigError, GridMismatch, HensError
 from hens.forecast.grids import Grid, parse_grid
 from hens.models.forcings import check_forcings, forcing_channels
-from hens.models.sfno import SFNO, SFNOConfig
+from hens.models.sfno import SFNO, SFNOConfig, parameter_bytes
 from hens.models.stepper import Stepper
 from hens.models.stochastic_sfno import StochasticSFNO, StochasticSFNOConfig
 from hens.models.types import ModelKind
@@ -277,8 +277,69 @@ class CheckpointHeader:
     parameter_bytes: int
 
 
+def _is_package(path: Path) -> bool:
+    from hens.models.package_files import is_package
+
+    return is_package(path)
+
+
+def _package_network(files: Any) -> tuple[SFNOConfig, tuple[str, ...], torch.Tensor]:
+    """The network config, forcings and static fields of a read package."""
+    from hens.models.package_network import sfno_config
+    from hens.models.static_fields import static_fields
+
+    params = files.params
+    unsupported = [k for k in ("add_soiltype", "add_copernicus_emb", "normalize_static_features", "add_noise")
+                   if params.get(k)]
+    if params.get("add_grid") and params.get("gridtype", "sinusoidal") != "sinusoidal":
+        unsupported.append(f"gridtype={params.get('gridtype')}")
+    if params.get("add_cos_to_grid"):
+        unsupported.append("add_cos_to_grid")
+    if params.get("add_landmask") and params.get("landmask_preprocessing", "floor") != "floor":
+        unsupported.append(f"landmask_preprocessing={params.get('landmask_preprocessing')}")
+    if unsupported:
+        raise CheckpointError(f"package {files.path.name} uses {', '.join(unsupported)}, which hens does not support")
+    forcings = ("cos_zenith",) if params.get("add_zenith") else ()
+    static = static_fields(
+        *files.grid.shape, grid_frequencies=int(params.get("grid_num_frequencies", 1)) if params.get("add_grid") else 0,
+        orography=files.orography if params.get("add_orography") else None,
+        land_mask=files.land_mask if params.get("add_landmask") else None,
+    )
+    n = len(files.channels)
+    cfg = sfno_config(params, grid=files.grid.spec, in_channels=n + len(forcings) + static.shape[0], out_channels=n)
+    return cfg, forcings, static
+
+
+def _load_package(path: Path, map_location: str | torch.device) -> Checkpoint:
+    """A published makani package (docs/packages.md) as a :class:`Checkpoint`."""
+    from hens.models.package_files import read_package
+    from hens.models.package_network import hens_state_dict
+
+    files = read_package(path)
+    try:
+        cfg, forcings, static = _package_network(files)
+    except (HensError, ValueError) as err:
+        raise CheckpointError(f"package {path}: {_first_line(err)}") from None
+    model = SFNO(cfg)
+    try:
+        model.load_state_dict(hens_state_dict(files.state_dict), strict=True)
+    except RuntimeError as err:
+        raise CheckpointError(f"package {path}: weights do not fit its config.json ({_first_line(err)})") from None
+    model.to(map_location).eval()
+    return Checkpoint(
+        path=path, kind="sfno", config=cfg.to_dict(), channels=files.channels, grid=files.grid,
+        mean=torch.as_tensor(files.mean, dtype=torch.float64), std=torch.as_tensor(files.std, dtype=torch.float64),
+        tendency_std=None, seed=None, data_sha256=None, hens_version=__version__, sha256=files.weights_sha256,
+        model=model, extra={"package_style": files.style, "step_hours": files.step_hours}, forcings=forcings,
+        origin="makani-package", output="state", static=static,
+    )
+
+
 def read_header(path: str | Path) -> CheckpointHeader:
     """Read a checkpoint's description; the weights are memory-mapped, never read.
+
+    A published package's header comes from its ``config.json`` and statistics; its
+    parameter bytes are counted from its config (:func:`hens.models.sfno.parameter_bytes`).
 
     Raises
     ------
@@ -286,6 +347,12 @@ def read_header(path: str | Path) -> CheckpointHeader:
         As :func:`load_checkpoint` for unreadable files and missing keys.
     """
     path = Path(path)
+    if _is_package(path):
+        from hens.models.package_files import read_package
+
+        files = read_package(path, weights=False)
+        cfg, _, _ = _package_network(files)
+        return CheckpointHeader(path, files.channels, files.grid, "sfno", cfg.to_dict(), parameter_bytes(cfg))
     payload = _read(path, "cpu", mmap=True)
     try:
         state = payload["state_dict"]
@@ -299,6 +366,10 @@ def read_header(path: str | Path) -> CheckpointHeader:
 def load_checkpoint(path: str | Path, *, map_location: str | torch.device = "cpu") -> Checkpoint:
     """Read, validate and build a checkpoint; the model is in eval mode on ``map_location``.
 
+    ``path`` may also be a published SFNO package (a makani package directory or its
+    ``.tar``, docs/packages.md): read with weights-only unpickling and run as hens' SFNO in
+    the makani layout.
+
     Raises
     ------
     CheckpointError
@@ -307,6 +378,8 @@ def load_checkpoint(path: str | Path, *, map_location: str | torch.device = "cpu
         the config; statistics that do not fit the channels.
     """
     path = Path(path)
+    if _is_package(path):
+        return _load_package(path, map_location)
     payload = _read(path, map_location)
     try:
         channels = tuple(str(c) for c in payload["channels"])

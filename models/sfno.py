@@ -268,6 +268,27 @@ class SFNO(nn.Module):
         return y.permute(2, 3, 0, 1).contiguous()
 
 
+def parameter_bytes(cfg: SFNOConfig) -> int:
+    """Bytes of the float32/complex64 parameters of ``SFNO(cfg)``, counted without building it."""
+    e, c_in, c_out = cfg.embed_dim, cfg.in_channels, cfg.out_channels
+
+    def point_mlp(dims: list[int], out: int, out_bias: bool) -> int:
+        hidden = sum(a * b + b for a, b in zip(dims[:-1], dims[1:]))
+        return hidden + dims[-1] * out + (out if out_bias else 0)
+
+    makani = cfg.layout == "makani"
+    width = int(cfg.mlp_ratio * e) if makani else int(round(cfg.mlp_ratio * e))
+    norm = (cfg.cond_dim * 2 * e + 2 * e) if cfg.cond_dim > 0 else (0 if cfg.norm == "none" else 2 * e)
+    block = (2 * e * e * cfg.truncation + norm + point_mlp([e, width], e, makani)
+             + (norm if makani else 0)
+             + sum(e * e for skip in (cfg.inner_skip, cfg.outer_skip) if skip == "linear"))
+    grid = cfg.data_grid
+    pos = {"none": 0, "learnable lat": grid.nlat * e, "learnable latlon": grid.nlat * grid.nlon * e}[cfg.pos_embed]
+    reals = (point_mlp([c_in] + [e] * cfg.encoder_layers, e, False) + pos + cfg.num_layers * block
+             + point_mlp([e] + [e] * cfg.decoder_layers, c_out, False) + (c_in * c_out if cfg.big_skip else 0))
+    return 4 * reals
+
+
 def parameter_count(model: nn.Module) -> tuple[int, int]:
     """``(numel, real degrees of freedom)``: complex weights count once, resp. twice."""
     numel = sum(p.numel() for p in model.parameters())

@@ -22,24 +22,31 @@ PRESSURE = ("z", "t", "u", "v")
 SURFACE = ("t2m", "msl")
 TRUTH_CHANNELS = tuple(f"{p}{lev}" for p in PRESSURE for lev in LEVELS) + SURFACE
 # a typical magnitude and spread per variable, so packing errors are realistic
-_SCALE = {"z": (5.0e4, 3.0e3), "t": (250.0, 15.0), "u": (10.0, 12.0), "v": (0.0, 8.0),
-          "t2m": (280.0, 20.0), "msl": (1.01e5, 1.5e3)}
-_GRIB_UNITS = {"m2 s-2": "m**2 s**-2", "m s-1": "m s**-1", "K": "K", "Pa": "Pa"}
+_SCALE = {"z": (5.0e4, 3.0e3), "t": (250.0, 15.0), "u": (10.0, 12.0), "v": (0.0, 8.0), "q": (4e-3, 3e-3),
+          "t2m": (280.0, 20.0), "d2m": (274.0, 18.0), "msl": (1.01e5, 1.5e3), "sp": (9.7e4, 8e3),
+          "tcwv": (20.0, 15.0), "u10m": (0.0, 6.0), "v10m": (0.0, 5.0), "u100m": (0.0, 8.0), "v100m": (0.0, 7.0)}
+#: the 74 variables of the Huge Ensembles SFNO packages (73 of sfno_73ch_small + d2m)
+ERA5_74 = (("u10m", "v10m", "u100m", "v100m", "t2m", "d2m", "sp", "msl", "tcwv")
+           + tuple(f"{p}{lev}" for p in ("u", "v", "z", "t", "q") for lev in
+                   (50, 100, 150, 200, 250, 300, 400, 500, 600, 700, 850, 925, 1000)))
+_GRIB_UNITS = {"m2 s-2": "m**2 s**-2", "m s-1": "m s**-1", "K": "K", "Pa": "Pa", "kg kg-1": "kg kg**-1",
+               "kg m-2": "kg m**-2"}
 
 
-def make_truth(grid: Grid, seed: int = 0) -> xr.DataArray:
+def make_truth(grid: Grid, seed: int = 0, *, channels: tuple[str, ...] = TRUTH_CHANNELS,
+               times: np.ndarray = TIMES) -> xr.DataArray:
     """Values in hens order (time, channel, lat north first, lon 0..360), float32."""
     rng = np.random.default_rng(seed)
     lat, lon = np.radians(grid.lat), np.radians(grid.lon)
-    values = np.empty((TIMES.size, len(TRUTH_CHANNELS), *grid.shape), dtype=np.float32)
-    for k, name in enumerate(TRUTH_CHANNELS):
-        mean, spread = _SCALE[name if name in SURFACE else name[0]]
+    values = np.empty((times.size, len(channels), *grid.shape), dtype=np.float32)
+    for k, name in enumerate(channels):
+        mean, spread = _SCALE[name if CHANNELS[name].level is None else name[0]]
         pattern = np.sin(lat)[:, None] + 0.5 * np.cos(lon + k)[None, :]  # varies along both axes
-        noise = rng.normal(size=(TIMES.size, *grid.shape))
+        noise = rng.normal(size=(times.size, *grid.shape))
         values[:, k] = mean + spread * (0.7 * pattern + 0.3 * noise)
     return xr.DataArray(
         values, dims=("time", "channel", "lat", "lon"),
-        coords={"time": TIMES, "channel": list(TRUTH_CHANNELS), "lat": grid.lat, "lon": grid.lon},
+        coords={"time": times, "channel": list(channels), "lat": grid.lat, "lon": grid.lon},
     )
 
 
@@ -80,14 +87,17 @@ def write_wb2(truth: xr.DataArray, path: Path, *, lat_ascending: bool = False,
     times = pd.date_range(valid[0], periods=valid.size + arco_extra_times, freq="6h").values
     pad = ((0, arco_extra_times), (0, 0), (0, 0), (0, 0))
     data = {}
-    for prefix in PRESSURE:
-        cube, lat, lon = _orient(_level_cube(truth, prefix, LEVELS), grid,
+    names = [str(c) for c in truth["channel"].values]
+    levels = tuple(sorted({CHANNELS[c].level for c in names if CHANNELS[c].level is not None}))
+    prefixes = list(dict.fromkeys(c.rstrip("0123456789") for c in names if CHANNELS[c].level is not None))
+    for prefix in prefixes:
+        cube, lat, lon = _orient(_level_cube(truth, prefix, levels), grid,
                                  lat_ascending=lat_ascending, lon_180=lon_180)
         ch = CHANNELS[f"{prefix}500"]
         data[ch.long_name] = (("time", "level", "latitude", "longitude"),
                               np.pad(cube, pad, constant_values=np.nan).astype(np.float32),
                               {"units": _GRIB_UNITS[ch.units], "short_name": ch.short_name})
-    for name in SURFACE:
+    for name in (c for c in names if CHANNELS[c].level is None):
         field, lat, lon = _orient(truth.sel(channel=name).values, grid,
                                   lat_ascending=lat_ascending, lon_180=lon_180)
         ch = CHANNELS[name]
@@ -95,7 +105,7 @@ def write_wb2(truth: xr.DataArray, path: Path, *, lat_ascending: bool = False,
                               np.pad(field, pad[:1] + pad[2:], constant_values=np.nan),
                               {"units": _GRIB_UNITS[ch.units], "short_name": ch.short_name})
     ds = xr.Dataset(data, coords={
-        "time": times, "level": np.array(LEVELS, dtype=np.int64),
+        "time": times, "level": np.array(levels, dtype=np.int64),
         "latitude": lat.astype(np.float32), "longitude": lon.astype(np.float32)})
     if arco_extra_times:
         # ARCO writes dates; the stop bound is inclusive

@@ -144,3 +144,16 @@ def test_transforms_are_shared():
     model1 = SFNO(SFNOConfig(2, 2, grid="32x64", embed_dim=4, num_layers=4))
     assert len({id(m) for m in model1.modules() if isinstance(m, SphericalTransform)}) == 1
     assert not any("leg" in k or "dft" in k for k in model.state_dict())  # tables are not saved
+
+
+@pytest.mark.parametrize("options", [
+    dict(), dict(layout="makani", norm="instance", outer_skip="linear"), dict(norm="layer", cond_dim=3),
+    dict(inner_skip="linear", pos_embed="learnable lat", encoder_layers=2, decoder_layers=0, big_skip=False),
+    dict(pos_embed="learnable latlon", mlp_ratio=1.5, norm="instance"),
+])
+def test_parameter_bytes_counts_the_built_model(options):
+    from hens.models.sfno import parameter_bytes
+
+    cfg = SFNOConfig(5, 3, grid="16x32", embed_dim=12, num_layers=3, scale_factor=2, **options)
+    built = sum(p.numel() * p.element_size() for p in SFNO(cfg).parameters())
+    assert parameter_bytes(cfg) == built
