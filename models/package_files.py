@@ -29,7 +29,6 @@ from typing import IO, Any
 
 import numpy as np
 import torch
-
 from hens.forecast.channels import from_makani
 from hens.forecast.errors import CheckpointError, HensError
 from hens.forecast.grids import Grid
@@ -389,15 +388,15 @@ def describe_package(pkg: PackageFiles) -> str:
     n_lsm = sum(e.startswith("xlsm") for e in pkg.extras)
     extras += [f"land mask ({n_lsm} channel{'s' * (n_lsm > 1)})"] if n_lsm else []
     lines = [
-        f"{pkg.path}: makani package ({pkg.style}), {p.get('nettype', '?')} {p.get('filter_type', '')}, "
-        f"{real:,} real numbers",
-        f"  network   embed {p.get('embed_dim')}, {p.get('num_layers')} layers, scale factor {scale}, "
-        f"internal grid {pkg.grid.nlat // scale}x{pkg.grid.nlon // scale}, truncation lmax {lmax} mmax {mmax}",
+        (f"{pkg.path}: makani package ({pkg.style}), {p.get('nettype', '?')} {p.get('filter_type', '')}, "
+         f"{real:,} real numbers"),
+        (f"  network   embed {p.get('embed_dim')}, {p.get('num_layers')} layers, scale factor {scale}, "
+         f"internal grid {pkg.grid.nlat // scale}x{pkg.grid.nlon // scale}, truncation lmax {lmax} mmax {mmax}"),
         f"  grid      {pkg.grid.spec}",
         f"  channels  {' '.join(pkg.channels)}",
         f"  step      {pkg.step_hours} h",
-        f"  inputs    {len(pkg.channels)} channels + {', '.join(extras) or 'nothing'} "
-        f"({len(pkg.channels) + len(pkg.extras)} in all)",
+        (f"  inputs    {len(pkg.channels)} channels + {', '.join(extras) or 'nothing'} "
+         f"({len(pkg.channels) + len(pkg.extras)} in all)"),
         f"  weights   sha256 {pkg.weights_sha256}",
     ]
     return "\n".join(lines)

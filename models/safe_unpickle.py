@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import IO, Any
 
 import torch
-
 from hens.forecast.errors import CheckpointError
 
 #: the only globals a makani checkpoint may reference beyond torch's tensor machinery
