@@ -129,3 +129,21 @@ def get_channels(names: list[str] | tuple[str, ...]) -> list[Channel]:
     if len(set(names)) != len(names):
         raise DataError(f"duplicate channels in {list(names)}")
     return [get_channel(n) for n in names]
+
+
+#: makani (and FourCastNet/SFNO package) channel names that differ from hens names; the
+#: others (u10m, t2m, msl, tcwv, z500, q1000, ...) are hens names already
+MAKANI_NAMES: dict[str, str] = {"2d": "d2m"}
+
+
+def from_makani(names: list[str] | tuple[str, ...]) -> tuple[str, ...]:
+    """hens names of makani channel names; raise :class:`DataError` naming all unknown ones."""
+    hens = tuple(MAKANI_NAMES.get(str(n), str(n)) for n in names)
+    unknown = [str(n) for n, h in zip(names, hens) if h not in CHANNELS]
+    if unknown:
+        raise DataError(
+            f"unknown makani channel(s) {', '.join(unknown)}; hens channels look like z500, u850, t2m, u10m, msl"
+        )
+    if len(set(hens)) != len(hens):
+        raise DataError(f"duplicate channels in {list(names)}")
+    return hens

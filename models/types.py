@@ -28,3 +28,6 @@ Activation = Literal["gelu", "silu"]
 NoiseInjection = Literal["input", "norm", "both"]
 #: model kinds a checkpoint can hold
 ModelKind = Literal["sfno", "stochastic_sfno"]
+#: checkpoint style of a makani model package: makani v0.1 training save (torch zip file,
+#: ``module.`` prefix) or the Huge Ensembles conversion (torch's legacy file, no prefix)
+PackageStyle = Literal["makani-v0.1", "hens-conversion"]

@@ -133,21 +133,28 @@ def train(
 
 @app.command()
 def checkpoint(
-    paths: Annotated[list[Path], typer.Argument(help="Checkpoint file(s); several are checked as one ensemble.")],
+    paths: Annotated[list[Path], typer.Argument(help="Checkpoint file(s) or makani packages (folder or .tar); several are checked as one ensemble.")],
     data: Annotated[list[str] | None, typer.Option("--data", help="Also check against this data source (repeatable).")] = None,
 ) -> None:
     """Describe checkpoints; check them against each other and, with --data, a data source.
 
-    Fails with one line for a truncated file, a file that needs arbitrary unpickling, or
-    other channels or grid than the data or the other checkpoints.
+    A makani model package (NGC sfno_73ch_small, the Huge Ensembles SFNOs) is read in full
+    without running code from its pickle. Fails with one line for a truncated file, a file
+    that needs arbitrary unpickling, or other channels or grid than the data or the others.
 
     Example: hens checkpoint sfno-0.pt sfno-1.pt --data world.zarr
     """
     from hens.models.checkpoint import check_compatible, check_ensemble, describe, load_checkpoint
+    from hens.models.package_files import describe_package, is_package, read_package
 
-    ckpts = [load_checkpoint(p) for p in paths]
-    for ckpt in ckpts:
-        typer.echo(describe(ckpt))
+    ckpts = []
+    for p in paths:
+        if is_package(p):
+            ckpts.append(read_package(p))
+            typer.echo(describe_package(ckpts[-1]))
+        else:
+            ckpts.append(load_checkpoint(p))
+            typer.echo(describe(ckpts[-1]))
     check_ensemble(ckpts)
     if data:
         from hens.forecast.sources import open_source
