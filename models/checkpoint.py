@@ -295,6 +295,8 @@ def _package_network(files: Any) -> tuple[SFNOConfig, tuple[str, ...], torch.Ten
         unsupported.append(f"gridtype={params.get('gridtype')}")
     if params.get("add_cos_to_grid"):
         unsupported.append("add_cos_to_grid")
+    if params.get("data_grid_type", "equiangular") != params.get("model_grid_type", "equiangular"):
+        unsupported.append(f"data_grid_type={params.get('data_grid_type')}")
     if params.get("add_landmask") and params.get("landmask_preprocessing", "floor") != "floor":
         unsupported.append(f"landmask_preprocessing={params.get('landmask_preprocessing')}")
     if unsupported:
@@ -304,6 +306,7 @@ def _package_network(files: Any) -> tuple[SFNOConfig, tuple[str, ...], torch.Ten
         *files.grid.shape, grid_frequencies=int(params.get("grid_num_frequencies", 1)) if params.get("add_grid") else 0,
         orography=files.orography if params.get("add_orography") else None,
         land_mask=files.land_mask if params.get("add_landmask") else None,
+        lat=params.get("lat"), lon=params.get("lon"),
     )
     n = len(files.channels)
     cfg = sfno_config(params, grid=files.grid.spec, in_channels=n + len(forcings) + static.shape[0], out_channels=n)

@@ -163,8 +163,9 @@ def is_package(path: str | Path) -> bool:
         return False
 
 
-def read_package(path: str | Path) -> PackageFiles:
-    """Read a makani package completely; no code from it runs.
+def read_package(path: str | Path, *, weights: bool = True) -> PackageFiles:
+    """Read a makani package completely (``weights=False``: all but the checkpoint, whose
+    ``state_dict`` is then empty and ``weights_sha256`` ``""``); no code from it runs.
 
     Raises
     ------
@@ -180,12 +181,12 @@ def read_package(path: str | Path) -> PackageFiles:
                 raise CheckpointError(
                     f"{path} is not a makani package (a folder or .tar with {CONFIG} and {CHECKPOINT})"
                 )
-            return _read(files)
+            return _read(files, weights=weights)
     except (OSError, tarfile.TarError) as err:
         raise CheckpointError(f"package {path} is unreadable ({err})") from None
 
 
-def _read(files: _Files) -> PackageFiles:
+def _read(files: _Files, *, weights: bool) -> PackageFiles:
     params = _config(files)
     cfg = files.name(CONFIG)
     try:
@@ -207,6 +208,11 @@ def _read(files: _Files) -> PackageFiles:
     mean, std = _statistics(files, params, len(channels))
     orography = _static(files, OROGRAPHY, "Z", grid) if params.get("add_orography") else None
     land_mask = _static(files, LAND_MASK, "LSM", grid) if params.get("add_landmask") else None
+    if not weights:
+        with files.open(CHECKPOINT) as f:
+            style: PackageStyle = "makani-v0.1" if is_zip_checkpoint(f.read(4)) else "hens-conversion"
+        return PackageFiles(files.path, style, params, channels, grid, step, mean, std, orography, land_mask,
+                            {}, "", extras)
     style, state, sha = _checkpoint(files)
     _check_weights(state, params, len(channels), len(channels) + len(extras), files.name(CHECKPOINT))
     return PackageFiles(files.path, style, params, channels, grid, step, mean, std, orography, land_mask,

@@ -5,7 +5,8 @@ that do not change in time, in this order:
 
 * ``grid``: for ``k = 1 .. n`` the sines ``sin(k * s_lat)`` and ``sin(k * s_lon)``,
   interleaved (lat, lon, lat, lon, ...), where ``s`` runs over ``[0, 1)`` in equal steps along
-  each axis (row/column index / count; the angle is in radians, so a field is not periodic);
+  each axis (row/column index / count; the angle is in radians, so a field is not periodic),
+  or is the latitude and longitude in radians for packages whose ``config.json`` lists them;
 * ``orography``: surface geopotential, min-max scaled to [0, 1], then standardised with its
   mean and unbiased standard deviation (+ 1e-6);
 * ``land_mask``: one-hot of ``floor(lsm)``, one channel per class 0 .. max (two for a land
@@ -26,10 +27,19 @@ from hens.forecast.errors import DataError
 _OROGRAPHY_EPS = 1e-6
 
 
-def grid_fields(nlat: int, nlon: int, frequencies: int) -> torch.Tensor:
-    """The ``2 * frequencies`` sinusoidal position fields ``(2 n, nlat, nlon)``, float32."""
-    s_lat = torch.linspace(0.0, 1.0, nlat + 1, dtype=torch.float32)[:-1]
-    s_lon = torch.linspace(0.0, 1.0, nlon + 1, dtype=torch.float32)[:-1]
+def grid_fields(
+    nlat: int, nlon: int, frequencies: int, *, lat: np.ndarray | None = None, lon: np.ndarray | None = None
+) -> torch.Tensor:
+    """The ``2 * frequencies`` sinusoidal position fields ``(2 n, nlat, nlon)``, float32.
+
+    ``lat``, ``lon`` (degrees): use these angles instead of the ``[0, 1)`` ramps.
+    """
+    if lat is not None and lon is not None:
+        s_lat = torch.deg2rad(torch.as_tensor(np.asarray(lat), dtype=torch.float32))
+        s_lon = torch.deg2rad(torch.as_tensor(np.asarray(lon), dtype=torch.float32))
+    else:
+        s_lat = torch.linspace(0.0, 1.0, nlat + 1, dtype=torch.float32)[:-1]
+        s_lon = torch.linspace(0.0, 1.0, nlon + 1, dtype=torch.float32)[:-1]
     lat, lon = torch.meshgrid(s_lat, s_lon, indexing="ij")
     pair = torch.stack([lat, lon])  # (2, nlat, nlon)
     return torch.cat([torch.sin(pair if k == 1 else k * pair) for k in range(1, frequencies + 1)])
@@ -56,7 +66,7 @@ def land_mask_fields(land_fraction: np.ndarray) -> torch.Tensor:
 
 def static_fields(
     nlat: int, nlon: int, *, grid_frequencies: int = 0, orography: np.ndarray | None = None,
-    land_mask: np.ndarray | None = None,
+    land_mask: np.ndarray | None = None, lat: np.ndarray | None = None, lon: np.ndarray | None = None,
 ) -> torch.Tensor:
     """All static inputs of a package in input order, ``(S, nlat, nlon)`` float32.
 
@@ -70,10 +80,12 @@ def static_fields(
         Surface geopotential (m2 s-2), or ``None``.
     land_mask
         Land fraction (1), or ``None``.
+    lat, lon
+        Degrees, for grid fields of angles (:func:`grid_fields`).
     """
     parts = []
     if grid_frequencies > 0:
-        parts.append(grid_fields(nlat, nlon, grid_frequencies))
+        parts.append(grid_fields(nlat, nlon, grid_frequencies, lat=lat, lon=lon))
     for name, values, build in (("orography", orography, orography_field), ("land mask", land_mask, land_mask_fields)):
         if values is None:
             continue

@@ -98,3 +98,10 @@ def test_a_state_output_stepper_feeds_zenith_and_static_fields_and_denormalises(
     torch.testing.assert_close(out, expected)
     with pytest.raises(DataError, match="tendency std"):
         Stepper(model, mean, std)
+
+
+def test_grid_fields_use_the_listed_angles_when_a_config_lists_them():
+    lat, lon = GRID.lat, GRID.lon
+    f = grid_fields(25, 48, 3, lat=lat, lon=lon)
+    rad_lat = torch.deg2rad(torch.as_tensor(lat, dtype=torch.float32))
+    torch.testing.assert_close(f[4], torch.sin(3 * rad_lat)[:, None].expand(25, 48))
