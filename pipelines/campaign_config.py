@@ -30,8 +30,8 @@ TRAIN_OPTIONS: dict[str, tuple[type, ...]] = {
 FORECAST_OPTIONS = ("seeds", "batch_size", "seed", "threads", "output_channels", "output_every_hours")
 #: `hens score` options allowed under ``score:`` (truth: the campaign's data by default)
 SCORE_OPTIONS = ("truth", "climatology", "thresholds", "drop_incomplete")
-_KEYS = ("data", "output", "seeds", "train", "init_times", "lead_hours", "ranks", "perturbation", "forecast",
-         "score", "slurm")
+_KEYS = ("data", "output", "seeds", "train", "models", "init_times", "lead_hours", "ranks", "perturbation",
+         "forecast", "score", "slurm")
 
 
 @dataclass(frozen=True)
@@ -75,14 +75,20 @@ class SlurmOptions:
 
 @dataclass(frozen=True)
 class CampaignConfig:
-    """A validated campaign; ``forecast_values(t)`` is the forecast YAML of initial time ``t``."""
+    """A validated campaign; ``forecast_values(t)`` is the forecast YAML of initial time ``t``.
+
+    The checkpoints are either trained by the campaign (``seeds`` and ``train``) or given
+    (``models``: hens checkpoints or published SFNO packages, docs/packages.md); then no
+    training job runs.
+    """
 
     data: tuple[str, ...]
     output: str
-    seeds: tuple[int, ...]
-    train: Mapping[str, Any]
     init_times: tuple[np.datetime64, ...]
     lead_hours: int
+    seeds: tuple[int, ...] = ()
+    train: Mapping[str, Any] = field(default_factory=dict)
+    models: tuple[str, ...] = ()
     ranks: int = 1
     perturbation: PerturbationConfig | Mapping[str, Any] = field(default_factory=PerturbationConfig)
     forecast: Mapping[str, Any] = field(default_factory=dict)
@@ -96,17 +102,11 @@ class CampaignConfig:
             raise ConfigError(f"output must be a folder, got {self.output!r}")
         if self.output_path.exists() and not self.output_path.is_dir():
             raise ConfigError(f"output {self.output_path} exists and is not a folder")
-        seeds = list(range(self.seeds)) if isinstance(self.seeds, int) and not isinstance(self.seeds, bool) and \
-            self.seeds > 0 else self.seeds
-        if not isinstance(seeds, (list, tuple)) or not seeds:
-            raise ConfigError(f"seeds must be a count or a list of seeds, got {self.seeds!r}")
-        for s in seeds:
-            _int("seeds", s, minimum=0)
-        if len(set(seeds)) != len(seeds):
-            raise ConfigError("seeds lists a seed twice; each seed gives one checkpoint")
-        object.__setattr__(self, "seeds", tuple(seeds))
+        if self.models:
+            self._check_models()
+        else:
+            self._check_seeds()
         _int("ranks", self.ranks, minimum=1)
-        self._check_train()
         if not isinstance(self.forecast, Mapping):
             raise ConfigError(f"forecast must be a mapping such as {{batch_size: 16}}, got {self.forecast!r}")
         unknown = sorted(str(k) for k in self.forecast if k not in FORECAST_OPTIONS)
@@ -125,11 +125,46 @@ class CampaignConfig:
                   "lead_hours": self.lead_hours, "models": [PHYSICS], "perturbation": self.perturbation,
                   **self.forecast}
         checked = parse_config(values, base_dir=self.base_dir, where="the campaign")
-        if checked.seeds > 1 and not self.train.get("stochastic", False):
+        if checked.seeds > 1 and self.trains and not self.train.get("stochastic", False):
             raise ConfigError(f"forecast seeds: {checked.seeds} needs stochastic models; add stochastic: true "
                               "to train or use seeds: 1")
         object.__setattr__(self, "init_times", checked.init_times)
         object.__setattr__(self, "perturbation", checked.perturbation)
+
+    def _check_models(self) -> None:
+        if self.seeds or self.train:
+            raise ConfigError("models: runs the given checkpoints; a campaign trains (seeds:, train:) or takes "
+                              "models:, not both")
+        object.__setattr__(self, "models", _strings("models", self.models))
+        for path in self.models:
+            if not (self.base_dir / path).exists():
+                raise ConfigError(f"model {path} does not exist (looked for {self.base_dir / path})")
+
+    def _check_seeds(self) -> None:
+        if self.seeds == () or self.train == {}:
+            raise ConfigError("a campaign needs seeds: and train: (it trains its checkpoints) or models: "
+                              "(checkpoints or published packages to run)")
+        seeds = list(range(self.seeds)) if isinstance(self.seeds, int) and not isinstance(self.seeds, bool) and \
+            self.seeds > 0 else self.seeds
+        if not isinstance(seeds, (list, tuple)) or not seeds:
+            raise ConfigError(f"seeds must be a count or a list of seeds, got {self.seeds!r}")
+        for s in seeds:
+            _int("seeds", s, minimum=0)
+        if len(set(seeds)) != len(seeds):
+            raise ConfigError("seeds lists a seed twice; each seed gives one checkpoint")
+        object.__setattr__(self, "seeds", tuple(seeds))
+        self._check_train()
+
+    @property
+    def trains(self) -> bool:
+        """Whether the campaign trains its checkpoints (else it runs ``models``)."""
+        return not self.models
+
+    def model_paths(self) -> list[str]:
+        """The forecasts' checkpoints, absolute: the trained ones, or ``models``."""
+        if self.trains:
+            return [str(self.checkpoint(s)) for s in self.seeds]
+        return [resolve_path(self.base_dir, p) for p in self.models]
 
     def _check_train(self) -> None:
         if not isinstance(self.train, Mapping) or not self.train:
@@ -203,7 +238,7 @@ class CampaignConfig:
         return {
             "data": [resolve_path(self.base_dir, p) for p in self.data],
             "output": f"{stamps[0]}.zarr", "init_times": stamps, "lead_hours": self.lead_hours,
-            "models": [str(self.checkpoint(s)) for s in self.seeds],
+            "models": self.model_paths(),
             "perturbation": dataclasses.asdict(self.perturbation),
             **self.forecast,
         }

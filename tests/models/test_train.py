@@ -168,8 +168,8 @@ def test_cli_errors_are_one_line(tmp_path, monkeypatch, capsys):
     assert code == 2 and "exactly one of --minutes M or --steps N" in err and err.count("\n") == 1
     code, err = run("--data", "x", "--out", str(tmp_path / "x.pt"), "--steps", "1", "--loss", "mae")
     assert code == 2 and "--loss='mae' is not an option" in err and err.count("\n") == 1
-    code, err = run("--data", "x", "--out", str(tmp_path / "x.pt"), "--steps", "1", "--forcings", "cos_zenith")
-    assert code == 2 and "unknown forcing cos_zenith" in err and err.count("\n") == 1
+    code, err = run("--data", "x", "--out", str(tmp_path / "x.pt"), "--steps", "1", "--forcings", "solar_flux")
+    assert code == 2 and "unknown forcing solar_flux" in err and err.count("\n") == 1
 
 
 @pytest.mark.parametrize("forcings", [(), ("year_progress", "day_progress")])

@@ -96,3 +96,15 @@ def test_a_rerun_reads_the_cached_rmse(hens_packages, tmp_path):
     a, b = open_store(tmp_path / "a.zarr"), open_store(tmp_path / "b.zarr")
     assert a.attrs["perturbation_amplitudes"] == b.attrs["perturbation_amplitudes"]
     assert np.array_equal(a["t850"].values, b["t850"].values)
+
+
+def test_a_store_without_a_variable_the_package_needs_is_one_line(hens_packages, tmp_path):
+    _, packages = hens_packages
+    times = pd.date_range("2021-03-10T00", "2021-03-14T18", freq="6h").values
+    lacking = tuple(c for c in ERA5_74 if not c.startswith("q"))
+    era5 = write_wb2(make_truth(GRID, channels=lacking, times=times), tmp_path / "no_q.zarr")
+    res = subprocess.run([sys.executable, "-m", "hens.pipelines.cli", "forecast", str(_config(tmp_path, era5, packages)),
+                          "--no-progress"], capture_output=True, text=True, timeout=300)
+    assert res.returncode != 0
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("hens: error:") and "q50" in lines[0] and "sfno_seed1" in lines[0]

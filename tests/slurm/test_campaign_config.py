@@ -65,7 +65,7 @@ def test_bad_campaigns_fail_with_one_line(world_store, tmp_path, overrides, mess
 @pytest.mark.parametrize(("overrides", "message"), [
     ({"train": {"stochastic": True}}, "train: pass exactly one of --minutes M or --steps N"),
     ({"train": {"steps": 30, "channels": ["z500", "q700"]}}, "train channels q700 are not in the data"),
-    ({"train": {"steps": 30, "forcings": "cos_zenith"}}, "train: unknown forcing cos_zenith"),
+    ({"train": {"steps": 30, "forcings": "solar_flux"}}, "train: unknown forcing solar_flux"),
     ({"init_times": ["2000-01-01T06"]}, "needs the analysis at 1999-12-31T18"),
     ({"init_times": ["2000-02-28T00"], "lead_hours": 96}, "needs the truth \\(score\\) at"),
 ])
