@@ -15,10 +15,14 @@ Example (``campaign.yaml``; relative paths are relative to its folder)::
     slurm: {partition: gpu, nodes: 1, gpus_per_node: 4, cpus_per_task: 8,
             train_time: "12:00:00", forecast_time: "02:00:00", score_time: "01:00:00"}
 
+Instead of ``seeds`` and ``train``, ``models: [sfno_seed1, sfno_seed2, ...]`` runs given
+checkpoints or published SFNO packages (docs/packages.md): no training job, the forecasts
+are the first step.
+
 :func:`submit_campaign` validates everything first (one :class:`ConfigError` line; the data
 must hold every initial time and its breeding window, the truth every valid time), then
 writes one forecast YAML per initial time under ``output/forecasts/`` and submits
-``slurm/train.sbatch`` as a job array over the seeds, ``slurm/forecast.sbatch`` as a job array
+``slurm/train.sbatch`` as a job array over the seeds (unless ``models`` are given), ``slurm/forecast.sbatch`` as a job array
 over the initial times (``--dependency=afterok:`` on the training) and ``slurm/score.sbatch``
 as a job array over the stores (``afterok`` on the forecasts). All are requeue-safe (training
 resumes, forecasts ``--resume``, finished scores are kept), so resubmitting the same campaign

@@ -25,18 +25,41 @@ def check_campaign(cfg: CampaignConfig) -> None:
     Raises
     ------
     ConfigError
-        Training options `hens train` refuses, training channels the data lacks, or an
-        initial time whose analyses (breeding window included) or verifying truth (when
+        Training options `hens train` refuses, training channels the data lacks, given
+        models (checkpoints, packages) that do not form one ensemble or do not fit the data,
+        or an initial time whose analyses (breeding window included) or verifying truth (when
         scoring) the data lacks.
     """
     from hens.forecast.perturb.bred import breeding_times
     from hens.forecast.sources import open_source
+
+    values = cfg.forecast_values(cfg.init_times)
+    source = open_source(values["data"] if len(values["data"]) > 1 else values["data"][0])
+    if cfg.trains:
+        _check_training(cfg, source)
+    else:
+        from hens.models.checkpoint import check_compatible, check_ensemble, read_header
+
+        headers = [read_header(p) for p in cfg.model_paths()]
+        check_ensemble(headers)
+        for header in headers:
+            check_compatible(header, source)
+    cycles = cfg.perturbation.cycles if cfg.perturbation.bred else 0
+    t0 = cfg.init_times[0]
+    window = breeding_times(t0, cycles) - t0  # the analyses a run starts from and breeds over
+    _check_times(cfg, source, [int(h) for h in window // np.timedelta64(1, "h")], "analysis")
+    if cfg.scoring:
+        truth = cfg.truth
+        _check_times(cfg, open_source(truth if len(truth) > 1 else truth[0]), range(0, cfg.lead_hours + 1, 6),
+                     "truth (score)")
+
+
+def _check_training(cfg: CampaignConfig, source: Any) -> None:
+    """`hens train`'s own rules for the campaign's training options, on its data."""
     from hens.models.forcings import parse_forcings
     from hens.models.train import TrainConfig
     from hens.models.training_data import split_times
 
-    values = cfg.forecast_values(cfg.init_times)
-    source = open_source(values["data"] if len(values["data"]) > 1 else values["data"][0])
     opts = {("num_layers" if k == "layers" else k): v for k, v in cfg.train.items()}
     if isinstance(opts.get("channels"), str):
         opts["channels"] = [c.strip() for c in opts["channels"].split(",") if c.strip()]
@@ -54,14 +77,6 @@ def check_campaign(cfg: CampaignConfig) -> None:
     except ConfigError as err:
         raise ConfigError(f"train: {err}") from None
     split_times(source.times, val_days=cfg.train.get("val_days"))
-    cycles = cfg.perturbation.cycles if cfg.perturbation.bred else 0
-    t0 = cfg.init_times[0]
-    window = breeding_times(t0, cycles) - t0  # the analyses a run starts from and breeds over
-    _check_times(cfg, source, [int(h) for h in window // np.timedelta64(1, "h")], "analysis")
-    if cfg.scoring:
-        truth = cfg.truth
-        _check_times(cfg, open_source(truth if len(truth) > 1 else truth[0]), range(0, cfg.lead_hours + 1, 6),
-                     "truth (score)")
 
 
 def _check_times(cfg: CampaignConfig, source: Any, hours: Any, what: str) -> None:

@@ -295,7 +295,7 @@ def load_campaign(path: str | Path) -> CampaignConfig:
     unknown = sorted(str(k) for k in values if k not in _KEYS)
     if unknown:
         raise ConfigError(f"unknown key {unknown[0]!r} in {path.name}; allowed: {', '.join(_KEYS)}")
-    missing = [k for k in ("data", "output", "seeds", "train", "init_times", "lead_hours") if k not in values]
+    missing = [k for k in ("data", "output", "init_times", "lead_hours") if k not in values]
     if missing:
         raise ConfigError(f"{path.name} lacks the key {missing[0]!r}")
     return CampaignConfig(**values, base_dir=path.resolve().parent)

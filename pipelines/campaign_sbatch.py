@@ -19,7 +19,8 @@ JobArray = tuple[list[str], list[str]]
 
 
 def job_arrays(cfg: CampaignConfig, out: Path, scripts: Path, *, forecasts: int, stores: int) -> dict[str, JobArray]:
-    """The job array of each step, in submission order (no ``score`` when not scoring).
+    """The job array of each step, in submission order (no ``train`` for given ``models``, no
+    ``score`` when not scoring).
 
     Parameters
     ----------
@@ -43,14 +44,14 @@ def job_arrays(cfg: CampaignConfig, out: Path, scripts: Path, *, forecasts: int,
         fc_res.append(f"--ntasks-per-node={cfg.ranks // s.nodes}")
     if s.gpus_per_node:
         fc_res.append(f"--gpus-per-node={s.gpus_per_node}")
-    steps = {
-        "train": ([f"--job-name={name}-train", "--array=" + ",".join(map(str, cfg.seeds)),
-                   f"--output={out}/logs/train-%A_%a.out", *train_res, *_time(train_time)],
-                  [str(scripts / "train.sbatch"), str(out / "checkpoints"), *cfg.train_args()]),
-        "forecast": ([f"--job-name={name}-forecast", f"--array=0-{forecasts - 1}",
-                      f"--output={out}/logs/forecast-%A_%a.out", *fc_res, *_time(s.forecast_time)],
-                     [str(scripts / "forecast.sbatch"), str(out / "forecasts.txt")]),
-    }
+    steps: dict[str, JobArray] = {}
+    if cfg.trains:
+        steps["train"] = ([f"--job-name={name}-train", "--array=" + ",".join(map(str, cfg.seeds)),
+                           f"--output={out}/logs/train-%A_%a.out", *train_res, *_time(train_time)],
+                          [str(scripts / "train.sbatch"), str(out / "checkpoints"), *cfg.train_args()])
+    steps["forecast"] = ([f"--job-name={name}-forecast", f"--array=0-{forecasts - 1}",
+                          f"--output={out}/logs/forecast-%A_%a.out", *fc_res, *_time(s.forecast_time)],
+                         [str(scripts / "forecast.sbatch"), str(out / "forecasts.txt")])
     if cfg.scoring:
         steps["score"] = ([f"--job-name={name}-score", f"--array=0-{stores - 1}",
                            f"--output={out}/logs/score-%A_%a.out", f"--cpus-per-task={s.cpus_per_task}",

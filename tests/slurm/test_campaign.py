@@ -135,3 +135,47 @@ def test_campaign_trains_forecasts_scores_and_survives_a_requeue(slurm_cluster, 
     run_forecast(tmp_path / "reference.yaml", progress=False)
     _assert_same_arrays(first_store, tmp_path / "reference.zarr")
     print(f"campaign with a requeue: {elapsed:.0f} s")
+
+
+def test_a_campaign_runs_published_packages_without_training(slurm_cluster, tmp_path):
+    """Given models (two Huge-Ensembles-style packages, tests/models/package_builders.py) on an ERA5
+    store: the forecast array starts at once and the score array follows it."""
+    import sys
+
+    import pandas as pd
+
+    repo = Path(__file__).resolve().parents[2]
+    sys.path.insert(0, str(repo / "tests" / "forecast"))
+    sys.path.insert(0, str(repo / "tests" / "models"))
+    from package_builders import CHANNELS_73, write_package
+    from sample_layouts import ERA5_74, make_truth, write_wb2
+
+    from hens.forecast.grids import parse_grid
+
+    grid = parse_grid("9x16:equiangular")
+    times = pd.date_range("2021-03-10T00", "2021-03-16T00", freq="6h").values
+    era5 = write_wb2(make_truth(grid, channels=ERA5_74, times=times), tmp_path / "era5.zarr")
+    names = CHANNELS_73[:5] + ("2d",) + CHANNELS_73[5:]
+    models = [write_package(tmp_path / f"sfno_seed{s}", style="hens-conversion", channels=names, nlat=9, nlon=16,
+                            seed=s).name for s in (1, 2)]
+    inits = ["2021-03-13T00", "2021-03-14T00"]
+    config = tmp_path / "campaign.yaml"
+    config.write_text(yaml.safe_dump({
+        "data": str(era5), "output": "campaign", "models": models, "init_times": inits, "lead_hours": 24,
+        "ranks": 2, "perturbation": {"kind": "hemispheric_bred_vector", "pairs": 2, "cycles": 2},
+        "forecast": {"batch_size": 4}, "score": {"thresholds": [0.9]},
+    }))
+    res = slurm_cluster.run("hens", "campaign", str(config))
+    jobs = dict(line.split()[:2] for line in res.stdout.splitlines())
+    assert set(jobs) == {"forecast", "score"}, res.stdout
+    slurm_cluster.submitted += list(jobs.values())
+    out = tmp_path / "campaign"
+    slurm_cluster.wait(list(jobs.values()), timeout=400, logs=out / "logs")
+    for step, job in jobs.items():
+        states = slurm_cluster.states(job)
+        assert states and set(states.values()) == {"COMPLETED"}, (step, states)
+    for t in inits:
+        ds = open_store(out / "forecasts" / f"{t}.zarr")
+        assert ds.sizes["member"] == 8 and ds["completed"].values.all() and ds.attrs["world_size"] == 2
+        assert np.isfinite(ds["d2m"].values).all() and "measured by hens" in ds.attrs["perturbation_scale_source"]
+        assert np.isfinite(xr.open_zarr(out / "forecasts" / f"{t}.scores.zarr")["crps"].values).all()

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from hens.forecast.errors import ConfigError
+from hens.forecast.errors import ConfigError, HensError
 from hens.pipelines.campaign import load_campaign, submit_campaign
 
 REPO = Path(__file__).resolve().parents[2]
@@ -192,3 +192,61 @@ def test_urls_stay_urls_through_the_campaign(world_store, tmp_path):
     assert train[train.index("--data") + 1] == url
     assert score[-2:] == ["--truth", url]
     assert all(yaml.safe_load(p.read_text())["data"] == [url] for p in sub.configs)
+
+
+def _packages(folder: Path) -> tuple[Path, list[Path]]:
+    """A 74-variable WB2-layout ERA5 store and two tiny Huge-Ensembles-style packages on its 9x16 grid."""
+    import pandas as pd
+
+    sys.path.insert(0, str(REPO / "tests" / "forecast"))
+    sys.path.insert(0, str(REPO / "tests" / "models"))
+    from package_builders import CHANNELS_73, write_package
+    from sample_layouts import ERA5_74, make_truth, write_wb2
+
+    from hens.forecast.grids import parse_grid
+
+    grid = parse_grid("9x16:equiangular")
+    times = pd.date_range("2021-03-10T00", "2021-03-16T00", freq="6h").values
+    era5 = write_wb2(make_truth(grid, channels=ERA5_74, times=times), folder / "era5.zarr")
+    names = CHANNELS_73[:5] + ("2d",) + CHANNELS_73[5:]
+    return era5, [write_package(folder / f"sfno_seed{s}", style="hens-conversion", channels=names, nlat=9, nlon=16,
+                                seed=s) for s in (1, 2)]
+
+
+def test_a_campaign_of_given_models_submits_no_training(tmp_path):
+    era5, packages = _packages(tmp_path)
+    values = _values(era5, init_times=["2021-03-13T00", "2021-03-14T00"], lead_hours=24,
+                     models=[p.name for p in packages])
+    for key in ("seeds", "train"):
+        values.pop(key)
+    cfg = load_campaign(_write(tmp_path, values))
+    sub = submit_campaign(cfg, dry_run=True)
+    assert list(sub.commands) == ["forecast", "score"]
+    assert not any(a.startswith("--dependency") for a in sub.commands["forecast"])
+    first = yaml.safe_load(sub.configs[0].read_text())
+    assert first["models"] == [str(p.resolve()) for p in packages]
+
+
+@pytest.mark.parametrize(("edit", "message"), [
+    (lambda v: v, "a campaign trains \\(seeds:, train:\\) or takes models:, not both"),
+    (lambda v: {k: x for k, x in v.items() if k not in ("seeds", "train", "models")},
+     "needs seeds: and train: .* or models:"),
+    (lambda v: {**{k: x for k, x in v.items() if k not in ("seeds", "train")}, "models": ["missing_package"]},
+     "model missing_package does not exist"),
+])
+def test_bad_model_campaigns_fail_with_one_line(tmp_path, edit, message):
+    era5, packages = _packages(tmp_path)
+    values = edit(_values(era5, models=[p.name for p in packages]))
+    with pytest.raises(ConfigError, match=message) as err:
+        load_campaign(_write(tmp_path, values))
+    assert "\n" not in str(err.value)
+
+
+def test_given_models_are_checked_against_each_other_and_the_data(world_store, tmp_path):
+    _, packages = _packages(tmp_path)
+    values = _values(world_store, models=[str(p) for p in packages])
+    for key in ("seeds", "train"):
+        values.pop(key)
+    cfg = load_campaign(_write(tmp_path, values))
+    with pytest.raises(HensError, match="sfno_seed1 is for grid 9x16:equiangular"):
+        submit_campaign(cfg, dry_run=True)
