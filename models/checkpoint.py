@@ -42,6 +42,7 @@ from torch import nn
 from hens import __version__
 from hens.forecast.errors import CheckpointError, ConfigError, GridMismatch, HensError
 from hens.forecast.grids import Grid, parse_grid
+from hens.forecast.types import HOURS_PER_STEP
 from hens.models.forcings import check_forcings, forcing_channels
 from hens.models.sfno import SFNO, SFNOConfig, parameter_bytes
 from hens.models.stepper import Stepper
@@ -319,6 +320,8 @@ def _load_package(path: Path, map_location: str | torch.device) -> Checkpoint:
     from hens.models.package_network import hens_state_dict
 
     files = read_package(path)
+    if files.step_hours != HOURS_PER_STEP:
+        raise CheckpointError(f"package {path} steps {files.step_hours} h; hens ensembles step {HOURS_PER_STEP} h")
     try:
         cfg, forcings, static = _package_network(files)
     except (HensError, ValueError) as err:

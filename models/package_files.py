@@ -384,8 +384,6 @@ def describe_package(pkg: PackageFiles) -> str:
     filters = [t for k, t in pkg.state_dict.items() if k.endswith(_FILTER)]
     lmax = int(filters[0].shape[-1]) if filters else "?"
     scale = int(p.get("scale_factor", 1))
-    htf = float(p.get("hard_thresholding_fraction", 1.0))
-    mmax = int((pkg.grid.nlon // scale // 2 + 1) * htf)  # makani's modes_lon
     real = sum(t.numel() * (2 if t.is_complex() else 1) for t in pkg.state_dict.values())
     n_grid = sum(e.startswith(("xsgr", "xcgr", "xgr")) for e in pkg.extras)
     extras = ["cos zenith"] if "xzen" in pkg.extras else []
@@ -397,7 +395,7 @@ def describe_package(pkg: PackageFiles) -> str:
         (f"{pkg.path}: makani package ({pkg.style}), {p.get('nettype', '?')} {p.get('filter_type', '')}, "
          f"{real:,} real numbers"),
         (f"  network   embed {p.get('embed_dim')}, {p.get('num_layers')} layers, scale factor {scale}, "
-         f"internal grid {pkg.grid.nlat // scale}x{pkg.grid.nlon // scale}, truncation lmax {lmax} mmax {mmax}"),
+         f"internal grid {pkg.grid.nlat // scale}x{pkg.grid.nlon // scale}, triangular truncation lmax = mmax = {lmax}"),
         f"  grid      {pkg.grid.spec}",
         f"  channels  {' '.join(pkg.channels)}",
         f"  step      {pkg.step_hours} h",

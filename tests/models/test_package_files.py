@@ -285,7 +285,7 @@ def test_cli_describes_packages_and_checks_them_as_one_ensemble(tmp_path, monkey
     assert code == 0, err
     sha = hashlib.sha256((a / CHECKPOINT).read_bytes()).hexdigest()
     for text in ("makani package (makani-v0.1)", "makani package (hens-conversion)", "embed 8, 2 layers",
-                 "scale factor 2", "lmax 4 mmax 5", "9x16:equiangular", "t2m d2m msl", "step      6 h",
+                 "scale factor 2", "lmax = mmax = 4", "9x16:equiangular", "t2m d2m msl", "step      6 h",
                  "cos zenith, 4 grid channels, orography, land mask (2 channels)", sha):
         assert text in out, (text, out)
     other = write_package(tmp_path / "c", channels=("u10m", "v10m", "t2m", "2d", "msl", "z500", "q700"))
