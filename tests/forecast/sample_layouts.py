@@ -131,25 +131,29 @@ def write_cds_new(truth: xr.DataArray, folder: Path, *, lon_180: bool = False) -
     grid = Grid.detect(truth["lat"].values, truth["lon"].values)
     times = truth["time"].values
     folder.mkdir(parents=True, exist_ok=True)
-    levels = tuple(sorted(LEVELS, reverse=True))
+    names = [str(c) for c in truth["channel"].values]
+    levels = tuple(sorted({CHANNELS[c].level for c in names if CHANNELS[c].level is not None}, reverse=True))
+    groups = (("pressure-levels", list(dict.fromkeys(c.rstrip("0123456789") for c in names
+                                                     if CHANNELS[c].level is not None))),
+              ("single-levels", [c for c in names if CHANNELS[c].level is None]))
     common = {"number": ((), np.int64(0), {"long_name": "ensemble member numerical id",
                                            "units": "1", "standard_name": "realization"}),
               "expver": (("valid_time",), np.array(["0001"] * times.size, dtype=object))}
     paths = []
-    for kind, names in (("pressure-levels", PRESSURE), ("single-levels", SURFACE)):
+    for kind, group in groups:
         data = {}
-        for short in names:
+        for name in group:
             if kind == "pressure-levels":
-                ch = CHANNELS[f"{short}500"]
-                values, lat, lon = _orient(_level_cube(truth, short, levels), grid,
+                ch = CHANNELS[f"{name}500"]
+                values, lat, lon = _orient(_level_cube(truth, name, levels), grid,
                                            lat_ascending=False, lon_180=lon_180)
                 dims = ("valid_time", "pressure_level", "latitude", "longitude")
             else:
-                ch = CHANNELS[short]
-                values, lat, lon = _orient(truth.sel(channel=short).values, grid,
+                ch = CHANNELS[name]
+                values, lat, lon = _orient(truth.sel(channel=name).values, grid,
                                            lat_ascending=False, lon_180=lon_180)
                 dims = ("valid_time", "latitude", "longitude")
-            data[short] = (dims, values.astype(np.float32), _grib_attrs(ch, short))
+            data[ch.short_name] = (dims, values.astype(np.float32), _grib_attrs(ch, ch.short_name))
         coords = {"valid_time": ("valid_time", _encoded(times, "s", 1970, np.int64),
                                  {"long_name": "time", "standard_name": "time",
                                   "units": "seconds since 1970-01-01",
@@ -164,7 +168,7 @@ def write_cds_new(truth: xr.DataArray, folder: Path, *, lon_180: bool = False) -
         ds = xr.Dataset(data, coords=coords,
                         attrs={"GRIB_centre": "ecmf", "Conventions": "CF-1.7",
                                "institution": "European Centre for Medium-Range Weather Forecasts"})
-        encoding = {v: {"_FillValue": np.float32(np.nan)} for v in names}
+        encoding = {v: {"_FillValue": np.float32(np.nan)} for v in data}
         path = folder / f"data_stream-oper_stepType-instant-{kind}.nc"
         ds.to_netcdf(path, format="NETCDF4", engine="netcdf4", encoding=encoding)
         paths.append(path)

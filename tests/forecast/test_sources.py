@@ -170,3 +170,19 @@ def test_reads_the_world_store(world_store):
     np.testing.assert_array_equal(block.sel(channel="t2m").values, ds["2m_temperature"].values)
     np.testing.assert_array_equal(block.sel(channel="z500").values,
                                   ds["geopotential"].sel(level=500).values)
+
+
+def test_the_74_variables_of_the_huge_ensembles_packages_read_from_wb2_and_cds(tmp_path):
+    """Every variable the published SFNO packages need (docs/packages.md), by its WeatherBench2 long
+    name and its CDS short name: u/v 10 m and 100 m, t2m, d2m, sp, msl, tcwv, u v z t q on 13 levels."""
+    import pandas as pd
+
+    from sample_layouts import ERA5_74
+
+    grid = Grid(9, 16, "equiangular")
+    truth = make_truth(grid, channels=ERA5_74, times=pd.date_range("2021-03-10", periods=2, freq="6h").values)
+    for source in (open_source(write_wb2(truth, tmp_path / "era5.zarr")),
+                   open_source(write_cds_new(truth, tmp_path / "cds"))):
+        assert set(ERA5_74) <= set(source.channels)
+        got = source(truth["time"].values, list(ERA5_74))
+        np.testing.assert_array_equal(got.values, truth.values)
