@@ -93,8 +93,8 @@ class StochasticSFNOConfig:
 
 
 def _grid_major(coeffs: torch.Tensor) -> torch.Tensor:
-    """Complex ``(B, D, L, M)`` -> real ``(L, M, B, 2, D)`` for :meth:`SphericalTransform.synthesis`."""
-    return torch.view_as_real(coeffs).permute(2, 3, 0, 4, 1).contiguous()
+    """Complex ``(B, D, L, M)`` -> real ``(L, M, B, D, 2)`` for :meth:`SphericalTransform.synthesis`."""
+    return torch.view_as_real(coeffs).permute(2, 3, 0, 1, 4).contiguous()
 
 
 class StochasticSFNO(nn.Module):

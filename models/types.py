@@ -25,3 +25,7 @@ Activation = Literal["gelu", "silu"]
 NoiseInjection = Literal["input", "norm", "both"]
 #: model kinds a checkpoint can hold
 ModelKind = Literal["sfno", "stochastic_sfno"]
+#: longitude transform of the SHT: dense DFT matrix, torch.fft, or chosen per (device, nlon)
+LonTransform = Literal["auto", "dft", "rfft"]
+#: arithmetic of an ensemble step: float32, or autocast to bfloat16 / float16 (transforms stay float32)
+Precision = Literal["float32", "bfloat16", "float16"]
