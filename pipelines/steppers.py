@@ -1,9 +1,11 @@
 """Models behind the engine's :class:`~hens.forecast.protocols.Stepper` protocol.
 
 * :class:`CheckpointStepper`: an SFNO checkpoint. A deterministic one ignores seeds; a
-  stochastic one gives each member its own CPU generator, seeded from the member's
-  ``model-noise`` stream and carried across steps (so step k's noise is the k-th draw of the
-  member's stream, whatever batch it runs in).
+  stochastic one gives each member its own generator on the model's device, seeded from the
+  member's ``model-noise`` stream and carried across steps (so step k's noise is the k-th draw
+  of the member's stream, whatever batch and rank it runs in; on CUDA the generator is
+  Philox, counter-based, and the noise never crosses the host-device link). On CPU the
+  numbers are those of earlier versions (a CPU generator per member).
 * :class:`PhysicsStepper`: the world's shallow-water solver (``models: [physics]``), one
   solver state per member, forcing noise seeded from the member's ``physics-noise`` stream.
   The physics ensemble thus runs through the same engine and store layout as the SFNOs.
@@ -53,7 +55,7 @@ class CheckpointStepper:
         self.device = next(self.model.parameters()).device
 
     def start(self, x: torch.Tensor, *, init_time: np.datetime64, seeds: Sequence[int]) -> _NetworkRollout:
-        generators = [make_generator(s) for s in seeds] if self.noise_stream else None
+        generators = [make_generator(s, self.device) for s in seeds] if self.noise_stream else None
         return _NetworkRollout(self.model, x.to(self.device, torch.float32), generators, init_time)
 
 
