@@ -64,7 +64,8 @@ def _checkpoints(cfg: ForecastConfig, source: DataSource, device: torch.device) 
         scale_source = (f"6-hour tendency std of the training data (checkpoint normalisation) x sqrt(8), "
                         f"mean over checkpoints (no checkpoint records extra.{RMSE_KEY})")
     records = tuple({"name": ck.path.name, "sha256": ck.sha256, "kind": ck.kind} for ck in ckpts)
-    return Models(tuple(CheckpointStepper(ck) for ck in ckpts), records, ckpts[0].stochastic, scale, scale_source)
+    steppers = tuple(CheckpointStepper(ck, precision=cfg.precision) for ck in ckpts)
+    return Models(steppers, records, ckpts[0].stochastic, scale, scale_source)
 
 
 def _physics(cfg: ForecastConfig, source: DataSource) -> Models:
