@@ -209,7 +209,7 @@ def run_paths(repeats: int, sizes=PATH_SIZES) -> list[dict]:
         s_cplx = torch.randn(lmax, lmax * batch, embed, dtype=torch.complex64)
         cols = 64 if name == "hens" else embed
         grid = Grid(nlat, nlon)
-        t_dft = SphericalTransform(grid, min(nlat, nlon // 2), min(nlat, nlon // 2), lon_transform="dft")
+        t_dft = SphericalTransform(grid, lmax, lmax, lon_transform="dft")  # the network's truncation
         t_fft = SphericalTransform(grid, t_dft.lmax, t_dft.mmax, lon_transform="rfft")
         g = torch.randn(nlat, nlon, batch, cols)
 
@@ -323,13 +323,14 @@ def main() -> None:
                         "longitude transform (demo and 721x1440); ~2 minutes and ~6 GB")
     parser.add_argument("--hens", action="store_true", help="the HENS network at batch 1: minutes and ~15 GB")
     parser.add_argument("--hens-steps", type=int, default=1)
+    parser.add_argument("--paths-size", choices=[n for n, *_ in PATH_SIZES], help="only this size with --paths")
     parser.add_argument("--no-save", action="store_true")
     args = parser.parse_args()
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
     dev = platform.processor() or platform.machine() or "cpu"
     if args.paths or args.hens:
         if args.paths:
-            rows = run_paths(args.repeats)
+            rows = run_paths(args.repeats, [c for c in PATH_SIZES if args.paths_size in (None, c[0])])
             if not args.no_save:
                 append_rows(results_path("sfno_paths", dev), rows)
         if args.hens:
