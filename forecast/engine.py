@@ -34,6 +34,7 @@ from hens.forecast.output import OutputSelection, select_output
 from hens.forecast.perturb import clip_physical
 from hens.forecast.protocols import DataSource, Perturbation, Sink, Stepper
 from hens.forecast.ranks import all_sum
+from hens.forecast.transfer import overlaps, start_copy
 from hens.forecast.types import HOURS_PER_STEP
 from hens.forecast.writer import BackgroundWriter
 from hens.forecast.zarr_sink import batches
@@ -116,11 +117,30 @@ def member_leads(plan: EnsemblePlan, init_index: int, members: Sequence[int]) ->
         rollouts.append(stepper.start(x, init_time=t0, seeds=seeds))
         first.append(x)
     yield torch.cat(first)
+    pending = None  # (wait for the host copy, hours) of the slab before, on a device that overlaps
     for hours in plan.lead_hours[1:]:
-        steps = [r.step().cpu() for r in rollouts]
-        x = steps[0] if len(steps) == 1 else torch.cat(steps)  # one checkpoint: no second copy
-        _check_finite(x, members, plan, t0, hours)
-        yield x
+        steps = [r.step() for r in rollouts]
+        if not overlaps(steps[0]):
+            steps = [s.cpu() for s in steps]
+            x = steps[0] if len(steps) == 1 else torch.cat(steps)  # one checkpoint: no second copy
+            _check_finite(x, members, plan, t0, hours)
+            yield x
+            continue
+        # GPU: copy this slab while the next step runs (forecast/transfer.py)
+        staged = start_copy(steps[0] if len(steps) == 1 else torch.cat(steps))
+        if pending is not None:
+            yield _finite(pending, members, plan, t0)
+        pending = (staged, hours)
+    if pending is not None:
+        yield _finite(pending, members, plan, t0)
+
+
+def _finite(pending: tuple[Callable[[], torch.Tensor], int], members: Sequence[int], plan: EnsemblePlan,
+            t0: np.datetime64) -> torch.Tensor:
+    wait, hours = pending
+    x = wait()
+    _check_finite(x, members, plan, t0, hours)
+    return x
 
 
 def _check_finite(x: torch.Tensor, members: Sequence[int], plan: EnsemblePlan, t0: np.datetime64, hours: int) -> None:

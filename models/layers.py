@@ -5,17 +5,19 @@ Layout. Inside the network activations are kept **grid-major**, ``(lat, lon, bat
 GEMM-compatible strided memory:
 
 * point-wise MLPs are ``F.linear`` on the last dim (one GEMM of ``(K N B) x E``);
-* the longitude transform is a matrix DFT ``(2M x N) @ (N x B E)`` per latitude -- for an
-  ``n x 2n`` grid it costs the same order, O(n^3), as the Legendre step, and it keeps the
-  layout (an FFT along a non-innermost dim transposes internally);
+* the longitude transform is ``torch.fft.rfft``/``irfft`` along the ``N`` dim, or, on CPU for
+  small grids (``nlon < RFFT_MIN_NLON_CPU``), a matrix DFT ``(2M x N) @ (N x B E)`` per latitude,
+  which is faster there (measured: benchmarks/results/sfno_paths_*.csv); CUDA always uses rfft;
 * the Legendre transforms are batched over ``m`` on strided views (no copy);
-* the spectral convolution is one real GEMM per degree ``l``: ``[Re | Im]`` rows times
-  ``[[Wr, Wi], [-Wi, Wr]]`` equals the complex product.
+* spectral coefficients are real tensors with a trailing re/im axis, ``(..., E, 2)``
+  (``torch.view_as_complex`` views), and the spectral convolution is one complex GEMM per
+  degree ``l`` on the weight itself: the weight parameter is stored ``(L, I, O)``-major, so
+  the contraction reads it without a copy or a rebuilt real block matrix.
 
 Only two block copies (chunks of ``B E`` floats) remain per convolution. The Legendre tables
 (quadrature-weighted associated Legendre functions, orthonormal, Condon-Shortley phase) come
-from torch-harmonics' ``RealSHT``/``InverseRealSHT``; tests check the transforms against them.
-Transforms run in the dtype of their tables (float32 unless the module is converted with
+from torch-harmonics' ``RealSHT``/``InverseRealSHT``; tests check both longitude paths against
+them. Transforms run in the dtype of their tables (float32 unless the module is converted with
 ``.double()``) with autocast disabled.
 """
 
@@ -30,10 +32,26 @@ import torch.nn.functional as F
 from torch import nn
 
 from hens.forecast.grids import Grid
-from hens.models.types import Activation, BlockNorm
+from hens.forecast.types import check_choice
+from hens.models.types import Activation, BlockNorm, LonTransform
 
 #: point-wise non-linearities by name (nn.GELU: the exact, erf form)
 ACTIVATIONS = {"gelu": nn.GELU, "silu": nn.SiLU}
+
+#: on CPU, grids with at least this many longitudes use ``torch.fft`` (below it the dense DFT
+#: GEMM is faster: 1 thread, B E = 512, nlon 64: DFT 1.1 ms vs rfft 1.4 ms; nlon 128: 7.1 vs
+#: 9.1 ms; nlon 256 (B E = 128): 14.6 vs 10.7 ms; nlon 1440 (B E = 16): 510 vs 75 ms)
+RFFT_MIN_NLON_CPU = 256
+
+
+def uses_rfft(device: torch.device, nlon: int, mode: LonTransform = "auto") -> bool:
+    """Whether the longitude transform on ``device`` for ``nlon`` longitudes is ``torch.fft``.
+
+    ``"auto"``: always on CUDA (and any non-CPU device), on CPU from ``RFFT_MIN_NLON_CPU``.
+    """
+    if mode != "auto":
+        return mode == "rfft"
+    return device.type != "cpu" or nlon >= RFFT_MIN_NLON_CPU
 
 
 @lru_cache(maxsize=8)
@@ -61,13 +79,14 @@ def legendre_tables(grid: Grid, lmax: int, mmax: int) -> tuple[torch.Tensor, tor
 def dft_matrices(nlon: int, mmax: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Real DFT matrices of torch-harmonics' longitude transform, float64.
 
-    ``forward`` ``(2 mmax, nlon)``, rows ordered ``(m, re/im)``: ``2 pi rfft(x, norm="forward")``.
+    ``forward`` ``(2 mmax, nlon)``, rows ordered ``(m, re/im)``: ``rfft(x, norm="forward")``
+    (torch-harmonics' factor ``2 pi`` is folded into the forward Legendre table).
     ``inverse`` ``(nlon, 2 mmax)``: ``irfft(c, n=nlon, norm="forward")`` (the imaginary
     parts of ``m = 0`` and of the Nyquist mode are ignored, as irfft does).
     """
     m = np.arange(mmax, dtype=np.float64)[:, None]
     phase = 2.0 * np.pi * m * np.arange(nlon, dtype=np.float64)[None, :] / nlon
-    forward = np.stack([np.cos(phase), -np.sin(phase)], axis=1) * (2.0 * np.pi / nlon)
+    forward = np.stack([np.cos(phase), -np.sin(phase)], axis=1) / nlon
     mult = np.full((mmax, 1), 2.0)
     mult[0] = 1.0
     if nlon % 2 == 0 and mmax > nlon // 2:
@@ -92,46 +111,67 @@ class SphericalTransform(nn.Module):
     lmax, mmax
         Truncation: degrees ``l < lmax``, orders ``m < mmax`` (``mmax <= nlon // 2 + 1``).
 
-    Spectral tensors are real with a re/im axis: :meth:`analysis` returns ``(M, L, 2, B, E)``
-    (order-major), :meth:`synthesis` takes ``(L, M, B, 2, E)`` (degree-major); coefficients
-    with ``m > l`` are zero on output and ignored on input.
+    Spectral tensors are real with a trailing re/im axis: :meth:`analysis` returns
+    ``(M, L, B, E, 2)`` (order-major, possibly a strided view), :meth:`synthesis` takes
+    ``(L, M, B, E, 2)`` (degree-major); coefficients with ``m > l`` are zero on output and
+    ignored on input. The attribute ``lon_transform`` (``"auto"``, ``"dft"``, ``"rfft"``; see
+    :func:`uses_rfft`) picks the longitude transform; both give torch-harmonics' result to
+    float32 rounding.
     """
 
-    def __init__(self, grid: Grid, lmax: int, mmax: int) -> None:
+    def __init__(self, grid: Grid, lmax: int, mmax: int, *, lon_transform: LonTransform = "auto") -> None:
         super().__init__()
         if not 1 <= mmax <= grid.nlon // 2 + 1 or lmax < 1:
             raise ValueError(f"bad truncation lmax={lmax}, mmax={mmax} for grid {grid.spec}")
-        self.grid, self.lmax, self.mmax = grid, lmax, mmax
+        check_choice("lon_transform", lon_transform, LonTransform)
+        self.grid, self.lmax, self.mmax, self.lon_transform = grid, lmax, mmax, lon_transform
         fwd, inv = legendre_tables(grid, lmax, mmax)
         dft, idft = dft_matrices(grid.nlon, mmax)
-        self.register_buffer("leg", fwd.float(), persistent=False)  # (M, L, K)
+        self.register_buffer("leg", (2.0 * math.pi * fwd).float(), persistent=False)  # (M, L, K)
         self.register_buffer("ileg", inv.float(), persistent=False)  # (M, K, L)
         self.register_buffer("dft", dft.float(), persistent=False)  # (2M, N)
         self.register_buffer("idft", idft.float(), persistent=False)  # (N, 2M)
 
     def extra_repr(self) -> str:
-        return f"grid={self.grid.spec}, lmax={self.lmax}, mmax={self.mmax}"
+        return f"grid={self.grid.spec}, lmax={self.lmax}, mmax={self.mmax}, lon_transform={self.lon_transform}"
+
+    def _rfft(self, device: torch.device) -> bool:
+        return uses_rfft(device, self.grid.nlon, self.lon_transform)
 
     def analysis(self, x: torch.Tensor) -> torch.Tensor:
-        """``(K, N, B, E)`` grid values -> ``(M, L, 2, B, E)`` coefficients."""
+        """``(K, N, B, E)`` grid values -> ``(M, L, B, E, 2)`` coefficients."""
         k, n, b, e = x.shape
-        x = x.to(self.dft.dtype)
-        f = torch.matmul(self.dft, x.reshape(k, n, b * e))  # (K, 2M, BE), rows (m, re/im)
-        f = f.view(k, self.mmax, 2 * b * e).transpose(0, 1)  # (M, K, 2BE) strided, no copy
-        return torch.bmm(self.leg, f).view(self.mmax, self.lmax, 2, b, e)
+        m = self.mmax
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            x = x.to(self.leg.dtype)
+            if self._rfft(x.device):
+                c = torch.fft.rfft(x, dim=1, norm="forward")[:, :m]  # (K, M, B, E) complex, strided
+                f = torch.view_as_real(c).reshape(k, m, b * e * 2)  # a view
+                return torch.bmm(self.leg, f.transpose(0, 1)).view(m, self.lmax, b, e, 2)
+            f = torch.matmul(self.dft, x.reshape(k, n, b * e))  # (K, 2M, BE), rows (m, re/im)
+            f = f.view(k, m, 2 * b * e).transpose(0, 1)  # (M, K, 2BE) strided, no copy
+            return torch.bmm(self.leg, f).view(m, self.lmax, 2, b, e).permute(0, 1, 3, 4, 2)
 
     def synthesis(self, y: torch.Tensor) -> torch.Tensor:
-        """``(L, M, B, 2, E)`` coefficients -> ``(K, N, B, E)`` grid values."""
-        l, m, b, _, e = y.shape
-        y = y.reshape(l, m, b * 2 * e).transpose(0, 1)  # (M, L, 2BE) strided, no copy
-        z = torch.bmm(self.ileg, y.to(self.ileg.dtype)).view(m, self.grid.nlat, b, 2, e)
-        z = z.permute(1, 0, 3, 2, 4).reshape(self.grid.nlat, 2 * m, b * e)  # copy of E-blocks
-        return torch.matmul(self.idft, z).view(self.grid.nlat, self.grid.nlon, b, e)
+        """``(L, M, B, E, 2)`` coefficients -> ``(K, N, B, E)`` grid values."""
+        l, m, b, e, _ = y.shape
+        nlat, nlon = self.grid.nlat, self.grid.nlon
+        with torch.autocast(device_type=y.device.type, enabled=False):
+            y = y.to(self.ileg.dtype).reshape(l, m, b * e * 2).transpose(0, 1)  # (M, L, BE2)
+            z = torch.bmm(self.ileg, y).view(m, nlat, b, e, 2)
+            if self._rfft(z.device):
+                c = torch.view_as_complex(z).transpose(0, 1)  # (K, M, B, E) strided
+                return torch.fft.irfft(c, n=nlon, dim=1, norm="forward").contiguous()
+            z = z.permute(1, 0, 4, 2, 3).reshape(nlat, 2 * m, b * e)  # copy of E-blocks
+            return torch.matmul(self.idft, z).view(nlat, nlon, b, e)
 
 
 def degree_major(s: torch.Tensor) -> torch.Tensor:
-    """``(M, L, 2, B, E)`` -> contiguous ``(L, M, B, 2, E)`` (the one copy before mixing)."""
-    return s.permute(1, 0, 3, 2, 4).contiguous()
+    """``(M, L, B, E, 2)`` -> contiguous ``(L, M, B, E, 2)`` (the one copy before mixing)."""
+    return s.transpose(0, 1).contiguous()
+
+
+_COMPLEX = {torch.float32: torch.complex64, torch.float64: torch.complex128}
 
 
 class SpectralConv(nn.Module):
@@ -140,7 +180,11 @@ class SpectralConv(nn.Module):
     ``forward`` maps ``(K, N, B, E_in)`` on ``t_in``'s grid to ``(K, N, B, E_out)`` on
     ``t_out``'s grid and also returns the input resampled to the output grid
     (``ISHT_out(SHT_in(x))``, or ``x`` itself when the grids agree) for the skip branch.
-    ``weight`` is complex, ``(E_out, E_in, L)``, initialised ``N(0, gain / E_in)``.
+    ``weight`` is complex, ``(E_out, E_in, L)`` (the checkpoint shape), initialised
+    ``N(0, gain / E_in)``, and stored ``(L, E_in, E_out)``-major: ``weight.permute(2, 1, 0)``
+    is the contiguous right operand of the per-degree complex GEMM. A weight in another layout
+    or dtype (e.g. assigned, or a float64 input) is converted once per weight version
+    (:meth:`spectral_weight`).
     """
 
     def __init__(
@@ -151,24 +195,43 @@ class SpectralConv(nn.Module):
             raise ValueError("input and output transforms must share their truncation")
         self.t_in, self.t_out = t_in, t_out
         scale = math.sqrt(gain / in_dim)
-        self.weight = nn.Parameter(scale * torch.randn(out_dim, in_dim, t_in.lmax, dtype=torch.complex64))
+        weight = scale * torch.randn(out_dim, in_dim, t_in.lmax, dtype=torch.complex64)
+        self.weight = nn.Parameter(weight.permute(2, 1, 0).contiguous().permute(2, 1, 0))  # same values
         self.resample = t_in.grid != t_out.grid
+        self._converted: tuple[tuple, torch.Tensor] | None = None
 
-    def block_weight(self) -> torch.Tensor:
-        """Real ``(L, 2 E_in, 2 E_out)`` matrix ``[[Wr, Wi], [-Wi, Wr]]`` per degree."""
-        w = self.weight.permute(2, 1, 0)  # (L, I, O)
-        wr, wi = w.real, w.imag
-        return torch.cat([torch.cat([wr, wi], -1), torch.cat([-wi, wr], -1)], 1)
+    def spectral_weight(self, dtype: torch.dtype) -> torch.Tensor:
+        """``(L, E_in, E_out)`` complex weight of ``dtype``'s precision, contiguous.
+
+        The parameter itself (a view, autograd intact) when its layout and dtype fit; otherwise
+        a converted copy: rebuilt on every call while autograd records, else cached and
+        keyed on the parameter's version counter, storage, dtype and device, so an optimizer
+        step, ``load_state_dict`` or ``.to()`` never leaves a stale copy.
+        """
+        ctype = _COMPLEX[dtype]
+        w = self.weight.permute(2, 1, 0)
+        if w.dtype == ctype and w.is_contiguous():
+            return w
+        if torch.is_grad_enabled() and self.weight.requires_grad:
+            return w.to(ctype).contiguous()
+        try:
+            key = (self.weight._version, self.weight.data_ptr(), ctype, self.weight.device)
+        except RuntimeError:  # an inference tensor has no version counter: do not cache
+            return w.detach().to(ctype).contiguous()
+        if self._converted is None or self._converted[0] != key:
+            self._converted = None  # free the old copy first
+            self._converted = (key, w.detach().to(ctype).contiguous())
+        return self._converted[1]
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         k, n, b, e = x.shape
         dtype = x.dtype
         with torch.autocast(device_type=x.device.type, enabled=False):
-            s = degree_major(self.t_in.analysis(x))  # (L, M, B, 2, E)
+            s = degree_major(self.t_in.analysis(x))  # (L, M, B, E, 2)
             lmax, mmax = s.shape[:2]
-            w = self.block_weight()
-            y = torch.bmm(s.view(lmax, mmax * b, 2 * e), w.to(s.dtype))
-            y = self.t_out.synthesis(y.view(lmax, mmax, b, 2, w.shape[-1] // 2))
+            w = self.spectral_weight(s.dtype)
+            y = torch.bmm(torch.view_as_complex(s).view(lmax, mmax * b, e), w)  # (L, MB, O) complex
+            y = self.t_out.synthesis(torch.view_as_real(y).view(lmax, mmax, b, w.shape[-1], 2))
             residual = self.t_out.synthesis(s) if self.resample else x
         return y.to(dtype), residual.to(dtype)
 
@@ -186,9 +249,10 @@ class PointwiseMLP(nn.Module):
     """Point-wise MLP on the last dim: ``hidden_layers`` x (linear + activation), then linear.
 
     Hidden layers get gain 2 (they feed the activation), the output layer ``gain``. Without
-    autograd (inference) rows are processed in chunks of about 1 MB of hidden activations:
-    the hidden tensor stays in cache and no large temporary is allocated (on CPU a fresh
-    multi-MB tensor costs page faults on first touch, more than the GEMM itself).
+    autograd (inference) and on the CPU only, rows are processed in chunks of about 1 MB of
+    hidden activations: the hidden tensor stays in cache and no large temporary is allocated
+    (a fresh multi-MB tensor costs page faults on first touch, more than the GEMM itself;
+    measured in benchmarks/results/sfno_paths_*.csv). A GPU always takes one GEMM per layer.
     """
 
     _CHUNK_FLOATS = 1 << 18
@@ -203,6 +267,7 @@ class PointwiseMLP(nn.Module):
         self.out = linear(dims[-1], out_dim, gain=gain, bias=out_bias)
         self.act = ACTIVATIONS[activation]()
         self.out_dim = out_dim
+        self.chunked = True  # CPU inference in row chunks (benchmarks switch it off to compare)
 
     def _rows(self, x: torch.Tensor) -> torch.Tensor:
         for layer in self.hidden:
@@ -213,7 +278,7 @@ class PointwiseMLP(nn.Module):
         width = max([self.out_dim, x.shape[-1]] + [layer.out_features for layer in self.hidden])
         rows = x.numel() // x.shape[-1]
         chunk = max(1, self._CHUNK_FLOATS // width)
-        if torch.is_grad_enabled() or rows <= chunk:
+        if torch.is_grad_enabled() or x.device.type != "cpu" or not self.chunked or rows <= chunk:
             return self._rows(x)
         flat = x.reshape(rows, x.shape[-1])
         out = torch.empty(rows, self.out_dim, dtype=x.dtype, device=x.device)

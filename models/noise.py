@@ -6,9 +6,14 @@ spectrum of makani's ``DiffusionNoiseS2``), ``sigma_0 = 0`` (zero global mean), 
 to unit point-wise standard deviation over the truncated degrees ``l < lmax``:
 ``sum_l sigma_l^2 (2 l + 1) / (4 pi) = 1``.
 
-Coefficients are drawn on the CPU from ``torch.Generator`` objects the caller owns, one per
-batch row or one for the whole batch, so a member's noise is a pure function of its seed and
-of how many draws it made before -- independent of the device and of the batch it runs in.
+Coefficients are drawn from ``torch.Generator`` objects the caller owns, one per batch row or
+one for the whole batch, on the generators' device (the ensemble engine gives each member a
+generator on the model's device, so nothing is drawn on the host and copied each step). A
+member's noise is a pure function of its seed and of how many draws it made before --
+independent of the batch it runs in and of the rank. It does depend on the kind of device: a
+CPU generator (Mersenne Twister) and a CUDA one (Philox, counter-based: the state is the seed
+and an offset) give different numbers for one seed, and CUDA's numbers may also differ between
+GPU models (the kernel's launch grid follows the number of multiprocessors).
 ``c_l0 = sigma_l xi`` (real), ``c_lm = sigma_l (xi + i xi') / sqrt(2)`` for ``0 < m <= l``.
 """
 
@@ -32,11 +37,11 @@ DEFAULT_LENGTHS_KM: tuple[float, ...] = (500.0, 1000.0, 2000.0, 4000.0)
 Generators = torch.Generator | Sequence[torch.Generator]
 
 
-def make_generator(seed: int) -> torch.Generator:
-    """A CPU ``torch.Generator`` seeded with ``seed`` (0 <= seed < 2**63)."""
+def make_generator(seed: int, device: torch.device | str = "cpu") -> torch.Generator:
+    """A ``torch.Generator`` on ``device`` seeded with ``seed`` (0 <= seed < 2**63)."""
     if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or not 0 <= seed < 2**63:
         raise ConfigError(f"seed={seed!r} must be an integer in [0, 2**63)")
-    return torch.Generator(device="cpu").manual_seed(int(seed))
+    return torch.Generator(device=device).manual_seed(int(seed))
 
 
 def noise_amplitudes(lmax: int, length_km: float) -> np.ndarray:
@@ -68,19 +73,24 @@ def amplitude_table(lmax: int, lengths_km: Sequence[float]) -> torch.Tensor:
 
 
 def draw_coefficients(amplitudes: torch.Tensor, generators: Generators, batch: int) -> torch.Tensor:
-    """Complex ``(batch, channels, lmax, lmax)`` coefficients on the CPU.
+    """Complex ``(batch, channels, lmax, lmax)`` coefficients on the generators' device.
 
-    ``generators`` is one CPU generator for the whole batch (one draw of ``batch`` rows) or a
-    sequence of ``batch`` generators, one per row (each row then does not depend on the others).
+    ``generators`` is one generator for the whole batch (one draw of ``batch`` rows) or a
+    sequence of ``batch`` generators on one device, one per row (each row then does not depend
+    on the others). On CPU generators this gives the same bits as ever.
     """
     shape = amplitudes.shape
     if isinstance(generators, torch.Generator):
-        xi = torch.randn((batch, *shape), generator=generators, dtype=torch.float32)
+        device = generators.device
+        xi = torch.randn((batch, *shape), generator=generators, dtype=torch.float32, device=device)
     else:
         if len(generators) != batch:
             raise ConfigError(f"got {len(generators)} generators for a batch of {batch}")
-        xi = torch.stack([torch.randn(shape, generator=g, dtype=torch.float32) for g in generators])
-    return torch.view_as_complex((xi * amplitudes.cpu()).contiguous())
+        device = generators[0].device if batch else torch.device("cpu")
+        xi = torch.empty((batch, *shape), dtype=torch.float32, device=device)
+        for row, g in zip(xi, generators):
+            torch.randn(shape, generator=g, dtype=torch.float32, device=device, out=row)
+    return torch.view_as_complex((xi * amplitudes.to(device)).contiguous())
 
 
 class SphericalNoise(nn.Module):

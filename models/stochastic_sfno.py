@@ -9,8 +9,9 @@ unit point-wise std, a few correlation lengths) and feeds their fields to the ne
   (AIFS-CRPS), on the block's output grid;
 * ``"both"``.
 
-The noise is drawn from CPU ``torch.Generator`` objects passed by the caller, so a member is
-a pure function of (checkpoint, seed): the same generator state gives a bit-identical output.
+The noise is drawn from ``torch.Generator`` objects passed by the caller, on their device (the
+engine's are on the model's device), so a member is a pure function of (checkpoint, seed,
+device kind): the same generator state gives a bit-identical output.
 Train it with an ensemble CRPS over M >= 2 members (``hens.models.losses.crps``).
 """
 
@@ -93,8 +94,8 @@ class StochasticSFNOConfig:
 
 
 def _grid_major(coeffs: torch.Tensor) -> torch.Tensor:
-    """Complex ``(B, D, L, M)`` -> real ``(L, M, B, 2, D)`` for :meth:`SphericalTransform.synthesis`."""
-    return torch.view_as_real(coeffs).permute(2, 3, 0, 4, 1).contiguous()
+    """Complex ``(B, D, L, M)`` -> real ``(L, M, B, D, 2)`` for :meth:`SphericalTransform.synthesis`."""
+    return torch.view_as_real(coeffs).permute(2, 3, 0, 1, 4).contiguous()
 
 
 class StochasticSFNO(nn.Module):
@@ -105,7 +106,7 @@ class StochasticSFNO(nn.Module):
     x
         ``(B, C_in, H, W)`` normalised input.
     generator
-        CPU generator(s): one for the batch or one per row (see
+        Generator(s) on one device: one for the batch or one per row (see
         :func:`hens.models.noise.draw_coefficients`).
     noise
         Instead of ``generator``: complex coefficients ``(B, noise_channels, L, L)`` (e.g.
@@ -120,7 +121,7 @@ class StochasticSFNO(nn.Module):
         self.register_buffer("amplitudes", amplitude_table(lmax, cfg.noise_lengths_km), persistent=False)
 
     def draw(self, generator: Generators, batch: int) -> torch.Tensor:
-        """Noise coefficients for ``batch`` rows, drawn on the CPU."""
+        """Noise coefficients for ``batch`` rows, drawn on the generators' device."""
         return draw_coefficients(self.amplitudes, generator, batch)
 
     def noise_fields(self, coeffs: torch.Tensor, transform: SphericalTransform) -> torch.Tensor:
@@ -132,7 +133,7 @@ class StochasticSFNO(nn.Module):
         self, x: torch.Tensor, generator: Generators | None = None, *, noise: torch.Tensor | None = None
     ) -> torch.Tensor:
         if (generator is None) == (noise is None):
-            raise ValueError("pass exactly one of generator (CPU torch.Generator) or noise coefficients")
+            raise ValueError("pass exactly one of generator (torch.Generator) or noise coefficients")
         if noise is None:
             noise = self.draw(generator, x.shape[0])
         expected = (x.shape[0], *self.amplitudes.shape[:-1])

@@ -31,3 +31,7 @@ ModelKind = Literal["sfno", "stochastic_sfno"]
 #: checkpoint style of a makani model package: makani v0.1 training save (torch zip file,
 #: ``module.`` prefix) or the Huge Ensembles conversion (torch's legacy file, no prefix)
 PackageStyle = Literal["makani-v0.1", "hens-conversion"]
+#: longitude transform of the SHT: dense DFT matrix, torch.fft, or chosen per (device, nlon)
+LonTransform = Literal["auto", "dft", "rfft"]
+#: arithmetic of an ensemble step: float32, or autocast to bfloat16 / float16 (transforms stay float32)
+Precision = Literal["float32", "bfloat16", "float16"]

@@ -27,7 +27,8 @@ TRAIN_OPTIONS: dict[str, tuple[type, ...]] = {
 }
 #: keys of the forecast YAML allowed under ``forecast:`` (the campaign sets the others; no
 #: ``region``: a campaign scores every store, and scoring needs global fields)
-FORECAST_OPTIONS = ("seeds", "batch_size", "seed", "threads", "output_channels", "output_every_hours")
+FORECAST_OPTIONS = ("seeds", "batch_size", "seed", "threads", "output_channels", "output_every_hours",
+                    "precision")
 #: `hens score` options allowed under ``score:`` (truth: the campaign's data by default)
 SCORE_OPTIONS = ("truth", "climatology", "thresholds", "drop_incomplete")
 _KEYS = ("data", "output", "seeds", "train", "models", "init_times", "lead_hours", "ranks", "perturbation",

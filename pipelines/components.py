@@ -53,7 +53,7 @@ def _checkpoints(cfg: ForecastConfig, source: DataSource, device: torch.device) 
         raise CheckpointError(f"the checkpoints mix model kinds ({', '.join(sorted(kinds))}); "
                               "members of one ensemble must come from the same recipe")
     channels = ckpts[0].channels
-    steppers = tuple(CheckpointStepper(ck) for ck in ckpts)
+    steppers = tuple(CheckpointStepper(ck, precision=cfg.precision) for ck in ckpts)
     if any(ck.tendency_std is None for ck in ckpts):  # published packages: measure the RMSE once
         from hens.pipelines.perturbation_scale import measured_scale
 

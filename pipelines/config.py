@@ -12,6 +12,7 @@ Example (``ens.yaml``; relative paths are relative to the YAML file's folder)::
     batch_size: 16
     seed: 0                       # base seed of every random stream
     threads: 1                    # intra-op threads per rank (bit-identity needs the same count)
+    precision: float32            # optional: bfloat16 / float16 autocast of the network (docs/gpu.md)
     output_channels: [z500, t2m]  # optional: channels the store keeps (default all)
     region: {lat: [20, 75], lon: [345, 45]}   # optional: a box the store keeps (default the globe)
     output_every_hours: 24        # optional: hours between stored leads (default 6)
@@ -35,7 +36,8 @@ import numpy as np
 
 from hens.forecast.errors import ConfigError
 from hens.forecast.sources.remote import is_url
-from hens.forecast.types import PERTURBATION_KINDS, PerturbationKind
+from hens.forecast.types import PERTURBATION_KINDS, PerturbationKind, check_choice
+from hens.models.types import Precision
 
 PHYSICS = "physics"
 _SIX_HOURS = np.timedelta64(6, "h")
@@ -129,6 +131,7 @@ class ForecastConfig:
     output_channels: tuple[str, ...] | None = None
     region: Mapping[str, Any] | None = None
     output_every_hours: int = 6
+    precision: Precision = "float32"
     base_dir: Path = Path(".")
 
     def __post_init__(self) -> None:
@@ -163,6 +166,9 @@ class ForecastConfig:
         elif not isinstance(self.perturbation, PerturbationConfig):
             raise ConfigError(f"perturbation must be a mapping such as {{kind: gaussian, pairs: 4}}, "
                               f"got {self.perturbation!r}")
+        check_choice("precision", self.precision, Precision)
+        if self.precision != "float32" and self.models == (PHYSICS,):
+            raise ConfigError("precision applies to checkpoints; models: [physics] runs in float64, drop precision")
         self._check_paths()
 
     def _check_paths(self) -> None:
@@ -226,6 +232,8 @@ class ForecastConfig:
         out["perturbation"] = dataclasses.asdict(self.perturbation)
         out["data"], out["models"] = list(self.data), list(self.models)
         out["init_times"] = [np.datetime_as_string(t, unit="h") for t in self.init_times]
+        if self.precision == "float32":  # the default is not recorded: stores written before still resume
+            del out["precision"]
         if self.output_channels is not None:
             out["output_channels"] = list(self.output_channels)
         if self.region is not None:

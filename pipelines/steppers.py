@@ -1,9 +1,11 @@
 """Models behind the engine's :class:`~hens.forecast.protocols.Stepper` protocol.
 
 * :class:`CheckpointStepper`: an SFNO checkpoint. A deterministic one ignores seeds; a
-  stochastic one gives each member its own CPU generator, seeded from the member's
-  ``model-noise`` stream and carried across steps (so step k's noise is the k-th draw of the
-  member's stream, whatever batch it runs in).
+  stochastic one gives each member its own generator on the model's device, seeded from the
+  member's ``model-noise`` stream and carried across steps (so step k's noise is the k-th draw
+  of the member's stream, whatever batch and rank it runs in; on CUDA the generator is
+  Philox, counter-based, and the noise never crosses the host-device link). On CPU the
+  numbers are those of earlier versions (a CPU generator per member).
 * :class:`PhysicsStepper`: the world's shallow-water solver (``models: [physics]``), one
   solver state per member, forcing noise seeded from the member's ``physics-noise`` stream.
   The physics ensemble thus runs through the same engine and store layout as the SFNOs.
@@ -21,30 +23,46 @@ import torch
 from hens.forecast.channels import WORLD_CHANNELS
 from hens.forecast.errors import DataError
 from hens.forecast.members import Stream
+from hens.forecast.types import check_choice
 from hens.models.checkpoint import Checkpoint
 from hens.models.noise import make_generator
 from hens.models.shallow_water import ShallowWaterWorld, WorldConfig, WorldState
 from hens.models.stepper import Stepper as ModelStepper
 from hens.models.training_data import SIX_HOURS
+from hens.models.types import Precision
+
+
+_AUTOCAST = {"bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
 class _NetworkRollout:
     def __init__(
-        self, model: ModelStepper, x: torch.Tensor, generators: list[torch.Generator] | None, time: np.datetime64
+        self, model: ModelStepper, x: torch.Tensor, generators: list[torch.Generator] | None, time: np.datetime64,
+        precision: Precision,
     ) -> None:
-        self.model, self.x, self.generators = model, x, generators
+        self.model, self.x, self.generators, self.precision = model, x, generators, precision
         self.time = np.datetime64(time, "ns")  # valid time of ``x`` (the model's forcings need it)
 
     def step(self) -> torch.Tensor:
-        self.x = self.model(self.x, self.generators, time=self.time)  # no generators: deterministic
+        dtype = _AUTOCAST.get(self.precision)
+        with torch.autocast(self.x.device.type, dtype=dtype, enabled=dtype is not None):
+            x = self.model(self.x, self.generators, time=self.time)  # no generators: deterministic
+        self.x = x.float()  # the state stays float32 (x + tendency_std * dz promotes already)
         self.time = self.time + SIX_HOURS
         return self.x
 
 
 class CheckpointStepper:
-    """A loaded checkpoint as an ensemble stepper, on the device of its model."""
+    """A loaded checkpoint as an ensemble stepper, on the device of its model.
 
-    def __init__(self, ckpt: Checkpoint) -> None:
+    ``precision``: ``"float32"``, or autocast of the network to ``"bfloat16"``/``"float16"``
+    (GEMMs and activations; the spherical transforms and the spectral contraction stay
+    float32, and the state is float32 between steps). Accuracy cost: docs/gpu.md.
+    """
+
+    def __init__(self, ckpt: Checkpoint, *, precision: Precision = "float32") -> None:
+        check_choice("precision", precision, Precision)
+        self.precision = precision
         self.name = ckpt.path.name
         self.grid = ckpt.grid
         self.channels = ckpt.channels
@@ -53,8 +71,8 @@ class CheckpointStepper:
         self.device = next(self.model.parameters()).device
 
     def start(self, x: torch.Tensor, *, init_time: np.datetime64, seeds: Sequence[int]) -> _NetworkRollout:
-        generators = [make_generator(s) for s in seeds] if self.noise_stream else None
-        return _NetworkRollout(self.model, x.to(self.device, torch.float32), generators, init_time)
+        generators = [make_generator(s, self.device) for s in seeds] if self.noise_stream else None
+        return _NetworkRollout(self.model, x.to(self.device, torch.float32), generators, init_time, self.precision)
 
 
 class _PhysicsRollout:

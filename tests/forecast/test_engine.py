@@ -299,3 +299,29 @@ def test_a_slab_larger_than_the_queue_budget_is_handed_over_not_queued():
     assert [b[:2] for b in sink.blocks] == [(0, 3), (3, 6)] and sink.flags == [slice(0, 2)]
     with BackgroundWriter(SlowSink(), max_bytes=10 * slab.nbytes, slab_bytes=slab.nbytes) as queued:
         assert not queued.handoff and queued._queue.maxsize == 4
+
+
+def test_overlapped_host_copies_write_the_same_store(reference, ensemble_yaml, tmp_path, monkeypatch):
+    """The GPU pipeline (copy of lead k while lead k+1 is computed), run here on CPU tensors."""
+    import hens.forecast.transfer as transfer
+
+    monkeypatch.setattr(transfer, "OVERLAP_DEVICES", ("cpu",))
+    run_forecast(ensemble_yaml(tmp_path), progress=False)
+    _assert_same_arrays(reference[1], tmp_path / "ens.zarr")
+
+
+def test_bfloat16_precision_is_recorded_reproducible_and_close(reference, ensemble_yaml, tmp_path):
+    ref = open_store(reference[1])
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        run_forecast(ensemble_yaml(tmp_path / name, precision="bfloat16"), progress=False)
+    _assert_same_arrays(tmp_path / "a" / "ens.zarr", tmp_path / "b" / "ens.zarr")
+    ds = open_store(tmp_path / "a" / "ens.zarr")
+    assert json.loads(ds.attrs["hens_config"])["precision"] == "bfloat16"
+    assert "precision" not in json.loads(ref.attrs["hens_config"])  # float32 stores look as before
+    z, z_ref = ds["z500"].values, ref["z500"].values
+    assert not np.array_equal(z, z_ref)
+    spread = np.std(z_ref[:, :, -1], axis=1).mean()
+    assert np.abs(z[:, :, -1] - z_ref[:, :, -1]).mean() < 0.2 * spread  # bf16 error << ensemble spread
+    with pytest.raises(ConfigError, match="precision"):
+        load_config(ensemble_yaml(tmp_path, precision="float8"))

@@ -22,18 +22,38 @@ def _th(grid: Grid, lmax: int):
     return RealSHT(grid.nlat, grid.nlon, **kw).double(), InverseRealSHT(grid.nlat, grid.nlon, **kw).double()
 
 
-@pytest.mark.parametrize(("grid", "lmax"), [(Grid(16, 32), 16), (Grid(17, 32, "equiangular"), 9), (Grid(12, 20), 11)])
-def test_transform_matches_torch_harmonics(grid, lmax):
+@pytest.mark.parametrize("lon", ["dft", "rfft"])
+@pytest.mark.parametrize(("grid", "lmax"), [(Grid(16, 32), 16), (Grid(17, 32, "equiangular"), 9), (Grid(12, 20), 11),
+                                            (Grid(8, 16), 9)])
+def test_transform_matches_torch_harmonics(grid, lmax, lon):
     sht, isht = _th(grid, lmax)
-    t = SphericalTransform(grid, lmax, lmax).double()
+    t = SphericalTransform(grid, lmax, lmax, lon_transform=lon).double()
     x = torch.randn(2, 3, grid.nlat, grid.nlon, dtype=torch.float64)
-    ours = t.analysis(x.permute(2, 3, 0, 1))  # (M, L, 2, B, E)
-    ref = torch.view_as_real(sht(x)).permute(3, 2, 4, 0, 1)  # (B, E, L, M, 2) -> (M, L, 2, B, E)
+    ours = t.analysis(x.permute(2, 3, 0, 1))  # (M, L, B, E, 2)
+    ref = torch.view_as_real(sht(x)).permute(3, 2, 0, 1, 4)  # (B, E, L, M, 2) -> (M, L, B, E, 2)
     # the tables are stored in float32 (transforms run in float32): agreement to float32 rounding
     torch.testing.assert_close(ours, ref, atol=2e-6, rtol=0)
     coeffs = sht(x)
     back = t.synthesis(degree_major(ours)).permute(2, 3, 0, 1)
     torch.testing.assert_close(back, isht(coeffs), atol=2e-6, rtol=0)
+
+
+def test_longitude_paths_agree_in_float32_and_auto_picks_by_size():
+    from hens.models.layers import RFFT_MIN_NLON_CPU, uses_rfft
+
+    grid = Grid(24, 48)
+    x = torch.randn(24, 48, 2, 5)
+    a = SphericalTransform(grid, 24, 24, lon_transform="dft")
+    b = SphericalTransform(grid, 24, 24, lon_transform="rfft")
+    torch.testing.assert_close(a.analysis(x), b.analysis(x), atol=1e-5, rtol=0)
+    s = degree_major(a.analysis(x))
+    torch.testing.assert_close(a.synthesis(s), b.synthesis(s), atol=1e-5, rtol=0)
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert not uses_rfft(cpu, RFFT_MIN_NLON_CPU - 1) and uses_rfft(cpu, RFFT_MIN_NLON_CPU)
+    assert uses_rfft(cuda, 8) and uses_rfft(cuda, 2048)  # always rfft on a GPU
+    assert uses_rfft(cpu, 8, "rfft") and not uses_rfft(cuda, 2048, "dft")
+    with pytest.raises(ConfigError, match="lon_transform"):
+        SphericalTransform(grid, 24, 24, lon_transform="fft")
 
 
 def test_spectral_conv_matches_torch_harmonics_example():
@@ -157,3 +177,63 @@ def test_parameter_bytes_counts_the_built_model(options):
     cfg = SFNOConfig(5, 3, grid="16x32", embed_dim=12, num_layers=3, scale_factor=2, **options)
     built = sum(p.numel() * p.element_size() for p in SFNO(cfg).parameters())
     assert parameter_bytes(cfg) == built
+
+
+def _conv_pair(seed: int) -> SpectralConv:
+    torch.manual_seed(seed)
+    big, small = Grid(16, 32), Grid(8, 16)
+    return SpectralConv(SphericalTransform(big, 8, 8), SphericalTransform(small, 8, 8), 5, 6, gain=2.0)
+
+
+def test_spectral_weight_is_the_parameter_itself_in_float32():
+    conv = _conv_pair(0)
+    w = conv.spectral_weight(torch.float32)
+    assert w.is_contiguous() and w.shape == (8, 5, 6) and w.data_ptr() == conv.weight.data_ptr()
+    # a checkpoint saved before (contiguous (O, I, L) weight) loads into the (L, I, O)-major parameter
+    old_style = {k: v.contiguous() for k, v in conv.state_dict().items()}
+    other = _conv_pair(1)
+    other.load_state_dict(old_style)
+    assert other.spectral_weight(torch.float32).is_contiguous()
+    x = torch.randn(16, 32, 2, 5)
+    with torch.inference_mode():
+        torch.testing.assert_close(other(x), conv(x), atol=0, rtol=0)
+
+
+def test_converted_weight_follows_optimizer_steps_and_load_state_dict():
+    conv, fresh = _conv_pair(0).double(), _conv_pair(1).double()  # float64 input: converted weight
+    x = torch.randn(16, 32, 2, 5, dtype=torch.float64)
+    with torch.no_grad():
+        first = conv(x)[0]
+        assert conv.spectral_weight(torch.float64) is conv.spectral_weight(torch.float64)  # built once
+    opt = torch.optim.SGD(conv.parameters(), lr=0.1)
+    conv(x)[0].square().sum().backward()  # grad enabled: built from the parameter, graph intact
+    assert conv.weight.grad is not None and conv.weight.grad.abs().sum() > 0
+    opt.step()
+    with torch.inference_mode():
+        after = conv(x)[0]
+    assert not torch.equal(after, first)
+    fresh.load_state_dict(conv.state_dict())
+    with torch.inference_mode():
+        fresh(x)  # fills the cache of fresh before its weights change again
+        torch.testing.assert_close(fresh(x)[0], after, atol=0, rtol=0)
+        fresh.load_state_dict(_conv_pair(0).double().state_dict())
+        torch.testing.assert_close(fresh(x)[0], first, atol=0, rtol=0)
+    # an assigned contiguous weight (no longer (L, I, O)-major) takes the converted path, same numbers
+    fresh.load_state_dict({k: v.contiguous() for k, v in conv.state_dict().items()}, assign=True)
+    assert not fresh.weight.permute(2, 1, 0).is_contiguous()
+    with torch.no_grad():
+        torch.testing.assert_close(fresh.float()(x.float())[0], conv.float()(x.float())[0], atol=1e-6, rtol=0)
+
+
+def test_cpu_row_chunks_give_the_same_numbers():
+    from hens.models.layers import mlp
+
+    torch.manual_seed(0)
+    layer = mlp(8, 64, 8, hidden_layers=1, activation="gelu", gain=1.0, out_bias=False)
+    layer._CHUNK_FLOATS = 1 << 10  # many chunks at this size
+    x = torch.randn(40, 50, 2, 8)
+    with torch.inference_mode():
+        chunked = layer(x)
+        layer.chunked = False
+        whole = layer(x)
+    torch.testing.assert_close(chunked, whole, atol=1e-6, rtol=0)

@@ -121,3 +121,19 @@ def test_model_noise_matches_standalone_helper():
     torch.testing.assert_close(helper.draw(make_generator(11), 2), coeffs)
     ours = model.noise_fields(coeffs, model.net.t_data)
     torch.testing.assert_close(ours, helper.isht(coeffs), atol=1e-5, rtol=0)
+
+
+def test_per_member_generators_keep_the_cpu_bits_and_a_member_ignores_its_batch():
+    from hens.models.noise import amplitude_table, draw_coefficients
+
+    amps = amplitude_table(12, (500.0, 2000.0))
+    seeds = [3, 5, 7]
+    rows = draw_coefficients(amps, [make_generator(s, torch.device("cpu")) for s in seeds], 3)
+    assert rows.device.type == "cpu"
+    # the CPU numbers of earlier versions: one randn per row from its own CPU generator
+    before = torch.stack([torch.randn(amps.shape, generator=make_generator(s)) for s in seeds])
+    assert torch.equal(rows, torch.view_as_complex((before * amps).contiguous()))
+    # member 5 alone, or first in another batch: the same bits at every step
+    alone, other = [make_generator(5)], [make_generator(5), make_generator(11)]
+    for _ in range(3):
+        assert torch.equal(draw_coefficients(amps, alone, 1)[0], draw_coefficients(amps, other, 2)[0])
