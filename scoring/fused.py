@@ -137,7 +137,7 @@ def cell_statistics(
         (max_m |z_m|), ``truth_sigma`` (|y - xbar| / s) and ``rank`` (int64, -1 for NaN)
         over cells; ``quantiles`` ``(cells, 2)`` at :data:`QUANTILE_LEVELS`;
         ``climate_le`` ``(cells, K)``, ``above`` ``(cells, T)`` (#{x > threshold});
-        ``unit_error``, ``unit_min``, ``unit_max`` ``(cells, U)``. Units of ``x`` (float64),
+        ``unit_error``, ``unit_min``, ``unit_max`` ``(U, cells)``. Units of ``x`` (float64),
         NaN where a member or the truth is NaN.
     """
     n, m = x.shape
@@ -154,8 +154,8 @@ def cell_statistics(
     if thresholds is not None:
         out["above"] = np.empty(thresholds.shape, dtype=np.int64)
     if units is not None:
-        for k in ("unit_error", "unit_min", "unit_max"):
-            out[k] = np.empty((n, units.shape[0]))
+        for k in ("unit_error", "unit_min", "unit_max"):  # units first: draws gather whole rows
+            out[k] = np.empty((units.shape[0], n))
     step = max(1, BLOCK_BYTES // (4 * m))
     buffer = np.empty((min(step, n), m), dtype=np.float32)
     for start in range(0, n, step):
@@ -164,9 +164,9 @@ def cell_statistics(
         if units is not None:  # member order matters here: before the sort
             grouped = block[:, units]  # (rows, U, size)
             with np.errstate(invalid="ignore"):
-                out["unit_error"][sl] = np.abs(grouped - y[sl, None, None]).min(-1)
-            out["unit_min"][sl] = grouped.min(-1)
-            out["unit_max"][sl] = grouped.max(-1)
+                out["unit_error"][:, sl] = np.abs(grouped - y[sl, None, None]).min(-1).T
+            out["unit_min"][:, sl] = grouped.min(-1).T
+            out["unit_max"][:, sl] = grouped.max(-1).T
         block.sort(axis=-1)  # NaN last
         d = block.astype(np.float64) - y64[sl, None]  # about y: exact in float64, no cancellation
         half_pairs = np.einsum("ij,j->i", d, coef)  # sum_i (2i - M - 1) (x_(i) - y), no BLAS

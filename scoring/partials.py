@@ -148,17 +148,29 @@ def _threshold_sums(out: dict, stats: dict, y: np.ndarray, thr: np.ndarray, w: n
 
 
 def _subset_sums(out: dict, stats: dict, y: np.ndarray, w: np.ndarray, options: PieceOptions) -> None:
-    """Best-member error and outliers of each draw's prefixes (nested sub-ensembles)."""
-    ends = options.counts - 1
-    best = np.empty((options.orders.shape[0], ends.size))
+    """Best-member error and outliers of each draw's prefixes (nested sub-ensembles).
+
+    A prefix's minimum is the previous prefix's minimum and that of the units added: one
+    pass over the units per draw, each a contiguous row of cells.
+    """
+    n_draws, n_sizes = options.orders.shape[0], options.counts.size
+    best = np.empty((n_draws, n_sizes))
     outliers = np.empty_like(best)
+    nan_y = np.isnan(y)
     for r, order in enumerate(options.orders):
-        e = np.minimum.accumulate(stats["unit_error"][:, order], axis=1)[:, ends]
-        lo = np.minimum.accumulate(stats["unit_min"][:, order], axis=1)[:, ends]
-        hi = np.maximum.accumulate(stats["unit_max"][:, order], axis=1)[:, ends]
-        outside = ((y[:, None] < lo) | (y[:, None] > hi)).astype(np.float64)
-        outside[np.isnan(lo) | np.isnan(y)[:, None]] = np.nan
-        best[r], outliers[r] = _wsum(w, e), _wsum(w, outside)
+        start = 0
+        e = lo = hi = None
+        for j, stop in enumerate(options.counts):
+            rows = order[start:stop]
+            e_new = stats["unit_error"][rows].min(0)
+            lo_new, hi_new = stats["unit_min"][rows].min(0), stats["unit_max"][rows].max(0)
+            e = e_new if e is None else np.minimum(e, e_new)  # NaN propagates, as min(skipna=False)
+            lo = lo_new if lo is None else np.minimum(lo, lo_new)
+            hi = hi_new if hi is None else np.maximum(hi, hi_new)
+            outside = ((y < lo) | (y > hi)).astype(np.float64)
+            outside[np.isnan(lo) | nan_y] = np.nan
+            best[r, j], outliers[r, j] = _wsum(w, e), _wsum(w, outside)  # no BLAS: same bits anywhere
+            start = stop
     out["best"], out["subset_outlier"] = best, outliers
 
 

@@ -27,7 +27,7 @@ def test_score_then_plot(score_inputs, tmp_path):
     res = _run("plot", out, "--out", tmp_path / "figs")
     assert res.returncode == 0, res.stderr
     pngs = sorted((tmp_path / "figs").glob("*.png"))
-    assert len(pngs) == 9 and all(p.stat().st_size > 0 for p in pngs)
+    assert len(pngs) == 10 and all(p.stat().st_size > 0 for p in pngs)
 
 
 @pytest.mark.parametrize("case, message", [
