@@ -109,11 +109,13 @@ def main() -> None:
         folder = args.folder or Path(tmp)
         folder.mkdir(parents=True, exist_ok=True)
         truth_path = folder / "truth.zarr"
-        truth = write_truth(truth_path, times)
+        truth = None if truth_path.exists() else write_truth(truth_path, times)  # a kept folder: reused
         rows = []
         for m in args.members:
             store = folder / f"ens{m}.zarr"
             if not store.exists():
+                if truth is None:
+                    raise SystemExit(f"{folder} has a truth but no {store.name}: use a new --folder")
                 write_ensemble(store, m, inits, leads, truth)
             peak, seconds = score(store, truth_path, folder / f"ens{m}.scores.zarr", args.score_args.split())
             rows.append({"members": m, "peak_rss_mib": round(peak, 1), "seconds": round(seconds, 2)})

@@ -155,7 +155,7 @@ def cell_statistics(
         out["above"] = np.empty(thresholds.shape, dtype=np.int64)
     if units is not None:
         for k in ("unit_error", "unit_min", "unit_max"):  # units first: draws gather whole rows
-            out[k] = np.empty((units.shape[0], n))
+            out[k] = np.empty((units.shape[0], n), dtype=np.float32)  # float32 values: lossless
     step = max(1, BLOCK_BYTES // (4 * m))
     buffer = np.empty((min(step, n), m), dtype=np.float32)
     for start in range(0, n, step):
