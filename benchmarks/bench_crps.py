@@ -11,6 +11,13 @@ subset of cells in slices that fit in memory; the throughput is per cell, so the
 compare directly. Each result is checked against hens in float64 before it is timed.
 Results are printed and written to ``benchmarks/results/crps.csv`` (one row per device
 and case, replaced on each run).
+
+``--scorecard`` times the whole scorecard of ``hens score`` per cell (spectra aside: they are
+per field, not per cell) at each ``--members`` value, in the same run: today's composition of
+the public metric functions on dask (``hens.scoring.scorecard``: moments, CRPS x2, ranks,
+outliers, Brier/reliability/ROC at 2 thresholds, EFI, SOT x2, nested sub-ensembles) against
+the fused one-sort kernel (``hens.scoring.partials``), on one init and lead of the 32 x 64
+grid with a 101-quantile climate. Rows go to ``benchmarks/results/scorecard.csv``.
 """
 
 from __future__ import annotations
@@ -67,6 +74,57 @@ def device_name() -> str:
     return f"{cpu} (OMP_NUM_THREADS={threads})"
 
 
+def scorecard_case(m: int, repeat: int) -> dict[str, float]:
+    """Seconds per cell of the whole scorecard, today's lazy composition vs the fused kernel."""
+    import dask
+
+    from hens.forecast.members import MemberLayout
+    from hens.scoring import area_weights
+    from hens.scoring import scorecard as sc
+    from hens.scoring.ensemble_store import member_subsets
+    from hens.scoring.partials import PieceOptions, combine, finish_scores, piece_sums
+    from hens.scoring.subsets import subset_plan
+    from hens.scoring.verification import thresholds_of
+
+    grid, rng = Grid(32, 64), np.random.default_rng(0)
+    layout = MemberLayout(checkpoints=29 if m % 29 == 0 else 4, pairs=m // (2 * (29 if m % 29 == 0 else 4)), seeds=1)
+    assert layout.size == m, (layout.size, m)
+    x = rng.standard_normal((1, m, 1, *grid.shape), dtype=np.float32)
+    y = rng.standard_normal((1, 1, *grid.shape), dtype=np.float32)
+    pers = rng.standard_normal((1, *grid.shape), dtype=np.float32)
+    p = np.linspace(0.0, 1.0, 101)
+    clim = np.sort(rng.standard_normal((1, 1, 101, *grid.shape)) * 1.1, axis=2)
+    co = {"init_time": [0], "lead_time": [0], "lat": grid.lat, "lon": grid.lon}
+    band = {"init_time": 1, "member": -1, "lead_time": 1, "lat": max(1, min(32, (16 << 20) // (m * 64 * 4))), "lon": -1}
+    fc = xr.DataArray(x, dims=("init_time", "member", "lead_time", "lat", "lon"),
+                      coords={**co, **{k: ("member", v) for k, v in layout.coords().items()}}).chunk(band)
+    truth = xr.DataArray(y, dims=("init_time", "lead_time", "lat", "lon"), coords=co)
+    persistence = xr.DataArray(pers, dims=("init_time", "lat", "lon"), coords={k: co[k] for k in ("init_time", "lat", "lon")})
+    climate = xr.DataArray(clim, dims=("init_time", "lead_time", "quantile", "lat", "lon"), coords={**co, "quantile": p})
+    levels = (0.9, 0.99)
+
+    def today() -> None:
+        lazy = sc.core_scores(fc, truth, persistence)
+        lazy.update(sc.subset_scores(fc, truth, member_subsets(fc)))
+        lazy.update(sc.threshold_scores(fc, truth, thresholds_of(climate, levels)))
+        lazy.update(sc.extreme_scores(fc, climate))
+        dask.compute(lazy, scheduler="threads")
+
+    plan = subset_plan(fc["checkpoint"].values, fc["pair"].values)
+    options = PieceOptions(members=m, levels=levels, threshold_index=(90, 99), quantile_p=p,
+                           units=plan.units, orders=plan.orders, counts=plan.counts)
+    w = np.repeat(area_weights(fc["lat"], fc["lon"]).values, grid.nlon)
+    q = np.moveaxis(clim[0, 0], 0, -1).reshape(-1, 101)
+
+    def fused() -> None:
+        part = piece_sums(x[0, :, 0].reshape(m, -1), y[0, 0].ravel(), pers[0].ravel(), w, options,
+                          climate=q, efi_map=True)
+        finish_scores(combine([part]), options)
+
+    cells = grid.nlat * grid.nlon
+    return {"today": best_time(today, 1 if m > 2048 else repeat) / cells, "fused": best_time(fused, repeat) / cells}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--members", type=int, default=1024)
@@ -74,7 +132,12 @@ def main() -> None:
     parser.add_argument("--subset", type=int, default=64, help="cells for the O(M^2) libraries")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--csv", type=Path, default=RESULTS / "crps.csv")
+    parser.add_argument("--scorecard", type=int, nargs="*", metavar="M",
+                        help="time the whole scorecard per cell at these sizes (e.g. 1024 7424) and stop")
     args = parser.parse_args()
+    if args.scorecard:
+        run_scorecard(args.scorecard, args.repeat)
+        return
 
     grid, m = Grid(32, 64), args.members
     rng = np.random.default_rng(0)
@@ -196,6 +259,30 @@ def main() -> None:
                 }
             )
     print(f"wrote {args.csv}")
+
+
+def run_scorecard(sizes: list[int], repeat: int) -> None:
+    device = device_name()
+    print(f"whole scorecard per cell (32 x 64, 1 init x 1 lead, 2 thresholds, 101 climate quantiles)\ndevice: {device}")
+    print(f"{'members':>8s} {'today us/cell':>14s} {'fused us/cell':>14s} {'fused / today':>14s}")
+    rows = []
+    for m in sizes:
+        t = scorecard_case(m, repeat)
+        ratio = t["fused"] / t["today"]
+        print(f"{m:8d} {1e6 * t['today']:14.1f} {1e6 * t['fused']:14.1f} {ratio:14.3f}")
+        rows.append({"device": device, "members": m, "today_s_per_cell": f"{t['today']:.4g}",
+                     "fused_s_per_cell": f"{t['fused']:.4g}", "ratio": f"{ratio:.3g}",
+                     "load": os.getloadavg()[0]})
+    path = RESULTS / "scorecard.csv"
+    old = []
+    if path.exists():
+        with path.open() as f:
+            old = [r for r in csv.DictReader(f) if r["device"] != device or int(r["members"]) not in sizes]
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(old + rows)
+    print(f"wrote {path}")
 
 
 if __name__ == "__main__":

@@ -207,14 +207,17 @@ def score(
     drop_incomplete: Annotated[bool, typer.Option("--drop-incomplete", help="Score only members completed at every init instead of refusing the store.")] = False,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing scores store.")] = False,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Progress bar on stderr.")] = True,
+    scheduler: Annotated[str | None, typer.Option("--scheduler", help="Address of a running dask.distributed scheduler (tcp://HOST:8786) to compute on; see docs/slurm.md.")] = None,
+    workers: Annotated[int | None, typer.Option("--workers", help="Start a local dask cluster of N worker processes (default: dask threads in this process).")] = None,
 ) -> None:
     """Score an ensemble against the truth at init + lead into a Zarr store of scores.
 
     By channel and lead time: ensemble-mean RMSE/MAE, CRPS (standard and fair), spread,
     spread-skill ratio, persistence RMSE/MAE, rank histogram, outlier fraction, Brier score,
     reliability and ROC area of climate-quantile exceedances, EFI/SOT, spectra, best-member
-    skill of balanced sub-ensembles. Members not completed make it refuse the store unless
-    --drop-incomplete.
+    skill of balanced sub-ensembles (random draws), k-sigma exceedances of the truth, max-sigma.
+    Members not completed make it refuse the store unless --drop-incomplete. The same scores,
+    bit for bit, on dask threads, --workers N or --scheduler ADDRESS.
 
     Example: hens score --forecast ens.zarr --truth world.zarr --out ens.scores.zarr --threshold 0.9 --threshold 0.99
     """
@@ -223,7 +226,7 @@ def score(
     path = score_ensemble(
         forecast, truth if len(truth) > 1 else truth[0], out=out, climatology=climatology,
         thresholds=tuple(threshold or DEFAULT_THRESHOLDS), incomplete="drop" if drop_incomplete else "raise", overwrite=overwrite,
-        progress=progress,
+        progress=progress, scheduler=scheduler, workers=workers,
     )
     typer.echo(f"wrote {path}", err=True)
 

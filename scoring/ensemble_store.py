@@ -33,7 +33,7 @@ from hens.scoring.types import Incomplete
 MEMBER_COORDS = ("checkpoint", "pair", "sign", "seed")
 COMPLETED = "completed"
 #: bytes of one dask chunk of all members (a latitude band of one init and lead time)
-BAND_BYTES = 64 << 20
+BAND_BYTES = 16 << 20
 #: bytes of truth (float32, all init times) held for one block of leads
 BLOCK_BYTES = 256 << 20
 

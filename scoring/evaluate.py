@@ -32,6 +32,10 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -39,27 +43,22 @@ import numpy as np
 import xarray as xr
 
 from hens.forecast.channels import get_channel
-from hens.forecast.errors import ConfigError, GridMismatch, OutputExists
+from hens.forecast.errors import ConfigError, DataError, GridMismatch, OutputExists
 from hens.forecast.sources import SourcePath
 from hens.forecast.store_check import reading
-from hens.scoring.ensemble_store import (
-    EnsembleStore,
-    field_block,
-    member_block,
-    member_subsets,
-    open_ensemble,
+from hens.scoring.ensemble_store import EnsembleStore, field_block, member_block, open_ensemble
+from hens.scoring.partials import (
+    SIGMA_BINS,
+    SIGMA_LEVELS,
+    PieceOptions,
+    combine,
+    finish_scores,
+    piece_sums,
 )
-from hens.scoring.scorecard import (
-    ONE,
-    SAME,
-    VARIABLES,
-    core_scores,
-    extreme_scores,
-    spectrum_scores,
-    subset_scores,
-    threshold_scores,
-)
-from hens.scoring.tails import expected_outlier_fraction
+from hens.scoring.scorecard import ONE, SAME, VARIABLES, spectrum_scores
+from hens.scoring.subsets import DRAWS, subset_plan
+from hens.scoring.tails import expected_max_sigma, expected_outlier_fraction
+from hens.scoring.weights import area_weights
 from hens.scoring.types import Incomplete
 from hens.scoring.verification import Verification, thresholds_of
 
@@ -95,51 +94,90 @@ def _check_thresholds(thresholds: tuple[float, ...]) -> tuple[float, ...]:
     return levels
 
 
-class _Table:
-    """Output arrays ``(channel, lead_time, *extra)`` declared on first use, filled by block."""
+class _Writer:
+    """The scores store, declared from the first block of each variable and filled by block.
 
-    def __init__(self, store: EnsembleStore) -> None:
-        self.store = store
-        self.arrays: dict[str, np.ndarray] = {}
-        self.coords: dict[str, Any] = {}
+    Each output array is ``(channel, lead_time, *extra)``, chunked by (1 channel, one lead
+    block), so every block is written as whole chunks (no read-modify-write) and nothing but
+    the block in hand is held in memory.
+    """
 
-    def fill(self, name: str, channel: int, leads: slice, value: xr.DataArray) -> None:
-        extra = VARIABLES[name].dims
-        value = value.transpose("lead_time", *extra)
-        if name not in self.arrays:
-            shape = (len(self.store.channels), self.store.lead_times.size, *value.shape[1:])
-            self.arrays[name] = np.full(shape, np.nan)
-            for d in extra:
-                for cname, coord in value.coords.items():
-                    if coord.dims == (d,):
-                        self.coords[str(cname)] = (d, coord.values)
-        self.arrays[name][channel, leads] = value.values
+    def __init__(self, path: Path, store: EnsembleStore, coords: dict[str, Any], attrs: dict[str, Any]) -> None:
+        self.path, self.store, self.coords, self.attrs = path, store, coords, attrs
+        self.declared: set[str] = set()
+        self.block = len(range(*store.lead_blocks()[0].indices(store.lead_times.size)))
+        xr.Dataset(coords=self._coords(("channel", "lead_time")), attrs=attrs).to_zarr(
+            path, mode="w", zarr_format=2, consolidated=False,
+            encoding={"lead_time": {"units": "hours", "dtype": "int64"}})
 
-    def dataset(self, levels: tuple[float, ...], sizes: np.ndarray, attrs: dict) -> xr.Dataset:
-        """The scores with coordinates and attributes (coords of unused dims left out)."""
-        store, m = self.store, self.store.size
-        data_vars = {
-            name: (("channel", "lead_time", *VARIABLES[name].dims), arr,
-                   _variable_attrs(name, m, attrs["weights"]))
-            for name, arr in self.arrays.items()
-        }
-        data_vars["expected_outlier_fraction"] = (
-            ("ensemble_size",), 2.0 / (sizes + 1.0), {"long_name": "2 / (M + 1)", "units": "1"}
-        )
-        coords = {
-            "channel": ("channel", list(store.channels)),
-            "channel_units": ("channel", [get_channel(c).units for c in store.channels]),
-            "lead_time": ("lead_time", store.lead_times, {"long_name": "lead time"}),
-            "lat": ("lat", store.dataset["lat"].values),
-            "lon": ("lon", store.dataset["lon"].values),
-            "rank": ("rank", np.arange(m + 1)),
-            "threshold": ("threshold", np.asarray(levels), {"long_name": "climate quantile level"}),
-            "ensemble_size": ("ensemble_size", sizes),
-            **self.coords,
-        }
-        used = {d for dims, *_ in data_vars.values() for d in dims}
-        coords = {k: v for k, v in coords.items() if v[0] in used}
-        return xr.Dataset(data_vars, coords=coords, attrs=attrs)
+    def _coords(self, dims: tuple[str, ...]) -> dict[str, Any]:
+        return {k: v for k, v in self.coords.items() if v[0] in dims}
+
+    def _declare(self, scores: dict[str, np.ndarray]) -> None:
+        import dask.array as dsa
+
+        new = [name for name in scores if name not in self.declared]
+        if not new:
+            return
+        m, n_ch, n_lead = self.store.size, len(self.store.channels), self.store.lead_times.size
+        data_vars = {}
+        for name in new:
+            extra = scores[name].shape[1:]
+            dtype = np.float32 if name == "efi_map" else np.float64
+            data = dsa.full((n_ch, n_lead, *extra), np.nan, dtype=dtype, chunks=(1, self.block, *extra))
+            data_vars[name] = (("channel", "lead_time", *VARIABLES[name].dims), data,
+                               _variable_attrs(name, m, self.attrs["weights"]))
+        dims = {d for v in data_vars.values() for d in v[0]}
+        ds = xr.Dataset(data_vars, coords={k: v for k, v in self.coords.items()
+                                           if v[0] in dims and k not in ("channel", "lead_time")},
+                        attrs=self.attrs)  # mode "a" replaces the group's attributes
+        ds.to_zarr(self.path, mode="a", compute=False, zarr_format=2, consolidated=False)
+        self.declared.update(new)
+
+    def write(self, channel: int, leads: slice, scores: dict[str, np.ndarray]) -> None:
+        import zarr
+
+        self._declare(scores)
+        group = zarr.open_group(self.path, mode="r+", zarr_format=2)
+        for name, value in scores.items():
+            group[name][channel, leads] = value.astype(group[name].dtype)
+
+    def finish(self, extra: dict[str, Any]) -> None:
+        """Reference variables without (channel, lead_time), then consolidated metadata."""
+        import zarr
+
+        xr.Dataset(extra, coords={k: v for k, v in self.coords.items()
+                                  if any(v[0] in e[0] for e in extra.values())}, attrs=self.attrs).to_zarr(
+            self.path, mode="a", zarr_format=2, consolidated=False)
+        zarr.consolidate_metadata(self.path)
+
+
+def _coords(store: EnsembleStore, levels: tuple[float, ...], sizes: np.ndarray) -> dict[str, Any]:
+    """Coordinates of every dim a score may use (each written with the first variable using it)."""
+    m = store.size
+    if m <= 20:
+        lower = upper = np.arange(m + 1) / m
+    else:
+        edges = np.linspace(0.0, 1.0, 11)
+        lower, upper = edges[:-1], edges[1:]
+    lmax = store.grid.nlat if store.grid.sht_grid == "legendre-gauss" else (store.grid.nlat + 1) // 2
+    return {
+        "channel": ("channel", list(store.channels)),
+        "channel_units": ("channel", [get_channel(c).units for c in store.channels]),
+        "lead_time": ("lead_time", store.lead_times, {"long_name": "lead time"}),
+        "lat": ("lat", store.dataset["lat"].values),
+        "lon": ("lon", store.dataset["lon"].values),
+        "rank": ("rank", np.arange(m + 1)),
+        "threshold": ("threshold", np.asarray(levels), {"long_name": "climate quantile level"}),
+        "probability_bin": ("probability_bin", np.arange(lower.size)),
+        "bin_lower": ("probability_bin", lower),
+        "bin_upper": ("probability_bin", upper),
+        "ensemble_size": ("ensemble_size", sizes),
+        "sigma": ("sigma", np.asarray(SIGMA_LEVELS), {"long_name": "k of |y - xbar| > k s", "units": "1"}),
+        "sigma_bin": ("sigma_bin", SIGMA_BINS, {"long_name": "lower edge of the max-sigma bin (last open)",
+                                                "units": "1"}),
+        "wavenumber": ("wavenumber", np.arange(lmax)),
+    }
 
 
 def _variable_attrs(name: str, m: int, weights: str) -> dict[str, Any]:
@@ -155,7 +193,10 @@ def _variable_attrs(name: str, m: int, weights: str) -> dict[str, Any]:
     return attrs
 
 
-def _attrs(store: EnsembleStore, verification: Verification, notes: list[str]) -> dict[str, Any]:
+def _attrs(
+    store: EnsembleStore, verification: Verification, notes: list[str], *,
+    scheduler: str | None, workers: int | None, draws: int,
+) -> dict[str, Any]:
     from hens import __version__
 
     inits = [str(t)[:16] for t in (store.init_times[0], store.init_times[-1])]
@@ -175,10 +216,95 @@ def _attrs(store: EnsembleStore, verification: Verification, notes: list[str]) -
         "threshold_events": "y > climatology quantile at level `threshold` of the valid time's "
         "day-of-year window",
         "expected_outlier_fraction_full": expected_outlier_fraction(store.size),
+        "expected_max_sigma_full": expected_max_sigma(store.size, tail="both"),
+        "subsets": f"{draws} random draws of balanced (checkpoint, pair) units (hens.scoring.subsets, "
+        "seed 0); scores are the mean over draws, *_spread their standard deviation",
+        "scheduler": scheduler or (f"LocalCluster, {workers} processes" if workers else "dask threads"),
         "grid": store.grid.spec,
         "hens_version": __version__,
         "notes": "; ".join(notes) or "none",
     }
+
+
+def _open_source(path: SourcePath) -> Any:
+    from hens.forecast.sources import open_source
+
+    return open_source(list(path) if isinstance(path, tuple) else path)
+
+
+@lru_cache(maxsize=4)
+def _source(path: SourcePath) -> Any:
+    """The truth source, opened once per process (dask workers reopen it by path)."""
+    return _open_source(path)
+
+
+@lru_cache(maxsize=16)
+def _truth_field(path: SourcePath, channel: str, time: np.datetime64) -> np.ndarray:
+    """One truth field ``(nlat, nlon)``, cached: the bands of one (init, lead) share it."""
+    return _source(path)(np.array([time]), [channel]).values[0, 0]
+
+
+@lru_cache(maxsize=4)
+def _stats(path: str) -> xr.Dataset:
+    from hens.forecast.stats import open_world_stats
+
+    return open_world_stats(path)
+
+
+@dataclass(frozen=True)
+class _Piece:
+    """What one task reads besides its member block: one (init, lead, latitude band)."""
+
+    truth: SourcePath
+    channel: str
+    valid: np.datetime64
+    init: np.datetime64
+    rows: tuple[int, int]
+    stats: str | None
+    window: int | None
+    efi_map: bool
+    spectra: tuple[int, int, int, int, str] | None  # nlat, nlon, lmax, mmax, SHT grid
+
+
+def _score_piece(block: np.ndarray, piece: _Piece, weights: np.ndarray, options: PieceOptions) -> dict:
+    """Weighted sums of one (init, lead, band) of all members (a dask task)."""
+    x = block.reshape(block.shape[1], -1)  # (M, rows * nlon), members first as stored
+    lo, hi = piece.rows
+    y_full = _truth_field(piece.truth, piece.channel, piece.valid)
+    y = y_full[lo:hi].ravel()
+    persistence = _truth_field(piece.truth, piece.channel, piece.init)[lo:hi].ravel()
+    climate = None
+    if piece.stats is not None:
+        q = _stats(piece.stats)["climatology_quantiles"].isel(dayofyear=piece.window, lat=slice(lo, hi))
+        q = q.sel(channel=piece.channel).transpose("lat", "lon", "quantile").values
+        climate = q.astype(np.float64).reshape(-1, q.shape[-1])
+    cells = np.repeat(weights[lo:hi], y_full.shape[1])
+    sums = piece_sums(x, y, persistence, cells, options, climate=climate, efi_map=piece.efi_map)
+    if piece.spectra is not None:
+        sums.update(_spectra(block.reshape(block.shape[1], *y_full.shape), y_full, piece.spectra))
+    return sums
+
+
+def _spectra(members: np.ndarray, truth: np.ndarray, spec: tuple[int, int, int, int, str]) -> dict:
+    """Mean member spectrum, spectrum of the mean and of the truth of one (init, lead)."""
+    from hens.scoring.spectra import spectrum_kernel
+
+    nlat, nlon, lmax, mmax, grid = spec
+    kw = {"nlat": nlat, "nlon": nlon, "lmax": lmax, "mmax": mmax, "grid": grid, "kind": "total"}
+    step = max(1, (32 << 20) // (nlat * nlon * 8))  # float64 fields per transform
+    total = sum(spectrum_kernel(members[i : i + step], **kw).sum(0) for i in range(0, len(members), step))
+    mean = members.astype(np.float64).mean(0)
+    return {"spec_members": total / len(members), "spec_mean": spectrum_kernel(mean, **kw),
+            "spec_truth": spectrum_kernel(truth, **kw), "spec_n": np.array(1.0)}
+
+
+def _tree(parts: list, fan_in: int = 8) -> Any:
+    """Sum delayed pieces in a fixed tree (the same additions in the same order anywhere)."""
+    from dask import delayed
+
+    while len(parts) > 1:
+        parts = [delayed(combine)(parts[i : i + fan_in]) for i in range(0, len(parts), fan_in)]
+    return parts[0]
 
 
 def _score_block(
@@ -187,28 +313,62 @@ def _score_block(
     channel: str,
     leads: slice,
     *,
-    levels: tuple[float, ...],
-    subsets: list[tuple[int, np.ndarray]],
+    options: PieceOptions,
     spectra: bool,
-) -> dict[str, xr.DataArray]:
-    """Every score of one (channel, lead block), computed in one dask pass."""
-    import dask
+    compute: Any,
+) -> dict[str, np.ndarray]:
+    """Every score of one (channel, lead block): one task per (init, lead, band), summed per lead."""
+    from dask import delayed
 
     fc = member_block(store, channel, leads)
-    truth, persistence = verification.fields(channel, fc)
-    band = {"init_time": 1, "lead_time": 1, "lat": store.band(), "lon": -1}
-    truth_c = truth.chunk(band)
-    persistence_c = persistence.chunk({k: v for k, v in band.items() if k != "lead_time"})
-    lazy = core_scores(fc, truth_c, persistence_c)
-    lazy.update(subset_scores(fc, truth_c, subsets))
-    climate = verification.climate(channel, fc)
-    if climate is not None:
-        lazy.update(threshold_scores(fc, truth_c, thresholds_of(climate, levels)))
-        lazy.update(extreme_scores(fc, climate))
+    blocks = fc.data.to_delayed()  # (init, 1, lead, band, 1)
+    bounds = np.cumsum((0, *fc.chunks[3]))
+    weights = area_weights(fc["lat"], fc["lon"]).values
+    windows = verification.windows(channel, fc)
+    stats = verification.climatology_path if windows is not None else None
+    grid = store.grid
+    whole = len(fc.chunks[3]) == 1
+    sht = None
     if spectra:
-        lazy.update(spectrum_scores(field_block(store, channel, leads), truth))
-    (values,) = dask.compute(lazy)
-    return values
+        from hens.scoring.spectra import default_lmax
+
+        lmax = default_lmax(grid)
+        sht = (grid.nlat, grid.nlon, lmax, min(lmax, grid.nlon // 2 + 1), grid.sht_grid)
+    inits, lead_times = fc["init_time"].values, fc["lead_time"].values
+    roots = []
+    for j, lead in enumerate(lead_times):
+        parts = []
+        for i, init in enumerate(inits):
+            for b in range(len(bounds) - 1):
+                piece = _Piece(
+                    truth=verification.truth_key, channel=channel, valid=init + lead, init=init,
+                    rows=(int(bounds[b]), int(bounds[b + 1])), stats=stats,
+                    window=None if windows is None else int(windows[i, j]),
+                    efi_map=i == 0, spectra=sht if whole else None,
+                )
+                parts.append(delayed(_score_piece)(blocks[i, 0, j, b, 0], piece, weights, options))
+        roots.append(_tree(parts))
+    lazy: dict[str, Any] = {}
+    if spectra and not whole:  # bands: the spectra need whole fields, read as stored
+        truth = xr.DataArray(
+            np.stack([[_truth_field(verification.truth_key, channel, t + lead) for lead in lead_times]
+                      for t in inits]),
+            dims=("init_time", "lead_time", "lat", "lon"), coords={d: fc[d] for d in ("init_time", "lead_time", "lat", "lon")},
+        )
+        # float64 members: the ensemble mean then equals the one of whole-field pieces
+        lazy = spectrum_scores(field_block(store, channel, leads).astype(np.float64), truth)
+    sums, extra = compute(roots, lazy)
+    per_lead = [finish_scores(s, options) for s in sums]
+    out = {name: np.stack([p[name] for p in per_lead]) for name in per_lead[0]}
+    if "efi_map" in sums[0]:
+        out["efi_map"] = np.stack([s["efi_map"].reshape(grid.nlat, grid.nlon) for s in sums])
+    if "spec_n" in sums[0]:
+        for name, key in (("spectrum_members", "spec_members"), ("spectrum_ensemble_mean", "spec_mean"),
+                          ("spectrum_truth", "spec_truth")):
+            out[name] = np.stack([s[key] / s["spec_n"] for s in sums])
+    for name, value in extra.items():
+        out[name] = value.transpose("lead_time", ...).values
+    return out
 
 
 def score_ensemble(
@@ -221,6 +381,9 @@ def score_ensemble(
     incomplete: Incomplete = "raise",
     overwrite: bool = False,
     progress: bool = True,
+    scheduler: str | None = None,
+    workers: int | None = None,
+    draws: int = DRAWS,
 ) -> Path:
     """Score an ensemble store against a truth and write the scores as a Zarr store.
 
@@ -246,6 +409,14 @@ def score_ensemble(
         Replace an existing scores store.
     progress
         Rich progress bar (stderr) over the (channel, lead block) pieces.
+    scheduler
+        Address of a running ``dask.distributed`` scheduler (``tcp://host:8786``) whose
+        workers compute the tasks; they must read the same paths.
+    workers
+        Start a ``LocalCluster`` of this many worker processes instead of dask's threads.
+        Every choice gives the same scores bit for bit (fixed summation tree).
+    draws
+        Random balanced draws per sub-ensemble size (:mod:`hens.scoring.subsets`).
 
     Returns
     -------
@@ -265,6 +436,7 @@ def score_ensemble(
     out = Path(out)
     _claim(out, overwrite=overwrite)
     levels = _check_thresholds(tuple(thresholds))
+    _check_cluster(scheduler, workers)
     store = open_ensemble(forecast_path, incomplete=incomplete)
     verification = Verification(truth_path, climatology=climatology)
     verification.check(store)
@@ -274,31 +446,33 @@ def score_ensemble(
     except GridMismatch as err:  # no SHT on this grid
         notes.append(f"spectra skipped: {err}")
         spectra = False
-    table = _Table(store)
     blocks = store.lead_blocks()
-    subsets = member_subsets(member_block(store, store.channels[0], blocks[0]))
-    options = {"levels": levels, "subsets": subsets, "spectra": spectra}
-    with rich.progress.Progress(console=Console(stderr=True), disable=not progress) as bar:
-        task = bar.add_task("scoring", total=len(store.channels) * len(blocks))
-        for c, channel in enumerate(store.channels):
-            for leads in blocks:
-                hours = store.lead_times[leads] / np.timedelta64(1, "h")
-                bar.update(task, description=f"score {channel} {hours[0]:g}..{hours[-1]:g} h")
-                with reading(store.path, channel, lead_time=leads):  # a damaged chunk: one line naming it
-                    scores = _score_block(store, verification, channel, leads, **options)
-                for name, value in scores.items():
-                    table.fill(name, c, leads, value)
-                bar.advance(task)
-    sizes = np.array([n for n, _ in subsets])
-    ds = table.dataset(levels, sizes, _attrs(store, verification, notes))
-    return _write(ds, out, overwrite=overwrite)
-
-
-def _write(ds: xr.Dataset, out: Path, *, overwrite: bool) -> Path:
+    members = store.dataset.isel(member=store.members)
+    plan = subset_plan(members["checkpoint"].values, members["pair"].values, draws=draws)
+    p = verification.quantile_levels()
+    options = PieceOptions(
+        members=store.size, levels=levels,
+        threshold_index=tuple(_level_index(p, level) for level in levels) if p is not None else (),
+        quantile_p=p, units=plan.units, orders=plan.orders, counts=plan.counts,
+    )
+    attrs = _attrs(store, verification, notes, scheduler=scheduler, workers=workers, draws=draws)
     tmp = out.with_name(f".{out.name}.partial-{os.getpid()}")
     try:
-        ds.to_zarr(tmp, mode="w", zarr_format=2, consolidated=True,
-                   encoding={"lead_time": {"units": "hours", "dtype": "int64"}})
+        writer = _Writer(tmp, store, _coords(store, levels, plan.sizes), attrs)
+        with _cluster(scheduler, workers) as compute, rich.progress.Progress(
+            console=Console(stderr=True), disable=not progress
+        ) as bar:
+            task = bar.add_task("scoring", total=len(store.channels) * len(blocks))
+            for c, channel in enumerate(store.channels):
+                for leads in blocks:
+                    hours = store.lead_times[leads] / np.timedelta64(1, "h")
+                    bar.update(task, description=f"score {channel} {hours[0]:g}..{hours[-1]:g} h")
+                    with reading(store.path, channel, lead_time=leads):  # a damaged chunk: one line naming it
+                        scores = _score_block(store, verification, channel, leads, options=options,
+                                              spectra=spectra, compute=compute)
+                    writer.write(c, leads, scores)
+                    bar.advance(task)
+        writer.finish(_references(plan.sizes))
         if out.exists():
             _claim(out, overwrite=overwrite)
             shutil.rmtree(out)
@@ -306,3 +480,66 @@ def _write(ds: xr.Dataset, out: Path, *, overwrite: bool) -> Path:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return out
+
+
+def _level_index(p: np.ndarray, level: float) -> int:
+    i = int(np.argmin(np.abs(p - level)))
+    if abs(p[i] - level) > 1e-6:
+        raise DataError(f"the climatology has no {level:g} quantile; use thresholds among its "
+                        f"quantiles ({p[0]:g}, {p[1]:g}, ..., {p[-1]:g})")
+    return i
+
+
+def _references(sizes: np.ndarray) -> dict[str, Any]:
+    """Expectations of a calibrated (Gaussian) ensemble beside the scores."""
+    from scipy.stats import norm
+
+    return {
+        "expected_outlier_fraction": (("ensemble_size",), 2.0 / (sizes + 1.0),
+                                      {"long_name": "2 / (M + 1)", "units": "1"}),
+        "expected_sigma_exceedance": (("sigma",), 2.0 * norm.sf(np.asarray(SIGMA_LEVELS)),
+                                      {"long_name": "2 (1 - Phi(k)): Gaussian P(|Z| > k)", "units": "1"}),
+        "expected_max_sigma": (("ensemble_size",), np.array([expected_max_sigma(int(n), tail="both") for n in sizes]),
+                               {"long_name": "E max_m |Z_m| of M Gaussian members", "units": "1"}),
+    }
+
+
+def _check_cluster(scheduler: str | None, workers: int | None) -> None:
+    if scheduler is not None and workers is not None:
+        raise ConfigError("pass either --scheduler ADDRESS (an existing dask cluster) or --workers N "
+                          "(a local cluster), not both")
+    if workers is not None and workers < 1:
+        raise ConfigError(f"--workers {workers}: give at least 1 worker process")
+
+
+@contextmanager
+def _cluster(scheduler: str | None, workers: int | None) -> Iterator[Callable[..., Any]]:
+    """A ``compute(*graphs)`` on dask's threads, an existing scheduler or a LocalCluster.
+
+    The sums are added in the graph's fixed order, so every choice gives the same bits.
+    """
+    import dask
+
+    if scheduler is None and workers is None:
+        yield lambda *graphs: dask.compute(*graphs, scheduler="threads")
+        return
+    from distributed import Client, LocalCluster
+
+    if workers is not None:
+        # one thread per process: the kernels are numpy loops that hold the GIL part of the time
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                               dashboard_address=None)
+        client = Client(cluster)
+    else:
+        cluster = None
+        try:
+            client = Client(scheduler, timeout="30s")
+        except OSError as err:
+            raise ConfigError(f"cannot reach the dask scheduler at {scheduler} ({err}); start one "
+                              "(`dask scheduler`, docs/slurm.md) or use --workers N") from None
+    try:
+        yield lambda *graphs: client.compute(list(graphs), sync=True)
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()

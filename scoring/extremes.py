@@ -108,12 +108,10 @@ def _fraction_below(xs: np.ndarray, qs: np.ndarray) -> np.ndarray:
     return frac / m
 
 
-def _efi_kernel(x: np.ndarray, q: np.ndarray, *, p: np.ndarray, eps: float | None) -> np.ndarray:
-    lead = np.broadcast_shapes(x.shape[:-1], q.shape[:-1])
-    m, k = x.shape[-1], q.shape[-1]
-    xs = np.broadcast_to(x, (*lead, m)).reshape(-1, m)
-    qs = np.broadcast_to(q, (*lead, k)).reshape(-1, k)
-    frac = _fraction_below(xs, qs)
+def efi_from_fraction(
+    frac: np.ndarray, qs: np.ndarray, *, p: np.ndarray, eps: float | None
+) -> np.ndarray:
+    """EFI of rows from F_f(p_k) ``frac`` ``(n, K)`` and the climate quantiles ``qs`` ``(n, K)``."""
     acos_d = np.diff(np.arccos(np.sqrt(p)))
     prod_d = np.diff(np.sqrt(p * (1.0 - p)))
     slope = np.diff(frac, axis=-1) / np.diff(p)
@@ -130,8 +128,18 @@ def _efi_kernel(x: np.ndarray, q: np.ndarray, *, p: np.ndarray, eps: float | Non
     else:
         efi = terms.sum(-1) * (2.0 / np.pi)
     efi = np.clip(efi, -1.0, 1.0)  # the bounds are exact; the sum can round 1 ulp past them
-    efi[np.isnan(xs).any(-1) | np.isnan(qs).any(-1)] = np.nan
-    return efi.reshape(lead)
+    efi[np.isnan(frac).any(-1) | np.isnan(qs).any(-1)] = np.nan
+    return efi
+
+
+def _efi_kernel(x: np.ndarray, q: np.ndarray, *, p: np.ndarray, eps: float | None) -> np.ndarray:
+    lead = np.broadcast_shapes(x.shape[:-1], q.shape[:-1])
+    m, k = x.shape[-1], q.shape[-1]
+    xs = np.broadcast_to(x, (*lead, m)).reshape(-1, m)
+    qs = np.broadcast_to(q, (*lead, k)).reshape(-1, k)
+    frac = _fraction_below(xs, qs)
+    frac[np.isnan(xs).any(-1)] = np.nan
+    return efi_from_fraction(frac, qs, p=p, eps=eps).reshape(lead)
 
 
 def efi(
@@ -190,13 +198,12 @@ def efi(
     )
 
 
-def _sot_kernel(
-    x: np.ndarray, q_inner: np.ndarray, q_tail: np.ndarray, *, level: float, eps: float | None
+def sot_from_quantile(
+    qf: np.ndarray, q_inner: np.ndarray, q_tail: np.ndarray, *, eps: float | None
 ) -> np.ndarray:
+    """SOT from the members' quantile ``qf`` and the climate's inner and tail quantiles."""
     if eps is not None and eps > 0:
-        x = np.where(x < eps, 0.0, x)
         q_inner = np.where(q_inner < eps, 0.0, q_inner)
-    qf = np.quantile(x, level, axis=-1, method="linear")
     width = q_tail - q_inner
     tol = max(eps or 0.0, 0.0) + 8 * np.finfo(np.float64).eps * np.maximum(
         abs(q_tail), abs(q_inner)
@@ -204,6 +211,15 @@ def _sot_kernel(
     with np.errstate(divide="ignore", invalid="ignore"):
         sot = np.where(np.abs(width) > tol, (qf - q_tail) / width, np.nan)
     return np.clip(sot, -SOT_CLIP, SOT_CLIP)
+
+
+def _sot_kernel(
+    x: np.ndarray, q_inner: np.ndarray, q_tail: np.ndarray, *, level: float, eps: float | None
+) -> np.ndarray:
+    if eps is not None and eps > 0:
+        x = np.where(x < eps, 0.0, x)
+    qf = np.quantile(x, level, axis=-1, method="linear")
+    return sot_from_quantile(qf, q_inner, q_tail, eps=eps)
 
 
 def sot(

@@ -11,9 +11,12 @@
 ``efi_<ch>.png``        EFI map of the first initial time at the longest lead
 ``reliability.png``     reliability diagram per channel and threshold, pooled over leads > 0,
                         with the sharpness histogram
-``outliers.png``        outlier fraction against lead and against ensemble size (balanced
-                        sub-ensembles), with the 2 / (M + 1) expectation; best-member MAE
-                        against ensemble size
+``outliers.png``        outlier fraction against lead and against ensemble size (random
+                        balanced sub-ensembles: mean and +-1 std over draws), with the
+                        2 / (M + 1) expectation; best-member MAE against ensemble size
+``tails.png``           HENS Part II sigma diagnostics: frequency of |y - xbar| > k s
+                        (k = 2, 3, 4) against lead with the Gaussian 2 (1 - Phi(k)), and the
+                        distribution of max_m |z_m| with its Gaussian expectation
 """
 
 from __future__ import annotations
@@ -189,9 +192,16 @@ def plot_outliers(ds: xr.Dataset, path: Path) -> Path:
         s = ds.sel(channel=ch)
         ax_lead.plot(_hours(ds), s["outlier_fraction"], "o-", label=str(ch))
         subset = s["subset_outlier_fraction"].isel(lead_time=later).mean("lead_time")
-        ax_size.loglog(sizes, subset, "o-", label=str(ch))
+        line = ax_size.loglog(sizes, subset, "o-", label=str(ch))[0]
+        if "subset_outlier_fraction_spread" in s:
+            err = s["subset_outlier_fraction_spread"].isel(lead_time=later).mean("lead_time")
+            ax_size.fill_between(sizes, subset - err, subset + err, color=line.get_color(), alpha=0.2)
         best = s["best_member_mae"].isel(lead_time=later).mean("lead_time")
-        ax_best.loglog(sizes, best / best.isel(ensemble_size=0), "o-", label=str(ch))
+        line = ax_best.loglog(sizes, best / best.isel(ensemble_size=0), "o-", label=str(ch))[0]
+        if "best_member_mae_spread" in s:
+            err = s["best_member_mae_spread"].isel(lead_time=later).mean("lead_time")
+            ax_best.fill_between(sizes, (best - err) / best.isel(ensemble_size=0),
+                                 (best + err) / best.isel(ensemble_size=0), color=line.get_color(), alpha=0.2)
     if expected is not None:
         ax_lead.axhline(float(expected), color="k", ls="--", lw=0.8, label="2 / (M + 1)")
     ax_size.loglog(sizes, ds["expected_outlier_fraction"].values, "k--", label="2 / (M + 1)")
@@ -206,6 +216,33 @@ def plot_outliers(ds: xr.Dataset, path: Path) -> Path:
     return _save(fig, path)
 
 
+def plot_tails(ds: xr.Dataset, path: Path) -> Path:
+    """k-sigma exceedance of the truth against lead, and the max-sigma distribution."""
+    fig = _figure(11.0, 3.8)
+    ax_exc, ax_max = fig.subplots(1, 2)
+    h = _hours(ds)
+    for j, ch in enumerate(ds["channel"].values):
+        s = ds.sel(channel=ch)
+        for k, style in zip(ds["sigma"].values, ("o-", "s-", "^-"), strict=False):
+            ax_exc.semilogy(h, s["sigma_exceedance"].sel(sigma=k), style, color=f"C{j}",
+                            label=f"{ch}, k = {k:g}")
+        later = slice(1, None) if ds.sizes["lead_time"] > 1 else slice(None)
+        hist = s["max_sigma_histogram"].isel(lead_time=later).mean("lead_time")
+        ax_max.step(ds["sigma_bin"].values, hist, where="post", color=f"C{j}", label=str(ch))
+    for k, ref in zip(ds["sigma"].values, ds["expected_sigma_exceedance"].values, strict=True):
+        ax_exc.axhline(ref, color="k", ls="--", lw=0.8)
+        ax_exc.annotate(f"2(1 - Phi({k:g}))", (h[0], ref), fontsize=6, va="bottom")
+    expected = ds.attrs.get("expected_max_sigma_full")
+    if expected is not None:
+        ax_max.axvline(float(expected), color="k", ls="--", lw=0.8, label="Gaussian E max |z|")
+    ax_exc.set(xlabel="lead time (h)", ylabel="share of cases", title="truth beyond k ensemble sigma")
+    ax_max.set(xlabel="max_m |x_m - xbar| / s", ylabel="share of cases (leads > 0)",
+               title=f"most extreme member, M = {ds.attrs.get('ensemble_size')}")
+    ax_exc.legend(fontsize=6, ncol=2)
+    ax_max.legend(fontsize=7)
+    return _save(fig, path)
+
+
 def plot_scores(scores: str | Path, out: str | Path) -> list[Path]:
     """Draw every figure the scores store has data for into the folder ``out`` (module
     docstring); existing PNGs of the same names are replaced. Returns the paths written."""
@@ -217,6 +254,8 @@ def plot_scores(scores: str | Path, out: str | Path) -> list[Path]:
         plot_rank_histograms(ds, out / "rank_histograms.png"),
         plot_outliers(ds, out / "outliers.png"),
     ]
+    if "sigma_exceedance" in ds:
+        written.append(plot_tails(ds, out / "tails.png"))
     if "reliability_count" in ds:
         written.append(plot_reliability(ds, out / "reliability.png"))
     for ch in map(str, ds["channel"].values):

@@ -74,9 +74,20 @@ VARIABLES: dict[str, Variable] = {
     "spectrum_truth": Variable(("wavenumber",), "power spectrum of the truth", SQUARED_SR,
                                "mean over init times of E_l(y)"),
     "best_member_mae": Variable(_S, "best-member MAE of balanced sub-ensembles", SAME,
-                                "mean_t mean_w min_m |x_m - y|"),
+                                "mean over random draws of mean_t mean_w min_m |x_m - y|"),
+    "best_member_mae_spread": Variable(_S, "best-member MAE, standard deviation over draws", SAME,
+                                       "std (ddof=1) over random balanced draws"),
     "subset_outlier_fraction": Variable(_S, "outlier fraction of balanced sub-ensembles", ONE,
-                                        "expected 2/(M+1)"),
+                                        "mean over random draws; expected 2/(M+1)"),
+    "subset_outlier_fraction_spread": Variable(_S, "outlier fraction, standard deviation over draws",
+                                               ONE, "std (ddof=1) over random balanced draws"),
+    "sigma_exceedance": Variable(("sigma",), "frequency of |y - xbar| > k s", ONE,
+                                 "area-weighted share of cases; Gaussian 2 (1 - Phi(k)) "
+                                 "(expected_sigma_exceedance), slightly more for finite M"),
+    "max_sigma_mean": Variable((), "mean of max_m |x_m - xbar| / s", ONE,
+                               "area mean over cases with s > 0; Gaussian: expected_max_sigma_full"),
+    "max_sigma_histogram": Variable(("sigma_bin",), "distribution of max_m |x_m - xbar| / s", ONE,
+                                    "area-weighted share of cases per sigma_bin"),
 }
 
 

@@ -48,6 +48,9 @@ class Verification:
 
     def __init__(self, truth: SourcePath, *, climatology: str | Path | None = None) -> None:
         self.source = open_source(truth)
+        #: the truth's path(s) as a hashable value: dask tasks reopen the source by it
+        self.truth_key: SourcePath = tuple(map(str, truth)) if isinstance(truth, list | tuple) else (
+            truth if isinstance(truth, str) else str(truth))
         self.notes: list[str] = []
         self.stats: xr.Dataset | None = None
         self.climatology_path = ""
@@ -126,6 +129,21 @@ class Verification:
             coords={d: coords[d] for d in ("init_time", "lat", "lon")},
         )
         return truth, persistence
+
+    def quantile_levels(self) -> np.ndarray | None:
+        """Probabilities of the climate quantiles (None without a climatology)."""
+        return None if self.stats is None else np.asarray(self.stats["quantile"].values, dtype=np.float64)
+
+    def windows(self, channel: str, forecast: xr.DataArray) -> np.ndarray | None:
+        """Index along ``dayofyear`` of the climate window of each valid time, ``(init, lead)``,
+        or None without a climatology for ``channel``."""
+        if self.stats is None or channel not in self.stats["channel"].values:
+            return None
+        valid = forecast["init_time"].values[:, None] + forecast["lead_time"].values[None, :]
+        centres = self.stats["dayofyear"].values.astype(np.float64)
+        doy = pd.DatetimeIndex(valid.ravel()).day_of_year.to_numpy().astype(np.float64)
+        distance = np.abs(doy[:, None] - centres[None, :])
+        return np.argmin(np.minimum(distance, _YEAR_DAYS - distance), axis=1).reshape(valid.shape)
 
     def climate(self, channel: str, forecast: xr.DataArray) -> xr.DataArray | None:
         """Climate quantiles ``(init_time, lead_time, quantile, lat, lon)`` of each valid time

@@ -27,7 +27,7 @@ def test_score_then_plot(score_inputs, tmp_path):
     res = _run("plot", out, "--out", tmp_path / "figs")
     assert res.returncode == 0, res.stderr
     pngs = sorted((tmp_path / "figs").glob("*.png"))
-    assert len(pngs) == 9 and all(p.stat().st_size > 0 for p in pngs)
+    assert len(pngs) == 10 and all(p.stat().st_size > 0 for p in pngs)
 
 
 @pytest.mark.parametrize("case, message", [
@@ -78,3 +78,24 @@ def test_bad_input_is_one_error_line(score_inputs, tmp_path, case, message):
     assert len(lines) == 1 and lines[0].startswith("hens: error: "), res.stderr
     assert re.search(message, lines[0]), lines[0]
     assert case == "exists" or not out.exists()
+
+
+def test_local_cluster_scores_equal_the_threaded_ones_bit_for_bit(score_inputs, tmp_path):
+    """`--workers 2` (a LocalCluster of 2 processes) sums the same pieces in the same tree."""
+    from hens.scoring.evaluate import score_ensemble
+
+    common = {"incomplete": "drop", "progress": False}
+    threads = score_ensemble(score_inputs["incomplete"], score_inputs["truth"], out=tmp_path / "t.zarr", **common)
+    res = _run("score", "--forecast", score_inputs["incomplete"], "--truth", score_inputs["truth"],
+               "--out", tmp_path / "c.zarr", "--workers", "2", "--drop-incomplete", "--no-progress")
+    assert res.returncode == 0, res.stderr
+    a, b = xr.open_zarr(threads).load(), xr.open_zarr(tmp_path / "c.zarr").load()
+    assert b.attrs["scheduler"] == "LocalCluster, 2 processes"
+    for name in a.data_vars:
+        assert a[name].dtype == b[name].dtype and a[name].values.tobytes() == b[name].values.tobytes(), name
+
+
+def test_scheduler_and_workers_exclude_each_other(score_inputs, tmp_path):
+    res = _run("score", "--forecast", score_inputs["perfect"], "--truth", score_inputs["truth"], "--out",
+               tmp_path / "s.zarr", "--workers", "2", "--scheduler", "tcp://127.0.0.1:1", "--no-progress")
+    assert res.returncode == 2 and "not both" in res.stderr

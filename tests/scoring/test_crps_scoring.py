@@ -166,3 +166,22 @@ def test_input_errors():
         crps(fc, truth, dim="level")
     with pytest.raises(DataError, match="must not contain the member dim"):
         crps(fc, truth, dim=["member", "lat"])
+
+
+def test_member_chunks_stay_within_a_byte_budget():
+    """All members in one chunk, but never a chunk over the budget: the largest other dim splits."""
+    import dask.array as dsa
+    import xarray as xr
+
+    from hens.forecast.errors import DataError
+    from hens.scoring.inputs import member_chunks
+
+    fc = xr.DataArray(dsa.zeros((64, 4, 32, 64), chunks=(16, 1, 32, 64), dtype=np.float32),
+                      dims=("member", "lead_time", "lat", "lon"))
+    whole = member_chunks(fc, "member")
+    assert whole.chunks[0] == (64,) and whole.chunks[2] == (32,)
+    banded = member_chunks(fc, "member", max_bytes=64 * 8 * 64 * 4)
+    assert banded.chunks[0] == (64,) and max(banded.chunks[2]) == 8
+    assert max(np.prod([max(c) for c in banded.chunks]) * 4, 0) <= 64 * 8 * 64 * 4
+    with pytest.raises(DataError, match="raise max_bytes"):
+        member_chunks(fc, "member", max_bytes=100)

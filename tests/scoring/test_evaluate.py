@@ -168,6 +168,7 @@ def test_figures_are_written(calibrated, score_inputs, tmp_path):
     paths = plot_scores(calibrated[0], tmp_path / "figs")
     names = {p.name for p in paths}
     expected = {"errors.png", "spread_skill.png", "rank_histograms.png", "outliers.png", "reliability.png",
+                "tails.png",
                 *(f"spectra_{c}.png" for c in es.CHANNELS), *(f"efi_{c}.png" for c in es.CHANNELS)}
     assert names == expected
     assert all(p.stat().st_size > 10_000 for p in paths)

@@ -177,6 +177,26 @@ def test_score_script_scores_its_store_once(stub_env, tmp_path):
     assert res.returncode == 0 and "is finished" in res.stdout and "srun" not in res.stdout
 
 
+def test_score_script_starts_a_dask_cluster_across_its_nodes(stub_env, tmp_path):
+    """Several nodes: a scheduler on the batch host, workers by srun, `hens score --scheduler`."""
+    bin_dir = tmp_path / "bin"
+    (bin_dir / "dask").write_text(  # a scheduler that writes its file, a worker that says so
+        '#!/bin/sh\nif [ "$1" = scheduler ]; then echo \'{"type": "Scheduler", "address": "tcp://10.1.2.3:8786"}\' > "$3"; '
+        'else echo "dask $*"; fi\n')
+    (bin_dir / "hens").write_text('#!/bin/sh\necho "hens $*"\n')
+    for name in ("dask", "hens"):
+        (bin_dir / name).chmod(0o755)
+    res = _script("score.sbatch", str(tmp_path / "a.zarr"), "--truth", "w.zarr", env=stub_env,
+                  SLURM_NNODES="2", SLURM_NTASKS="8", SLURM_CPUS_PER_TASK="4", SLURM_JOB_ID="77")
+    assert res.returncode == 0, res.stderr
+    lines = res.stdout.splitlines()
+    assert (f"srun --kill-on-bad-exit=0 dask worker --scheduler-file {tmp_path}/.hens-dask-77.json --nworkers 1 "
+            "--nthreads 4 --no-dashboard") in lines
+    assert lines[-1] == (f"hens score --forecast {tmp_path}/a.zarr --out {tmp_path}/a.scores.zarr --no-progress "
+                         "--scheduler tcp://10.1.2.3:8786 --truth w.zarr")
+    assert not (tmp_path / ".hens-dask-77.json").exists()  # removed on exit
+
+
 def test_urls_stay_urls_through_the_campaign(world_store, tmp_path):
     """A data URL reaches hens train, the forecast YAMLs and hens score as written."""
     import uuid
