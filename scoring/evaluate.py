@@ -60,7 +60,7 @@ from hens.scoring.subsets import DRAWS, subset_plan
 from hens.scoring.tails import expected_max_sigma, expected_outlier_fraction
 from hens.scoring.weights import area_weights
 from hens.scoring.types import Incomplete
-from hens.scoring.verification import Verification, thresholds_of
+from hens.scoring.verification import Verification
 
 DEFAULT_THRESHOLDS = (0.9, 0.99)
 AGGREGATION = (
