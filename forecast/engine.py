@@ -2,7 +2,7 @@
 
 For each initial time the members are cut into the fixed batches of
 :func:`~hens.forecast.zarr_sink.batches` (recorded in the store). The batches not yet
-completed are dealt to ranks round-robin; a rank perturbs the analysis for its batch
+completed are dealt to ranks in contiguous runs; a rank perturbs the analysis for its batch
 (:class:`~hens.forecast.protocols.Perturbation`), integrates it lead by lead
 (:class:`~hens.forecast.protocols.Stepper`) and hands what the store keeps of every lead slab
 (:class:`~hens.forecast.output.OutputSelection`) to a background writer
@@ -217,8 +217,9 @@ def run_ensemble(
     sink
         Destination of the lead slabs and completion records.
     work
-        The pending batches of the whole run, identical on every rank; this rank takes
-        ``work[rank::world_size]``.
+        The pending batches of the whole run, identical on every rank; this rank takes the
+        ``rank``-th of ``world_size`` contiguous runs of it (consecutive batches share a
+        checkpoint, so a rank loads few of them: :class:`hens.pipelines.steppers.ResidentModels`).
     rank, world_size
         Position of this process among the ranks (every rank must call this function).
     device
@@ -232,8 +233,8 @@ def run_ensemble(
     RunStats
         This rank's batches, member-steps (members x leads computed) and wall seconds.
     """
-    mine = list(work[rank::world_size])
     rounds = math.ceil(len(work) / world_size)
+    mine = list(work[rank * rounds:(rank + 1) * rounds])
     start, member_steps = time.perf_counter(), 0
     with BackgroundWriter(sink, slab_bytes=plan.batch_size * plan.output.member_bytes) as writer:
         for r in range(rounds):

@@ -268,6 +268,10 @@ class CheckpointHeader:
         The network's config as stored.
     parameter_bytes
         Bytes of its state dict (float32 weights: 4 per parameter).
+    tendency_std
+        Per-channel 6-hour tendency std (float64), ``None`` for a published package.
+    extra
+        The checkpoint's plain training metadata (``{}`` for a package).
     """
 
     path: Path
@@ -276,6 +280,13 @@ class CheckpointHeader:
     kind: str
     model_config: dict[str, Any]
     parameter_bytes: int
+    tendency_std: torch.Tensor | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def stochastic(self) -> bool:
+        return self.kind == "stochastic_sfno"
+
 
 
 def _is_package(path: Path) -> bool:
@@ -363,8 +374,10 @@ def read_header(path: str | Path) -> CheckpointHeader:
     try:
         state = payload["state_dict"]
         size = sum(t.numel() * t.element_size() for t in state.values() if isinstance(t, torch.Tensor))
+        tendency = torch.as_tensor(payload["normalisation"]["tendency_std"], dtype=torch.float64).flatten()
         return CheckpointHeader(path, tuple(str(c) for c in payload["channels"]), parse_grid(payload["grid"]),
-                                str(payload["model_kind"]), dict(payload["model_config"]), int(size))
+                                str(payload["model_kind"]), dict(payload["model_config"]), int(size),
+                                tendency.clone(), dict(payload.get("extra") or {}))
     except (HensError, KeyError, TypeError, AttributeError) as err:
         raise CheckpointError(f"checkpoint {path} has an invalid description: {_first_line(err)}") from None
 

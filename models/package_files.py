@@ -209,8 +209,7 @@ def _read(files: _Files, *, weights: bool) -> PackageFiles:
     orography = _static(files, OROGRAPHY, "Z", grid) if params.get("add_orography") else None
     land_mask = _static(files, LAND_MASK, "LSM", grid) if params.get("add_landmask") else None
     if not weights:
-        with files.open(CHECKPOINT) as f:
-            style: PackageStyle = "makani-v0.1" if is_zip_checkpoint(f.read(4)) else "hens-conversion"
+        style, _ = _style_and_hash(files, sha256=False)
         return PackageFiles(files.path, style, params, channels, grid, step, mean, std, orography, land_mask,
                             {}, "", extras)
     style, state, sha = _checkpoint(files)
@@ -337,15 +336,21 @@ def _static(files: _Files, rel: str, var: str, grid: Grid) -> np.ndarray:
     return values
 
 
-def _checkpoint(files: _Files) -> tuple[PackageStyle, dict[str, torch.Tensor], str]:
-    name = files.name(CHECKPOINT)
+def _style_and_hash(files: _Files, *, sha256: bool) -> tuple[PackageStyle, str]:
+    """The checkpoint's style (from its first bytes) and, with ``sha256``, its SHA-256 (else ``""``)."""
     digest = hashlib.sha256()
     with files.open(CHECKPOINT) as f:
         head = f.read(4)
         digest.update(head)
-        for block in iter(lambda: f.read(1 << 20), b""):
+        for block in iter(lambda: f.read(1 << 20), b"") if sha256 else ():
             digest.update(block)
     style: PackageStyle = "makani-v0.1" if is_zip_checkpoint(head) else "hens-conversion"
+    return style, digest.hexdigest() if sha256 else ""
+
+
+def _checkpoint(files: _Files) -> tuple[PackageStyle, dict[str, torch.Tensor], str]:
+    name = files.name(CHECKPOINT)
+    style, digest = _style_and_hash(files, sha256=True)
     with files.open(CHECKPOINT) as f:
         # a tar member is a seekable file object: nothing is written to disk
         payload = load_makani_checkpoint(f, name=name)
@@ -358,7 +363,7 @@ def _checkpoint(files: _Files) -> tuple[PackageStyle, dict[str, torch.Tensor], s
         if key.endswith(_FILTER) and tensor.ndim == 4 and tensor.shape[0] == 1:
             tensor = tensor[0]  # makani >= 0.2 adds a group dimension in front
         out[key] = tensor
-    return style, out, digest.hexdigest()
+    return style, out, digest
 
 
 def _check_weights(state: Mapping[str, torch.Tensor], params: Mapping[str, Any], n: int, n_in: int, name: str) -> None:

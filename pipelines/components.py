@@ -41,36 +41,45 @@ class Models:
 
 
 def _checkpoints(cfg: ForecastConfig, source: DataSource, device: torch.device) -> Models:
-    from hens.models.checkpoint import check_compatible, check_ensemble, load_checkpoint
-    from hens.pipelines.steppers import CheckpointStepper
+    """Checkpoint steppers from the headers; the weights load when a batch needs them.
 
-    ckpts = [load_checkpoint(p, map_location=device) for p in cfg.model_paths]
-    check_ensemble(ckpts)
-    for ck in ckpts:
-        check_compatible(ck, source)
-    kinds = {ck.kind for ck in ckpts}
+    Every checkpoint is loaded once here, so that one that is truncated, unsafe or does not
+    fit its config stops the run before the store is touched; those beyond the rank's weight
+    budget are dropped again (:class:`~hens.pipelines.steppers.ResidentModels`).
+    """
+    from hens.models.checkpoint import check_compatible, check_ensemble, read_header
+    from hens.pipelines.steppers import CheckpointStepper, ResidentModels
+
+    headers = [read_header(p) for p in cfg.model_paths]
+    check_ensemble(headers)
+    for header in headers:
+        check_compatible(header, source)
+    kinds = {h.kind for h in headers}
     if len(kinds) > 1:
         raise CheckpointError(f"the checkpoints mix model kinds ({', '.join(sorted(kinds))}); "
                               "members of one ensemble must come from the same recipe")
-    channels = ckpts[0].channels
-    steppers = tuple(CheckpointStepper(ck, precision=cfg.precision) for ck in ckpts)
-    if any(ck.tendency_std is None for ck in ckpts):  # published packages: measure the RMSE once
+    channels = headers[0].channels
+    resident = ResidentModels(device)
+    steppers = tuple(CheckpointStepper(h, precision=cfg.precision, models=resident) for h in headers)
+    for h in headers:
+        resident.get(h.path)
+    shas = [resident.sha256[h.path] for h in headers]
+    if any(h.tendency_std is None for h in headers):  # published packages: measure the RMSE once
         from hens.pipelines.perturbation_scale import measured_scale
 
-        scale, scale_source = measured_scale(steppers, [ck.sha256 for ck in ckpts], source, cfg.init_times[0],
-                                             cfg.rmse_cache_path)
-    elif all(isinstance(ck.extra.get(RMSE_KEY), dict) for ck in ckpts):
+        scale, scale_source = measured_scale(steppers, shas, source, cfg.init_times[0], cfg.rmse_cache_path)
+    elif all(isinstance(h.extra.get(RMSE_KEY), dict) for h in headers):
         try:
-            scale = np.mean([[float(ck.extra[RMSE_KEY][c]) for c in channels] for ck in ckpts], axis=0)
+            scale = np.mean([[float(h.extra[RMSE_KEY][c]) for c in channels] for h in headers], axis=0)
         except KeyError as err:
             raise CheckpointError(f"a checkpoint's {RMSE_KEY} lacks channel {err}") from None
         scale_source = f"48-h RMSE recorded in the checkpoints (extra.{RMSE_KEY}), mean over checkpoints"
     else:
-        scale = np.mean([ck.tendency_std.cpu().numpy() for ck in ckpts], axis=0) * SQRT_STEPS_48H
+        scale = np.mean([h.tendency_std.numpy() for h in headers], axis=0) * SQRT_STEPS_48H
         scale_source = (f"6-hour tendency std of the training data (checkpoint normalisation) x sqrt(8), "
                         f"mean over checkpoints (no checkpoint records extra.{RMSE_KEY})")
-    records = tuple({"name": ck.path.name, "sha256": ck.sha256, "kind": ck.kind} for ck in ckpts)
-    return Models(steppers, records, ckpts[0].stochastic, scale, scale_source)
+    records = tuple({"name": h.path.name, "sha256": sha, "kind": h.kind} for h, sha in zip(headers, shas))
+    return Models(steppers, records, headers[0].stochastic, scale, scale_source)
 
 
 def _physics(cfg: ForecastConfig, source: DataSource) -> Models:

@@ -10,7 +10,7 @@ Order of work, so that bad input never touches an existing store:
 2. every rank loads its models; rank 0 reads every analysis the run needs (NaN, missing
    times), then declares, replaces or reopens the store; a failure on any rank becomes the
    same one-line error on every rank (:func:`hens.forecast.ranks.agree`), so none hangs;
-3. all ranks compute their round-robin share of the pending batches
+3. all ranks compute their contiguous share of the pending batches
    (:func:`hens.forecast.engine.run_ensemble`); rank 0 shows a progress bar of the batches
    written by all ranks, then finalizes the store.
 """

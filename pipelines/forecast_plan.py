@@ -10,7 +10,9 @@ chunk per batch, plus the store's metadata and coordinate files once. ``bytes`` 
 uncompressed bytes of ``fields`` and ``completed`` (Blosc-lz4 keeps forecast fields at ~0.8).
 
 Host memory per rank (:func:`rank_memory`): the Python process with torch and the data stack
-(:data:`BASE_PROCESS_BYTES`, measured), every checkpoint's weights (each rank loads all), and
+(:data:`BASE_PROCESS_BYTES`, measured), the checkpoints' weights a rank keeps loaded (all of
+them, or as many as its weight budget holds and at least the largest one:
+``pipelines/steppers.py::ResidentModels``; a GPU's budget is taken as half of an 80 GB card), and
 the lead slabs in flight (one slab: one lead of a batch, all kept channels) -- the engine's
 current slab, the writer's queue (``forecast/writer.py``: at most ``DEFAULT_DEPTH`` slabs and
 at most ``DEFAULT_QUEUE_BYTES``; none when a slab is larger, it is handed over), the block
@@ -36,6 +38,8 @@ BASE_PROCESS_BYTES = 450 << 20
 #: activations of an SFNO forward per batch row, in units of ``embed_dim x internal grid``
 #: float32 tensors alive at once (input, spectral coefficients, MLP hidden of 2E, residual)
 ACTIVATION_TENSORS = 8
+#: weights a GPU rank keeps loaded, for planning without the GPU: half of an 80 GB card
+PLAN_GPU_RESIDENT_BYTES = 40 << 30
 
 
 @dataclass(frozen=True)
@@ -133,7 +137,7 @@ def plan_run(config: str | Path | ForecastConfig, *, ranks: int = 1, device: str
     net = _network(first.model_config)
     internal = (grid.nlat // int(net.get("scale_factor", 1))) * (grid.nlon // int(net.get("scale_factor", 1)))
     activations = ACTIVATION_TENSORS * batch * int(net["embed_dim"]) * max(internal, grid.nlat * grid.nlon // 4) * 4
-    weights = sum(h.parameter_bytes for h in headers)
+    weights = resident_weight_bytes([h.parameter_bytes for h in headers], device=device)
     host, on_device = rank_memory(slab, lead_chunk, weights, activations, device=device)
     return RunPlan(
         members=layout.size, init_times=n_init, leads=n_leads, channels=n_chan, grid=grid.spec,
@@ -143,6 +147,14 @@ def plan_run(config: str | Path | ForecastConfig, *, ranks: int = 1, device: str
         bytes=n_init * layout.size * (n_leads * slab // batch + 1), rank_memory_bytes=host,
         device=device, device_memory_bytes=on_device,
     )
+
+
+def resident_weight_bytes(sizes: list[int], *, device: str) -> int:
+    """Weight bytes a rank holds: all checkpoints if they fit its budget, else the budget (>= the largest)."""
+    from hens.pipelines.steppers import CPU_RESIDENT_BYTES
+
+    budget = CPU_RESIDENT_BYTES if device == "cpu" else PLAN_GPU_RESIDENT_BYTES
+    return min(sum(sizes), max(max(sizes), budget))
 
 
 def rank_memory(slab: int, lead_chunk: int, weights: int, activations: int, *, device: str) -> tuple[int, int]:

@@ -1,6 +1,7 @@
 """Models behind the engine's :class:`~hens.forecast.protocols.Stepper` protocol.
 
-* :class:`CheckpointStepper`: an SFNO checkpoint. A deterministic one ignores seeds; a
+* :class:`CheckpointStepper`: an SFNO checkpoint (or published package), loaded on first use
+  within a rank's weight budget (:class:`ResidentModels`). A deterministic one ignores seeds; a
   stochastic one gives each member its own generator on the model's device, seeded from the
   member's ``model-noise`` stream and carried across steps (so step k's noise is the k-th draw
   of the member's stream, whatever batch and rank it runs in; on CUDA the generator is
@@ -14,7 +15,9 @@
 from __future__ import annotations
 
 import dataclasses
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -24,7 +27,7 @@ from hens.forecast.channels import WORLD_CHANNELS
 from hens.forecast.errors import DataError
 from hens.forecast.members import Stream
 from hens.forecast.types import check_choice
-from hens.models.checkpoint import Checkpoint
+from hens.models.checkpoint import Checkpoint, CheckpointHeader, load_checkpoint
 from hens.models.noise import make_generator
 from hens.models.shallow_water import ShallowWaterWorld, WorldConfig, WorldState
 from hens.models.stepper import Stepper as ModelStepper
@@ -52,23 +55,88 @@ class _NetworkRollout:
         return self.x
 
 
+#: model weights a rank keeps loaded on the CPU; on a GPU, half of its memory
+CPU_RESIDENT_BYTES = 8 << 30
+
+
+class ResidentModels:
+    """The checkpoints of a run, loaded when a batch first needs them and kept within a byte budget.
+
+    A HENS ensemble has 29 published packages of ~9 GB each: no device holds them all. Each
+    rank loads a checkpoint when one of its batches needs it and drops the least recently used
+    ones while the loaded weights exceed ``budget_bytes`` (the one in use always stays). The
+    engine deals each rank a contiguous run of batches, so a rank meets few checkpoints. A
+    reloaded checkpoint has the same weights, so members do not depend on what was resident.
+
+    Parameters
+    ----------
+    device
+        Where the models run.
+    budget_bytes
+        Weight bytes to keep loaded; default :data:`CPU_RESIDENT_BYTES`, or half the GPU's memory.
+    """
+
+    def __init__(self, device: torch.device, budget_bytes: int | None = None) -> None:
+        self.device = torch.device(device)
+        if budget_bytes is None:
+            budget_bytes = (torch.cuda.get_device_properties(self.device).total_memory // 2
+                            if self.device.type == "cuda" else CPU_RESIDENT_BYTES)
+        self.budget_bytes = int(budget_bytes)
+        self._loaded: OrderedDict[Path, tuple[ModelStepper, int]] = OrderedDict()
+        self.sha256: dict[Path, str] = {}  # of every checkpoint loaded so far
+
+    @property
+    def loaded(self) -> tuple[Path, ...]:
+        """Paths of the checkpoints loaded now, least recently used first."""
+        return tuple(self._loaded)
+
+    def get(self, path: Path) -> ModelStepper:
+        """The physical-units stepper of the checkpoint at ``path``, loading it if needed."""
+        if path in self._loaded:
+            self._loaded.move_to_end(path)
+            return self._loaded[path][0]
+        ckpt = load_checkpoint(path, map_location=self.device)
+        self.sha256[path] = ckpt.sha256
+        size = sum(p.numel() * p.element_size() for p in ckpt.model.parameters())
+        while self._loaded and sum(b for _, b in self._loaded.values()) + size > self.budget_bytes:
+            self._loaded.popitem(last=False)
+        model = ckpt.stepper()
+        self._loaded[path] = (model, size)
+        return model
+
+
 class CheckpointStepper:
-    """A loaded checkpoint as an ensemble stepper, on the device of its model.
+    """A checkpoint as an ensemble stepper: loaded now (a :class:`Checkpoint`), or described by
+    its header and loaded on first use through ``models`` (a :class:`ResidentModels`).
 
     ``precision``: ``"float32"``, or autocast of the network to ``"bfloat16"``/``"float16"``
     (GEMMs and activations; the spherical transforms and the spectral contraction stay
     float32, and the state is float32 between steps). Accuracy cost: docs/gpu.md.
     """
 
-    def __init__(self, ckpt: Checkpoint, *, precision: Precision = "float32") -> None:
+    def __init__(
+        self, ckpt: Checkpoint | CheckpointHeader, *, precision: Precision = "float32",
+        models: ResidentModels | None = None,
+    ) -> None:
         check_choice("precision", precision, Precision)
         self.precision = precision
         self.name = ckpt.path.name
         self.grid = ckpt.grid
         self.channels = ckpt.channels
         self.noise_stream: Stream | None = "model-noise" if ckpt.stochastic else None
-        self.model = ckpt.stepper()
-        self.device = next(self.model.parameters()).device
+        self._path, self._models = ckpt.path, models
+        if isinstance(ckpt, Checkpoint):
+            self._model: ModelStepper | None = ckpt.stepper()
+            self.device = next(self._model.parameters()).device
+        elif models is None:
+            raise ValueError("a stepper described by a header needs the ResidentModels that load it")
+        else:
+            self._model, self.device = None, models.device
+
+    @property
+    def model(self) -> ModelStepper:
+        """The physical-units model (loaded now if it is not)."""
+        return self._model if self._model is not None else self._models.get(self._path)  # type: ignore[union-attr]
 
     def start(self, x: torch.Tensor, *, init_time: np.datetime64, seeds: Sequence[int]) -> _NetworkRollout:
         generators = [make_generator(s, self.device) for s in seeds] if self.noise_stream else None

@@ -325,3 +325,23 @@ def test_bfloat16_precision_is_recorded_reproducible_and_close(reference, ensemb
     assert np.abs(z[:, :, -1] - z_ref[:, :, -1]).mean() < 0.2 * spread  # bf16 error << ensemble spread
     with pytest.raises(ConfigError, match="precision"):
         load_config(ensemble_yaml(tmp_path, precision="float8"))
+
+
+def test_resident_models_keep_within_their_budget_and_reload_the_same_weights(tiny_checkpoints):
+    from hens.models.checkpoint import load_checkpoint
+    from hens.pipelines.steppers import ResidentModels
+
+    paths = [tiny_checkpoints[k] for k in ("stoch0", "stoch1")]
+    size = sum(p.numel() * p.element_size() for p in load_checkpoint(paths[0]).model.parameters())
+    models = ResidentModels(torch.device("cpu"), budget_bytes=size)  # room for one
+    first = models.get(paths[0])
+    assert models.get(paths[0]) is first and models.loaded == (paths[0],)
+    models.get(paths[1])
+    assert models.loaded == (paths[1],)  # the least recently used one was dropped
+    again = models.get(paths[0])
+    assert again is not first and models.loaded == (paths[0],)
+    for a, b in zip(first.state_dict().values(), again.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+    roomy = ResidentModels(torch.device("cpu"), budget_bytes=2 * size)
+    roomy.get(paths[0]), roomy.get(paths[1]), roomy.get(paths[0])
+    assert roomy.loaded == (paths[1], paths[0])
