@@ -14,7 +14,8 @@ Host memory per rank (:func:`rank_memory`): the Python process with torch and th
 the lead slabs in flight (one slab: one lead of a batch, all kept channels) -- the engine's
 current slab, the writer's queue (``forecast/writer.py``: at most ``DEFAULT_DEPTH`` slabs and
 at most ``DEFAULT_QUEUE_BYTES``; none when a slab is larger, it is handed over), the block
-being written (with its stacked copy when it holds several leads) and the shard zarr encodes.
+being written (the slabs copied into the shard's layout; one lead: the slab itself) and the
+shard's compressed chunks (``forecast/shard_writer.py``).
 On the CPU the network's activations add to it; on a GPU they and the weights are reported as
 device memory.
 """
@@ -150,10 +151,9 @@ def rank_memory(slab: int, lead_chunk: int, weights: int, activations: int, *, d
     from hens.forecast.writer import queued_slabs
 
     queued = queued_slabs(slab)
-    copy = lead_chunk if lead_chunk > 1 else 0  # stacking several leads copies them; one is a view
-    # the slab being computed, the queue, the block being written and its stacked copy, the
-    # shard's encoded bytes (at most one block, uncompressed)
-    slabs = (1 + queued + lead_chunk + copy + lead_chunk) * slab
+    # the slab being computed, the queue, the block being written (each slab copied in as it
+    # arrives; one lead is the slab itself), the shard's compressed chunks (at most one block)
+    slabs = (1 + queued + lead_chunk + lead_chunk) * slab
     if device == "cpu":
         return BASE_PROCESS_BYTES + weights + slabs + activations, 0
     return BASE_PROCESS_BYTES + weights + slabs, weights + activations
