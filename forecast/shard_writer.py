@@ -32,8 +32,11 @@ import numpy as np
 
 from hens.forecast.durable_store import durable_write
 
-#: threads compressing chunks: Blosc-lz4 runs at ~1 GB/s per core, the disk at ~1.4 GB/s
-DEFAULT_WORKERS = min(4, os.cpu_count() or 1)
+#: threads compressing a shard's chunks (Blosc-lz4: ~1 GB/s per core): half the cores, at most 4;
+#: 1 or less means the writer's own thread, which measured fastest on 2 shared cores (chunks go
+#: to the file while cache-hot; a pool's thread hand-offs cost more than they gain there, and the
+#: engine's compute thread needs the other core) -- docs/store.md
+DEFAULT_WORKERS = min(4, (os.cpu_count() or 1) // 2)
 _EMPTY = np.uint64(2**64 - 1)
 
 

@@ -153,7 +153,7 @@ class ZarrSink:
     def __init__(self, path: Path, spec: StoreSpec, *, workers: int = DEFAULT_WORKERS) -> None:
         self.path = path
         self.spec = spec
-        self.workers = workers  # threads compressing a shard's chunks (0: the calling thread)
+        self.workers = workers  # threads compressing a shard's chunks (<= 1: the calling thread)
         self._group = None
         self._shards: ShardWriter | None | bool = False  # False: not looked up yet
         self._pool: ThreadPoolExecutor | None = None
@@ -273,9 +273,9 @@ class ZarrSink:
         if shard is None:  # not one whole shard, or a codec chain zarr must encode
             array[init_index, members, leads] = np.asarray(data, dtype=np.float32)
             return
-        if self._pool is None and self.workers > 0:
+        if self._pool is None and self.workers > 1:
             self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="hens-shard")
-        self._shards.write(shard, [data[:, k] for k in range(data.shape[1])], self._pool)
+        self._shards.write(shard, [data[:, k] for k in range(data.shape[1])], self._pool if self.workers > 1 else None)
 
     def _shard_of(self, array, init_index: int, members: slice, leads: slice,
                   shape: tuple[int, ...]) -> tuple[int, ...] | None:
