@@ -1,22 +1,23 @@
-"""Whole-shard writes of the ``fields`` array, encoded in parallel, byte for byte as zarr would.
+"""Whole-shard writes of the ``fields`` array without zarr's codec pipeline.
 
-zarr 3 writes a shard by sending every inner chunk through its asyncio codec pipeline one at a
-time (a thread hop per chunk, an all-fill check, a gather into a shard-shaped buffer, another
-into the shard's bytes): 170-210 MB/s on the development machine, where the disk takes
-1.4 GB/s (benchmarks/bench_engine.py, docs/store.md). A hens shard is always written whole by
-one rank, so this module does what the sharding codec does, directly: each inner chunk is cut
-from the lead slabs the engine produced (no stacked copy of the block), compressed by the
-array's own Blosc codec on a thread pool (Blosc releases the GIL), and the compressed chunks
-and the shard index (``uint64`` offset/length pairs, CRC32C, at the end) go to disk in one
-``writev`` through :func:`~hens.forecast.durable_store.durable_write` (temporary file, fsync,
-rename, fsync of the folder).
+zarr 3.1 writes a shard by sending every inner chunk through its asyncio codec pipeline on its
+own (a thread hop per chunk, an all-fill check, a copy into a shard-shaped buffer, the
+compressed chunks joined into one object): 170-210 MB/s on the development machine, whose disk
+takes 1.1-1.6 GB/s (docs/store.md, "Writes"). A hens shard is always written whole by one rank,
+so this module does the sharding codec's work directly: each inner chunk is cut from the block
+(one small, cache-resident copy), compressed by the array's own Blosc codec -- in the calling
+thread, or on a thread pool (Blosc releases the GIL) -- and streamed into the temporary file as
+soon as it is compressed; the shard index (``uint64`` offset/length pairs with a CRC32C) goes
+last, then :func:`~hens.forecast.durable_store.durable_write` fsyncs, renames and fsyncs the
+folder.
 
-The file equals the one zarr writes for the same block (``tests/forecast/test_shard_writer.py``):
-chunks in zarr's Morton order, edge chunks padded with the fill value, chunks wholly outside
-the array omitted. Only the codec chain hens declares is encoded here (sharding of
-``bytes(little) + blosc`` chunks, index ``bytes(little) + crc32c`` at the end, on a
-little-endian machine); :func:`shard_writer_for` returns ``None`` for anything else and the sink
-falls back to zarr.
+The file is a valid zarr v3 shard holding the values zarr would write (edge chunks padded with
+the fill value, chunks wholly outside the array omitted; chunks in lead, channel, band order
+rather than zarr's Morton order, which the index makes irrelevant to readers), and a rerun writes
+the same bytes (``tests/forecast/test_shard_writer.py``). Only the codec chain hens declares is
+encoded here (sharding of ``bytes(little) + blosc`` chunks, index ``bytes(little) + crc32c`` at
+the end, on a little-endian machine); :func:`shard_writer_for` returns ``None`` for anything
+else and the sink falls back to zarr.
 """
 
 from __future__ import annotations
