@@ -16,19 +16,25 @@ from __future__ import annotations
 import asyncio
 import os
 import uuid
+from collections.abc import Iterable
 from pathlib import Path
 
 from zarr.core.buffer import Buffer
 from zarr.storage import LocalStore
 
 
-def durable_write(path: Path, data: memoryview | bytes) -> None:
-    """Write ``data`` to ``path`` atomically and durably (temporary file, fsync, rename, fsync folder)."""
+def durable_write(path: Path, data: memoryview | bytes | Iterable[memoryview | bytes]) -> None:
+    """Write ``data`` to ``path`` atomically and durably (temporary file, fsync, rename, fsync folder).
+
+    ``data`` may be an iterable of buffers (not ``bytes``), written one after another as they come."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.partial")
     try:
         with tmp.open("wb") as f:
-            f.write(data)
+            if isinstance(data, (bytes, bytearray, memoryview)):
+                f.write(data)
+            else:
+                f.writelines(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)

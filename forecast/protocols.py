@@ -132,7 +132,9 @@ class Sink(Protocol):
         ...
 
     def write_leads(self, init_index: int, members: slice, leads: slice, data: np.ndarray) -> None:
-        """Write a block of leads of a batch: ``data`` is ``(members, leads, C, nlat, nlon)`` float32."""
+        """Write a block of leads of a batch: ``data`` is ``(members, leads, C, nlat, nlon)`` float32.
+
+        ``data`` is only valid during the call (the background writer reuses its buffer)."""
         ...
 
     def mark_completed(self, init_index: int, members: slice) -> None:

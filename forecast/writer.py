@@ -1,9 +1,11 @@
 """A background writer: the sink writes batch k while the engine computes batch k + 1.
 
 The queue holds at most ``depth`` lead slabs (one slab = one 6-hour lead of one member
-batch, ``batch x C x nlat x nlon`` floats) and at most ``max_bytes``; the writer gathers at most
-``sink.lead_chunk`` of them into one block (one shard of the store), so memory is bounded by the
-batch size, the queue and the shard size, not by the number of members, leads or initial times.
+batch, ``batch x C x nlat x nlon`` floats) and at most ``max_bytes``; the writer copies each slab,
+as it takes it, into one block of ``sink.lead_chunk`` leads in the shard's layout (the one copy
+between engine and disk; a block of one lead is the slab itself; the buffer is reused from block
+to block) and hands the block to the sink when full, so memory is bounded by the batch size, the
+queue and the shard size, not by the number of members, leads or initial times.
 When one slab is larger than ``max_bytes`` (0.25 degrees: 4.9 GB for 16 members and 74
 channels) nothing is queued: the engine hands a slab over and waits until the writer has taken
 it, so the host holds the slab being written, its encoded shard and the next slab -- compute of
@@ -73,8 +75,8 @@ class BackgroundWriter:
             return self._completed
 
     def _run(self) -> None:
-        block: list[np.ndarray] = []  # consecutive leads of the current batch, not yet written
-        first = 0
+        block: np.ndarray | None = None  # (members, lead_chunk, C, nlat, nlon), reused block to block
+        n = first = 0  # leads of the current batch in ``block``, the first one's index
         while True:
             item = self._queue.get()
             self._taken.release()
@@ -84,14 +86,20 @@ class BackgroundWriter:
                 if self._error is not None:
                     continue  # drain without writing after a failure
                 init_index, members, lead_index, slab = item
+                k = self.sink.lead_chunk
                 if slab is not None:
-                    first = lead_index if not block else first
-                    block.append(slab)
-                if block and (slab is None or len(block) == self.sink.lead_chunk):
-                    # (members, leads, C, nlat, nlon), the shard's layout; one lead needs no copy
-                    data = block[0][:, None] if len(block) == 1 else np.stack(block, axis=1)
-                    self.sink.write_leads(init_index, members, slice(first, first + len(block)), data)
-                    block = []
+                    first = lead_index if n == 0 else first
+                    if k == 1:  # one lead: the slab itself, no copy
+                        block = slab[:, None]
+                    else:  # the one copy: into the shard's layout, as the slab arrives (then it is freed)
+                        shape = (slab.shape[0], k, *slab.shape[1:])
+                        if block is None or block.shape != shape or not block.flags.writeable:
+                            block = np.empty(shape, np.float32)
+                        block[:, n] = slab
+                    n += 1
+                if n and (slab is None or n == k):
+                    self.sink.write_leads(init_index, members, slice(first, first + n), block[:, :n])
+                    n = 0
                 if slab is None:
                     self.sink.mark_completed(init_index, members)
                     with self._lock:

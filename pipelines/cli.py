@@ -175,20 +175,22 @@ def forecast(
     as_json: Annotated[bool, typer.Option("--json", help="With --plan: one JSON object.")] = False,
     ranks: Annotated[int, typer.Option("--ranks", help="With --plan: ranks of the run.", min=1)] = 1,
     device: Annotated[str, typer.Option("--device", help="With --plan: cpu or cuda ranks.")] = "cpu",
+    timed: Annotated[bool, typer.Option("--time", help="With --plan: time a batch step of the first checkpoint on --device and estimate the wall time.")] = False,
 ) -> None:
     """Run an ensemble (checkpoints x bred-vector pairs x noise seeds) into one Zarr store.
 
     One process, or one rank per GPU/CPU slot with
     torchrun --nproc_per_node 2 $(which hens) forecast ens.yaml, or srun hens forecast ens.yaml.
     A store resumed with --resume, or written by any number of ranks, is bit-identical.
-    --plan reads only the YAML, checkpoint headers and data coordinates.
+    --plan reads only the YAML, checkpoint headers and data coordinates (--time also loads the
+    first checkpoint and times a batch step: seconds_estimate, an estimate).
 
     Example: hens forecast ens.yaml --plan --ranks 64 --device cuda
     """
     if plan:
         from hens.pipelines.forecast_plan import plan_run, print_plan
 
-        typer.echo(print_plan(plan_run(config, ranks=ranks, device=device), as_json=as_json))
+        typer.echo(print_plan(plan_run(config, ranks=ranks, device=device, time=timed), as_json=as_json))
         return
     from hens.pipelines.forecast import run_forecast
 

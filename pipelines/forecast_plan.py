@@ -16,16 +16,25 @@ them, or as many as its weight budget holds and at least the largest one:
 the lead slabs in flight (one slab: one lead of a batch, all kept channels) -- the engine's
 current slab, the writer's queue (``forecast/writer.py``: at most ``DEFAULT_DEPTH`` slabs and
 at most ``DEFAULT_QUEUE_BYTES``; none when a slab is larger, it is handed over), the block
-being written (with its stacked copy when it holds several leads) and the shard zarr encodes.
+being written (the slabs copied into the shard's layout; one lead: the slab itself) and the
+shard's compressed chunks (``forecast/shard_writer.py``).
 On the CPU the network's activations add to it; on a GPU they and the weights are reported as
 device memory.
+
+Wall time (``--time``; :func:`wall_estimate`, an **estimate**, ``None`` without ``--time``): one
+batch step of the first checkpoint is timed on the chosen device (the real weights and batch
+size, :data:`TIMED_STEPS` steps after a warm-up one, the run's thread count; input: the
+checkpoint's mean state, so no data value is read), then scaled: a rank computes its batches x
+(model steps + breeding) steps, while its writer thread compresses and writes the rank's bytes
+at :data:`WRITE_BYTES_PER_S`, hidden behind compute except the last batch's. Not counted: process
+start-up, loading the analyses, queueing for shared cores or GPUs, a slower disk.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +49,11 @@ BASE_PROCESS_BYTES = 450 << 20
 ACTIVATION_TENSORS = 8
 #: weights a GPU rank keeps loaded, for planning without the GPU: half of an 80 GB card
 PLAN_GPU_RESIDENT_BYTES = 40 << 30
+#: float32 bytes per second the writer compresses (Blosc-lz4) and writes on one thread: measured
+#: 370-740 MB/s by benchmarks/bench_engine.py on the development machine (docs/store.md)
+WRITE_BYTES_PER_S = 400e6
+#: timed model steps of one batch (after one untimed warm-up step)
+TIMED_STEPS = 2
 
 
 @dataclass(frozen=True)
@@ -63,6 +77,8 @@ class RunPlan:
     device: str
     device_memory_bytes: int
     seconds_estimate: float | None = None
+    step_seconds: float | None = None  # the timed model step of one batch (``--time``)
+    steps_per_batch: int = 0  # model steps of a batch: leads after 0, plus bred-vector cycles
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -81,8 +97,9 @@ class RunPlan:
             f"host memory / rank {self.rank_memory_bytes / gb:.3g} GiB",
             f"{self.device} memory / rank {self.device_memory_bytes / gb:.3g} GiB" if self.device != "cpu"
             else "device             cpu (activations counted in host memory)",
-            "wall time          not estimated (no timing run)" if self.seconds_estimate is None
-            else f"wall time          ~{self.seconds_estimate:.0f} s",
+            "wall time          not estimated (--time times a batch step)" if self.seconds_estimate is None
+            else f"wall time          ~{self.seconds_estimate:.0f} s (estimate: {self.step_seconds:.3g} s per batch "
+                 f"step timed on {self.device}, x steps per rank, + writes not hidden)",
         ])
 
 
@@ -96,8 +113,9 @@ def _network(model_config: dict[str, Any]) -> dict[str, Any]:
     raise ConfigError("a checkpoint's model config names no embed_dim")
 
 
-def plan_run(config: str | Path | ForecastConfig, *, ranks: int = 1, device: str = "cpu") -> RunPlan:
-    """Plan the run of ``config`` on ``ranks`` ranks of ``device`` (``"cpu"`` or ``"cuda"``).
+def plan_run(config: str | Path | ForecastConfig, *, ranks: int = 1, device: str = "cpu", time: bool = False) -> RunPlan:
+    """Plan the run of ``config`` on ``ranks`` ranks of ``device`` (``"cpu"`` or ``"cuda"``);
+    ``time``: also time a batch step there and estimate the wall time (see the module docstring).
 
     Raises
     ------
@@ -139,14 +157,63 @@ def plan_run(config: str | Path | ForecastConfig, *, ranks: int = 1, device: str
     activations = ACTIVATION_TENSORS * batch * int(net["embed_dim"]) * max(internal, grid.nlat * grid.nlon // 4) * 4
     weights = resident_weight_bytes([h.parameter_bytes for h in headers], device=device)
     host, on_device = rank_memory(slab, lead_chunk, weights, activations, device=device)
-    return RunPlan(
+    # breeding steps a batch's pairs (half its rows) through ``cycles`` steps
+    steps = len(cfg.lead_steps) - 1 + (math.ceil(cfg.perturbation.cycles / 2) if cfg.perturbation.bred else 0)
+    plan = RunPlan(
         members=layout.size, init_times=n_init, leads=n_leads, channels=n_chan, grid=grid.spec,
         batch_size=batch, batches_per_init=n_batches, ranks=ranks,
         batches_per_rank=math.ceil(n_init * n_batches / ranks), lead_chunk=lead_chunk,
         files_per_init=files_per_init, files=n_init * files_per_init + _store_files(layout, n_leads),
         bytes=n_init * layout.size * (n_leads * slab // batch + 1), rank_memory_bytes=host,
-        device=device, device_memory_bytes=on_device,
+        device=device, device_memory_bytes=on_device, steps_per_batch=steps,
     )
+    if not time:
+        return plan
+    step = time_batch_step(cfg.model_paths[0], batch, device=device, threads=cfg.threads)
+    return replace(plan, step_seconds=step, seconds_estimate=wall_estimate(plan, step))
+
+
+def time_batch_step(path: Path, batch: int, *, device: str, threads: int = 1) -> float:
+    """Seconds of one model step of ``batch`` members of the checkpoint at ``path`` on ``device``:
+    the mean of :data:`TIMED_STEPS` steps after an untimed one, with ``threads`` intra-op threads."""
+    import time as clock
+
+    import numpy as np
+    import torch
+
+    from hens.models.checkpoint import load_checkpoint
+    from hens.pipelines.steppers import CheckpointStepper
+
+    ckpt = load_checkpoint(path, map_location=device)
+    stepper = CheckpointStepper(ckpt)
+    nlat, nlon = stepper.grid.shape
+    x = ckpt.mean.to(torch.float32)[None, :, None, None].expand(batch, -1, nlat, nlon).contiguous()
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        with torch.inference_mode():
+            rollout = stepper.start(x, init_time=np.datetime64("2000-01-01T00", "ns"), seeds=list(range(batch)))
+            rollout.step()
+            if device == "cuda":
+                torch.cuda.synchronize()
+            start = clock.perf_counter()
+            for _ in range(TIMED_STEPS):
+                rollout.step()
+            if device == "cuda":
+                torch.cuda.synchronize()
+            return (clock.perf_counter() - start) / TIMED_STEPS
+    finally:
+        torch.set_num_threads(before)
+
+
+def wall_estimate(plan: RunPlan, step_seconds: float) -> float:
+    """Estimated wall seconds of ``plan`` from one timed batch step: a rank's compute
+    (batches x steps x ``step_seconds``) or its writes at :data:`WRITE_BYTES_PER_S`, whichever is
+    longer (they overlap), plus the last batch's write, which nothing hides."""
+    compute = plan.batches_per_rank * plan.steps_per_batch * step_seconds
+    batch_bytes = plan.bytes / max(1, plan.init_times * plan.batches_per_init)
+    write = plan.batches_per_rank * batch_bytes / WRITE_BYTES_PER_S
+    return max(compute, write) + batch_bytes / WRITE_BYTES_PER_S
 
 
 def resident_weight_bytes(sizes: list[int], *, device: str) -> int:
@@ -162,10 +229,9 @@ def rank_memory(slab: int, lead_chunk: int, weights: int, activations: int, *, d
     from hens.forecast.writer import queued_slabs
 
     queued = queued_slabs(slab)
-    copy = lead_chunk if lead_chunk > 1 else 0  # stacking several leads copies them; one is a view
-    # the slab being computed, the queue, the block being written and its stacked copy, the
-    # shard's encoded bytes (at most one block, uncompressed)
-    slabs = (1 + queued + lead_chunk + copy + lead_chunk) * slab
+    # the slab being computed, the queue, the block being written (each slab copied in as it
+    # arrives; one lead is the slab itself), the shard's compressed chunks (at most one block)
+    slabs = (1 + queued + lead_chunk + lead_chunk) * slab
     if device == "cpu":
         return BASE_PROCESS_BYTES + weights + slabs + activations, 0
     return BASE_PROCESS_BYTES + weights + slabs, weights + activations

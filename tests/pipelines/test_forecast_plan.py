@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from dataclasses import replace
 
 import pytest
 import xarray as xr
@@ -42,7 +43,7 @@ def test_plan_json_on_the_command_line(ensemble_yaml, tmp_path, monkeypatch, cap
     assert exit_.value.code == 0
     plan = json.loads(capsys.readouterr().out)
     assert {"members", "init_times", "files", "bytes", "rank_memory_bytes", "seconds_estimate"} <= set(plan)
-    assert plan["seconds_estimate"] is None and plan["ranks"] == 4 and plan["members"] == 16
+    assert plan["seconds_estimate"] is None and plan["step_seconds"] is None and plan["ranks"] == 4 and plan["members"] == 16
     assert not (tmp_path / "ens.zarr").exists()  # nothing run
 
 
@@ -62,3 +63,19 @@ def test_plan_memory_is_within_a_quarter_of_the_peak_rss(ensemble_yaml, tmp_path
                          timeout=300, check=True)
     peak = int(res.stdout.split()[-1])
     assert abs(plan.rank_memory_bytes - peak) <= 0.25 * peak, (plan.rank_memory_bytes, peak)
+
+
+def test_timed_plan_estimates_a_wall_time_that_grows_with_members(ensemble_yaml, tmp_path):
+    """--time: one timed batch step, scaled by the steps of each rank (an estimate, not checked
+    against a run's wall; the scaling is checked with one step time for both sizes)."""
+    from hens.pipelines.forecast_plan import wall_estimate
+
+    small = plan_run(ensemble_yaml(tmp_path, name="small.yaml"), ranks=2, time=True)
+    assert small.step_seconds > 0 and small.seconds_estimate > 0
+    assert small.steps_per_batch == 4 + 1  # 24 h of 6-hourly steps, breeding 2 cycles on half the rows
+    big = plan_run(ensemble_yaml(tmp_path, name="big.yaml", perturbation={
+        "kind": "hemispheric_bred_vector", "pairs": 8, "cycles": 2, "amplitude": 0.35}), ranks=2)
+    assert big.seconds_estimate is None and big.members == 4 * small.members
+    ratio = wall_estimate(big, small.step_seconds) / small.seconds_estimate
+    assert 3 < ratio <= 4  # 4x the batches per rank; the last batch's write is not multiplied
+    assert wall_estimate(big, small.step_seconds) > wall_estimate(replace(big, batches_per_rank=2), small.step_seconds)
