@@ -6,8 +6,8 @@ One run = one checkpoint; several independent checkpoints come from several seed
   for validation behind a > 30-day gap (:mod:`hens.models.training_data`), or
   ``train_period``/``valid_period`` choose the blocks; normalisation statistics from the
   training block, accumulated block by block. Batches are read from the source as they are
-  needed, the next ones on a background thread (:mod:`hens.models.batches`): memory does
-  not grow with the period.
+  needed, the next ones on a background thread, and kept in a cache of ``cache_mb``
+  (:mod:`hens.models.batches`): memory does not grow with the period.
 * Model: :class:`~hens.models.stepper.Stepper` around an SFNO: z-scored input plus the
   forcing fields of the valid time (``forcings``, default the phase of the year), the network
   predicts the 6-hour increment in units of the per-channel tendency std.
@@ -88,6 +88,7 @@ class TrainConfig:
     val_days: float | None = None
     train_period: str | None = None
     valid_period: str | None = None
+    cache_mb: float = 1024.0
     embed_dim: int = 64
     num_layers: int = 4
     scale_factor: int = 1
@@ -115,6 +116,8 @@ class TrainConfig:
         if self.val_days is not None and self.val_days <= 0:
             raise ConfigError(f"--val-days {self.val_days} must be > 0")
         check_periods(self.train_period, self.valid_period, val_days=self.val_days)
+        if self.cache_mb < 0:
+            raise ConfigError(f"--cache-mb {self.cache_mb} must be >= 0")
         if not 0 <= self.seed < 2**63:
             raise ConfigError(f"--seed {self.seed} must be in [0, 2**63)")
 
@@ -132,7 +135,7 @@ class TrainConfig:
 
     def identity(self) -> dict[str, Any]:
         """Options that must match for a run to resume (not the budget, paths or display)."""
-        skip = {"out", "minutes", "steps", "overwrite", "progress"}
+        skip = {"out", "minutes", "steps", "overwrite", "progress", "cache_mb"}  # cache_mb: same bits
         # unset periods are left out: resume files from before these options stay valid
         skip |= {k for k in ("train_period", "valid_period") if getattr(self, k) is None}
         return {k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(self).items() if k not in skip}
@@ -167,9 +170,10 @@ class Run:
         self.split = split_times(source.times, val_days=cfg.val_days, train_period=cfg.train_period,
                                  valid_period=cfg.valid_period, name=str(getattr(source, "name", "the data")))
         self.grid = source.grid
-        kind = MemoryBlock if in_memory else TimeBlock
-        self.train_data: Block = kind(source, self.split.train, self.channels)
-        self.val_data: Block = kind(source, self.split.val, self.channels)
+        # validation reads its few fixed samples again at each validation: no cache for them
+        self.train_data: Block = (MemoryBlock(source, self.split.train, self.channels) if in_memory else
+                                  TimeBlock(source, self.split.train, self.channels, cache_bytes=int(cfg.cache_mb * 2**20)))
+        self.val_data: Block = (MemoryBlock if in_memory else TimeBlock)(source, self.split.val, self.channels)
         self.prefetch = Prefetcher(self.train_data)
         self.stats = streaming_stats(source, self.split.train, self.channels)
         # identifies the data by content (grid, channels, times, statistics), not by path

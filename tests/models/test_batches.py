@@ -28,18 +28,23 @@ def _gap_times(src: WaveSource) -> np.ndarray:
 
 
 @pytest.mark.parametrize("rollout", [1, 3])
-def test_lazy_batches_equal_the_in_memory_ones(rollout):
+@pytest.mark.parametrize("cached", [0, 7], ids=["no-cache", "cache-of-7"])
+def test_lazy_batches_equal_the_in_memory_ones(rollout, cached):
     src = WaveSource(days=30)
     times = _gap_times(src)
-    lazy, memory = TimeBlock(src, times, src.channels), MemoryBlock(src, times, src.channels)
+    state_bytes = 4 * len(src.channels) * src.grid.nlat * src.grid.nlon
+    lazy = TimeBlock(src, times, src.channels, cache_bytes=cached * state_bytes)
+    memory = MemoryBlock(src, times, src.channels)
     starts = lazy.starts(rollout)
     np.testing.assert_array_equal(starts, memory.starts(rollout))
-    assert 40 - rollout not in starts and 39 not in starts and 40 in starts and 39 - rollout in starts  # no rollout across the hole
-    pick = starts[[0, 5, 5, 17, -1]]  # a repeated start, unsorted order is kept
-    for a, b in zip(lazy.batch(pick, rollout), memory.batch(pick, rollout)):
-        assert a.shape == b.shape and torch.equal(a, b)
+    # no rollout across the hole
+    assert 40 - rollout not in starts and 39 not in starts and 40 in starts and 39 - rollout in starts
+    for pick in (starts[[0, 5, 5, 17, -1]], starts[[5, 6, 0, 30]], starts[[17, 18]]):  # repeats, any order
+        for a, b in zip(lazy.batch(pick, rollout), memory.batch(pick, rollout)):
+            assert a.shape == b.shape and torch.equal(a, b)
+        assert len(lazy._cache) <= cached  # bounded: least recently used states go
     x0, targets = lazy.batch(pick, rollout)
-    assert x0.shape == (5, 2, *src.grid.shape) and targets.shape == (rollout, 5, 2, *src.grid.shape)
+    assert x0.shape == (2, 2, *src.grid.shape) and targets.shape == (rollout, 2, 2, *src.grid.shape)
 
 
 def test_streamed_statistics_equal_the_whole_period_to_the_bit(monkeypatch):

@@ -41,6 +41,7 @@ for line in open("/proc/self/status"):
         limit = int(line.split()[1]) * 1024 + int(limit_mb) * 2**20
 resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 cfg = TrainConfig(data=(store,), out=Path(out), steps=4, batch=2, embed_dim=8, num_layers=1, scale_factor=4,
+                  cache_mb=32,
                   train_period=train_period, valid_period=valid_period, progress=False, overwrite=True)
 try:
     train(cfg, in_memory=in_memory == "1")
