@@ -3,9 +3,10 @@
 :class:`TimeBlock` holds the valid times of a block (training or validation) and a cache of
 recently read states bounded in bytes (least recently used out); a batch reads the states
 it lacks from the source (any ``DataSource``: a local or remote Zarr store, netCDF files),
-so memory does not grow with the period. When the block fits in the cache (the demo's
-world), training soon reads nothing and runs as fast as with the block in memory; a longer
-block is read again as training samples it. :class:`MemoryBlock` is the same interface over
+so memory does not grow with the period. A block that fits in the cache (the demo's world)
+is kept whole as the normalisation statistics read it (:meth:`TimeBlock.keep`): training
+then reads nothing and runs as fast as with the block in memory. A longer block is read
+again as training samples it. :class:`MemoryBlock` is the same interface over
 the whole block loaded at once (for comparisons and benchmarks).
 
 :class:`Prefetcher` reads the next batches on one background thread while the model
@@ -94,6 +95,21 @@ class TimeBlock:
         blocks = [np.asarray(read(self.times[index[i : i + step]], self.channels), dtype=np.float32)
                   for i in range(0, index.size, step)]
         return blocks[0] if len(blocks) == 1 else np.concatenate(blocks)
+
+    @property
+    def fits(self) -> bool:
+        """Whether the cache holds every state of the block."""
+        return self._capacity >= self.times.size
+
+    def keep(self, first: int, data: np.ndarray) -> None:
+        """Cache ``data`` ``(time, C, H, W)``, the states at positions ``first, first + 1, ...``
+        (read for another purpose, e.g. statistics); only when the whole block :attr:`fits`,
+        so nothing is evicted and the views never keep an evicted read alive."""
+        if not self.fits:
+            return
+        with self._lock:
+            for k, state in enumerate(data):
+                self._cache[first + k] = state
 
     def states(self, index: np.ndarray) -> np.ndarray:
         """:meth:`read`, taking the states in the cache from there and keeping the new ones."""

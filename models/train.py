@@ -175,7 +175,9 @@ class Run:
                                   TimeBlock(source, self.split.train, self.channels, cache_bytes=int(cfg.cache_mb * 2**20)))
         self.val_data: Block = (MemoryBlock if in_memory else TimeBlock)(source, self.split.val, self.channels)
         self.prefetch = Prefetcher(self.train_data)
-        self.stats = streaming_stats(source, self.split.train, self.channels)
+        # a training block that fits in the cache is cached by this pass over it, never read again
+        keep = getattr(self.train_data, "keep", None)
+        self.stats = streaming_stats(source, self.split.train, self.channels, keep=keep)
         # identifies the data by content (grid, channels, times, statistics), not by path
         self.source_name = str(getattr(source, "name", ""))
         description = {

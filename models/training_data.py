@@ -12,7 +12,7 @@ they never need the whole period in memory. Batches are read lazily
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -167,17 +167,25 @@ def times_per_read(grid: Grid, channels: int) -> int:
     return int(np.clip(_READ_BYTES // per_time, 1, _LOAD_BLOCK))
 
 
-def streaming_stats(source: Any, times: np.ndarray, channels: Sequence[str]) -> dict[str, np.ndarray]:
+def streaming_stats(
+    source: Any, times: np.ndarray, channels: Sequence[str], *,
+    keep: Callable[[int, np.ndarray], None] | None = None,
+) -> dict[str, np.ndarray]:
     """:func:`area_weighted_stats` of ``times`` of ``source``, read in blocks of <= ~16 MiB.
 
     Memory is one block whatever the length of the period; the values equal those of
-    :func:`area_weighted_stats` on the whole period to the bit.
+    :func:`area_weighted_stats` on the whole period to the bit. ``keep(first, block)`` is
+    given each block read (float32 ``(time, channel, lat, lon)`` from position ``first``),
+    e.g. to cache it for training.
     """
     moments = Moments(source.grid, len(channels))
     step = times_per_read(source.grid, len(channels))
     for i in range(0, times.size, step):
         when = times[i : i + step]
-        moments.add(np.asarray(source(when, list(channels)).values, dtype=np.float32), when)
+        block = np.asarray(source(when, list(channels)).values, dtype=np.float32)
+        moments.add(block, when)
+        if keep is not None:
+            keep(i, block)
     return moments.result()
 
 

@@ -70,10 +70,14 @@ def test_prefetcher_returns_what_a_direct_read_does():
     fetch.close()
 
 
-def test_lazy_and_in_memory_runs_are_identical(tmp_path):
+@pytest.mark.parametrize("cache_mb", [0.0, 0.2, 1024.0], ids=["read-every-batch", "cache-part", "kept-whole"])
+def test_lazy_and_in_memory_runs_are_identical(tmp_path, cache_mb):
     src = WaveSource()
-    runs = [Run(_cfg(tmp_path, stochastic=True, members=2, steps=5, rollout=2), Distributed(), src, in_memory=m)
-            for m in (False, True)]
+    cfg = _cfg(tmp_path, stochastic=True, members=2, steps=5, rollout=2, cache_mb=cache_mb)
+    runs = [Run(cfg, Distributed(), src, in_memory=m) for m in (False, True)]
+    lazy = runs[0].train_data
+    # the statistics pass caches a block that fits (and nothing of one that does not)
+    assert lazy.fits == (cache_mb == 1024.0) and len(lazy._cache) == (lazy.times.size if lazy.fits else 0)
     for run in runs:
         for _ in range(5):
             run.train_step()
