@@ -4,6 +4,14 @@ Run (about 35 minutes with the defaults):
 
     OMP_NUM_THREADS=1 python benchmarks/bench_train.py --data world.zarr --out bench-train
 
+0. ``lazy``: the demo's deterministic training step (width 64, 4 blocks, ``--scale-factor 2``,
+   ``--loss amse``, global batch 8, one thread) with batches read from the store (with the
+   background prefetch and ``--cache-mb`` default) and with the whole block in memory, in the
+   same process, alternated in rounds of 50 steps (300 each; the world's training block fits
+   in the cache, which the statistics pass fills); prints both mean step times and the ratio
+   lazy / in-memory (1 = as fast; the 1-minute load average is recorded with it: a shared
+   machine shows in both).
+
 1. ``ddp``: the same 60 steps (global batch 8) with one process and with two gloo ranks
    (torchrun); prints the mean time per optimizer step (data loading and saves excluded)
    and the ratio 2 ranks / 1 rank (ideal 0.5 on two idle cores; other load on a shared
@@ -60,6 +68,39 @@ def ddp(data: str, out: Path, steps: int) -> dict:
     return {"step_s_1rank": round(per_step[1], 4), "step_s_2ranks": round(per_step[2], 4), "ddp_ratio": round(ratio, 3)}
 
 
+def lazy_vs_memory(data: str, out: Path, steps: int, rounds: int = 6) -> dict:
+    """Mean step time of lazy and in-memory batches, the same runs alternated in rounds."""
+    import torch
+
+    from hens.forecast.sources import open_source
+    from hens.models.runtime import Distributed
+    from hens.models.train import Run, TrainConfig
+
+    torch.set_num_threads(1)
+    source = open_source(data)
+    cfg = TrainConfig(data=(data,), out=out / "lazy.pt", steps=10**6, loss="amse", scale_factor=2, progress=False)
+    runs = {name: Run(cfg, Distributed(), source, in_memory=name == "memory") for name in ("lazy", "memory")}
+    seconds = {name: 0.0 for name in runs}
+    for name, run in runs.items():  # warm-up: allocator, first prefetches
+        for _ in range(5):
+            run.train_step()
+    for _ in range(rounds):
+        for name, run in runs.items():
+            began = time.perf_counter()
+            for _ in range(steps):
+                run.train_step()
+            seconds[name] += time.perf_counter() - began
+    for run in runs.values():
+        run.close()
+    assert runs["lazy"].train_loss == runs["memory"].train_loss  # the reference: the same batches to the bit
+    lazy, memory = (seconds[n] / (rounds * steps) for n in ("lazy", "memory"))
+    load = os.getloadavg()[0]
+    print(f"training step (demo size): lazy {lazy:.4f} s, in memory {memory:.4f} s, ratio {lazy / memory:.3f} "
+          f"(load average {load:.2f} on {os.cpu_count()} cores)")
+    return {"lazy_step_s": round(lazy, 4), "memory_step_s": round(memory, 4), "lazy_over_memory": round(lazy / memory, 3),
+            "lazy_load_1min": round(load, 2)}
+
+
 RECIPES = {
     "deterministic": (["--rollout", "4"], 1, 12),
     "stochastic": (["--stochastic", "--rollout", "6", "--scale-factor", "2"], 16, 48),
@@ -96,10 +137,13 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("bench-train"))
     parser.add_argument("--minutes", type=float, default=15.0)
     parser.add_argument("--ddp-steps", type=int, default=60)
-    parser.add_argument("--skip", nargs="*", default=[], choices=["ddp", "deterministic", "stochastic"])
+    parser.add_argument("--lazy-steps", type=int, default=50, help="steps per round of the lazy section (6 rounds)")
+    parser.add_argument("--skip", nargs="*", default=[], choices=["lazy", "ddp", "deterministic", "stochastic"])
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     row: dict = {"device": platform.processor() or platform.machine(), "time": time.strftime("%Y-%m-%dT%H:%M")}
+    if "lazy" not in args.skip:
+        row.update(lazy_vs_memory(args.data, args.out, args.lazy_steps))
     if "ddp" not in args.skip:
         row.update(ddp(args.data, args.out, args.ddp_steps))
     for kind in ("deterministic", "stochastic"):

@@ -3,8 +3,11 @@
 One run = one checkpoint; several independent checkpoints come from several seeds.
 
 * Data: all channels of the source by default; the last part of the record is held out
-  for validation behind a > 30-day gap (:mod:`hens.models.training_data`); normalisation
-  statistics from the training block.
+  for validation behind a > 30-day gap (:mod:`hens.models.training_data`), or
+  ``train_period``/``valid_period`` choose the blocks; normalisation statistics from the
+  training block, accumulated block by block. Batches are read from the source as they are
+  needed, the next ones on a background thread, and kept in a cache of ``cache_mb``
+  (:mod:`hens.models.batches`): memory does not grow with the period.
 * Model: :class:`~hens.models.stepper.Stepper` around an SFNO: z-scored input plus the
   forcing fields of the valid time (``forcings``, default the phase of the year), the network
   predicts the 6-hour increment in units of the per-channel tendency std.
@@ -46,7 +49,9 @@ from hens.models.schedule import DECAY_FRACTION, commit_total, decay_start, lr_a
 from hens.models.sfno import SFNO, SFNOConfig
 from hens.models.stepper import Stepper
 from hens.models.stochastic_sfno import StochasticSFNO, StochasticSFNOConfig
-from hens.models.training_data import SIX_HOURS, Trajectory, area_weighted_stats, draw_starts, split_times
+from hens.models.batches import Block, MemoryBlock, Prefetcher, TimeBlock
+from hens.models.periods import check_periods
+from hens.models.training_data import SIX_HOURS, draw_starts, split_times, streaming_stats
 from hens.models.types import DeterministicLoss
 
 _TIMING_WINDOW = 50  # recent steps whose mean duration plans a --minutes run
@@ -81,6 +86,9 @@ class TrainConfig:
     channels: tuple[str, ...] | None = None
     forcings: tuple[str, ...] = DEFAULT_FORCINGS
     val_days: float | None = None
+    train_period: str | None = None
+    valid_period: str | None = None
+    cache_mb: float = 1024.0
     embed_dim: int = 64
     num_layers: int = 4
     scale_factor: int = 1
@@ -107,6 +115,9 @@ class TrainConfig:
             raise ConfigError(f"need 0 <= rollout_fraction <= {DECAY_FRACTION}, 0 <= alpha <= 1 and lr > 0")
         if self.val_days is not None and self.val_days <= 0:
             raise ConfigError(f"--val-days {self.val_days} must be > 0")
+        check_periods(self.train_period, self.valid_period, val_days=self.val_days)
+        if self.cache_mb < 0:
+            raise ConfigError(f"--cache-mb {self.cache_mb} must be >= 0")
         if not 0 <= self.seed < 2**63:
             raise ConfigError(f"--seed {self.seed} must be in [0, 2**63)")
 
@@ -118,9 +129,15 @@ class TrainConfig:
     def curve_path(self) -> Path:
         return self.out.with_suffix(".loss.png")
 
+    def options(self) -> dict[str, Any]:
+        """What made a checkpoint: :meth:`identity` plus the budget (recorded as ``extra["options"]``)."""
+        return {**self.identity(), "minutes": self.minutes, "steps": self.steps}
+
     def identity(self) -> dict[str, Any]:
         """Options that must match for a run to resume (not the budget, paths or display)."""
-        skip = {"out", "minutes", "steps", "overwrite", "progress"}
+        skip = {"out", "minutes", "steps", "overwrite", "progress", "cache_mb"}  # cache_mb: same bits
+        # unset periods are left out: resume files from before these options stay valid
+        skip |= {k for k in ("train_period", "valid_period") if getattr(self, k) is None}
         return {k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(self).items() if k not in skip}
 
 
@@ -132,9 +149,13 @@ def model_config(cfg: TrainConfig, channels: int, grid: str) -> SFNOConfig:
 
 
 class Run:
-    """State of a training run on one rank: data, model, optimizer, generators, history."""
+    """State of a training run on one rank: data, model, optimizer, generators, history.
 
-    def __init__(self, cfg: TrainConfig, info: Distributed, source: Any = None) -> None:
+    ``in_memory``: load both blocks up front instead of reading batches from the source
+    (the same batches to the bit; memory grows with the period; for benchmarks).
+    """
+
+    def __init__(self, cfg: TrainConfig, info: Distributed, source: Any = None, *, in_memory: bool = False) -> None:
         self.cfg, self.info = cfg, info
         if cfg.batch % info.world_size:
             raise ConfigError(f"--batch {cfg.batch} is not divisible by the {info.world_size} ranks")
@@ -146,11 +167,17 @@ class Run:
         if missing:
             raise ConfigError(f"channels {', '.join(missing)} are not in the data (it has {', '.join(source.channels)})")
         self.channels = tuple(cfg.channels or source.channels)
-        self.split = split_times(source.times, val_days=cfg.val_days)
+        self.split = split_times(source.times, val_days=cfg.val_days, train_period=cfg.train_period,
+                                 valid_period=cfg.valid_period, name=str(getattr(source, "name", "the data")))
         self.grid = source.grid
-        self.train_data = Trajectory(source, self.split.train, self.channels)
-        self.val_data = Trajectory(source, self.split.val, self.channels)
-        self.stats = area_weighted_stats(self.train_data.data, self.train_data.times, self.grid)
+        # validation reads its few fixed samples again at each validation: no cache for them
+        self.train_data: Block = (MemoryBlock(source, self.split.train, self.channels) if in_memory else
+                                  TimeBlock(source, self.split.train, self.channels, cache_bytes=int(cfg.cache_mb * 2**20)))
+        self.val_data: Block = (MemoryBlock if in_memory else TimeBlock)(source, self.split.val, self.channels)
+        self.prefetch = Prefetcher(self.train_data)
+        # a training block that fits in the cache is cached by this pass over it, never read again
+        keep = getattr(self.train_data, "keep", None)
+        self.stats = streaming_stats(source, self.split.train, self.channels, keep=keep)
         # identifies the data by content (grid, channels, times, statistics), not by path
         self.source_name = str(getattr(source, "name", ""))
         description = {
@@ -255,17 +282,41 @@ class Run:
         all_reduce_mean([ratio], self.info)
         return float(ratio)
 
+    def _mine(self, starts: np.ndarray) -> np.ndarray:
+        """This rank's slice of a global batch of starts."""
+        per_rank = self.cfg.batch // self.info.world_size
+        return starts[self.info.rank * per_rank : (self.info.rank + 1) * per_rank]
+
+    def _prefetch_next(self) -> None:
+        """Start reading the batches of the next steps, drawn with a copy of the batch generator.
+
+        The copy leaves the real draws (and the resume file's generator state) untouched; a
+        prediction made before a ``--minutes`` run fixes its step count may name another
+        rollout and then goes unused.
+        """
+        ahead = torch.Generator()
+        ahead.set_state(self.batches.get_state())
+        for step in range(self.step + 1, self.step + 1 + self.prefetch.depth):
+            if self.total is not None and step >= self.total:
+                break
+            rollout = self.rollout_at(step)
+            self.prefetch.request(self._mine(draw_starts(ahead, self.starts[rollout], self.cfg.batch)), rollout)
+
+    def close(self) -> None:
+        """Stop the background reads."""
+        self.prefetch.close()
+
     def train_step(self, elapsed: float = 0.0) -> tuple[float, float]:
         """One optimizer step; returns the loss and ``elapsed`` averaged over ranks."""
         cfg, info = self.cfg, self.info
         began = time.perf_counter()
         rollout = self.rollout_at(self.step)
-        starts = draw_starts(self.batches, self.starts[rollout], cfg.batch)
+        mine = self._mine(draw_starts(self.batches, self.starts[rollout], cfg.batch))
+        self._prefetch_next()
         per_rank = cfg.batch // info.world_size
-        mine = starts[info.rank * per_rank : (info.rank + 1) * per_rank]
         rows = slice(info.rank * per_rank * cfg.members, (info.rank + 1) * per_rank * cfg.members)
         noise = self._noise(cfg.batch * cfg.members, rollout, self.noise, rows)
-        x0, targets = (t.to(info.device) for t in self.train_data.batch(mine, rollout))
+        x0, targets = (t.to(info.device) for t in self.prefetch.batch(mine, rollout))
         for group in self.optimizer.param_groups:
             group["lr"] = lr_at(self.step, self.total, cfg.lr)
         self.model.train()
@@ -363,6 +414,7 @@ class Run:
             "seconds_per_step": round(self.step_seconds / max(1, self.step), 5), "world_size": self.info.world_size,
             "threads": torch.get_num_threads(), "torch": str(torch.__version__), "split": self.split.describe(),
             "data": self.source_name,
+            "options": cfg.options(),
             "train_loss": self.train_loss[::every], "train_loss_every": every, "val_loss": self.val_loss,
             "final": final,
         }
@@ -433,24 +485,31 @@ def _claim_output(cfg: TrainConfig, info: Distributed) -> bool:
     return False
 
 
-def train(cfg: TrainConfig, *, source: Any = None) -> Path:
+def train(cfg: TrainConfig, *, source: Any = None, in_memory: bool = False) -> Path:
     """Train and write ``cfg.out`` (and its ``.loss.png``); returns the checkpoint path.
 
     ``source`` (any :class:`~hens.forecast.protocols.DataSource`) replaces opening
-    ``cfg.data``. Raises :class:`HensError` subclasses for bad inputs (data, options,
-    existing outputs).
+    ``cfg.data``; ``in_memory`` loads the data up front (see :class:`Run`). Raises
+    :class:`HensError` subclasses for bad inputs (data, options, existing outputs).
     """
     tune_cpu_allocator()
     info = setup_distributed()
     try:
-        return _train(cfg, info, source)
+        return _train(cfg, info, source, in_memory)
     finally:
         teardown(info)
 
 
-def _train(cfg: TrainConfig, info: Distributed, source: Any) -> Path:
+def _train(cfg: TrainConfig, info: Distributed, source: Any, in_memory: bool) -> Path:
     resume = _claim_output(cfg, info)
-    run = Run(cfg, info, source)
+    run = Run(cfg, info, source, in_memory=in_memory)
+    try:
+        return _loop(cfg, info, run, resume)
+    finally:
+        run.close()
+
+
+def _loop(cfg: TrainConfig, info: Distributed, run: Run, resume: bool) -> Path:
     if resume:
         try:
             state = torch.load(cfg.resume_path, map_location="cpu", weights_only=True)  # generator states must stay on CPU

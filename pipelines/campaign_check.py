@@ -76,7 +76,8 @@ def _check_training(cfg: CampaignConfig, source: Any) -> None:
             TrainConfig(data=cfg.data, out=cfg.checkpoint(seed), seed=seed, **opts)
     except ConfigError as err:
         raise ConfigError(f"train: {err}") from None
-    split_times(source.times, val_days=cfg.train.get("val_days"))
+    split_times(source.times, val_days=cfg.train.get("val_days"), train_period=cfg.train.get("train_period"),
+                valid_period=cfg.train.get("valid_period"), name=source.name)
 
 
 def _check_times(cfg: CampaignConfig, source: Any, hours: Any, what: str) -> None:

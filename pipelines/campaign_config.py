@@ -19,12 +19,40 @@ from hens.forecast.errors import ConfigError
 from hens.forecast.sources.remote import is_url
 from hens.pipelines.config import PHYSICS, PerturbationConfig, _check_keys, _int, _strings, parse_config
 
+#: `hens train` options that the campaign sets itself (data, output, seed) or that a batch job has no use for
+_TRAIN_SET_BY_CAMPAIGN = ("data", "out", "seed", "overwrite", "progress")
+
+
+def _train_options() -> dict[str, tuple[type, ...]]:
+    """`hens train`'s options and their YAML types, read from the command's own signature.
+
+    A key is the flag without dashes (``--val-days`` -> ``val_days``). YAML writes a float
+    as an int at times; a comma-separated option may be a list; a period may be a year
+    (an int: unquoted ``1979:2015`` is a base-60 int in YAML, which the period check names).
+    """
+    import typing
+
+    from hens.pipelines import cli  # typer only: the command imports its workflow lazily
+
+    options: dict[str, tuple[type, ...]] = {}
+    for name, hint in typing.get_type_hints(cli.train, include_extras=True).items():
+        if name in _TRAIN_SET_BY_CAMPAIGN or name == "return":
+            continue
+        base, info = typing.get_args(hint)[:2]
+        flag = info.param_decls[0] if info.param_decls else info.default  # Annotated: decls come first
+        types = tuple(t for t in (typing.get_args(base) or (base,)) if t is not type(None))
+        if float in types:
+            types = (int, *types)
+        if str in types and "comma-separated" in (info.help or "").lower():
+            types = (*types, list)
+        if flag.endswith("-period"):
+            types = (*types, int)
+        options[flag.removeprefix("--").replace("-", "_")] = types
+    return options
+
+
 #: `hens train` options allowed under ``train:`` and their types (``layers`` is ``--layers``)
-TRAIN_OPTIONS: dict[str, tuple[type, ...]] = {
-    "steps": (int,), "minutes": (int, float), "stochastic": (bool,), "loss": (str,), "rollout": (int,), "batch": (int,),
-    "lr": (int, float), "members": (int,), "channels": (list, str), "forcings": (list, str), "val_days": (int, float),
-    "embed_dim": (int,), "layers": (int,), "scale_factor": (int,),
-}
+TRAIN_OPTIONS: dict[str, tuple[type, ...]] = _train_options()
 #: keys of the forecast YAML allowed under ``forecast:`` (the campaign sets the others; no
 #: ``region``: a campaign scores every store, and scoring needs global fields)
 FORECAST_OPTIONS = ("seeds", "batch_size", "seed", "threads", "output_channels", "output_every_hours",

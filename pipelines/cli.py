@@ -101,6 +101,9 @@ def train(
     channels: Annotated[str | None, typer.Option("--channels", help="Comma-separated channels (default: all of the data).")] = None,
     forcings: Annotated[str | None, typer.Option("--forcings", help="Time inputs of the model: year_progress (default), day_progress (data with a diurnal cycle, e.g. ERA5), both comma-separated, or none.")] = None,
     val_days: Annotated[float | None, typer.Option("--val-days", help="Days held out at the end (default 15 %, <= 365).")] = None,
+    train_period: Annotated[str | None, typer.Option("--train-period", help="Training times, FIRST:LAST inclusive: years (1979:2015) or dates (2000-01-01:2000-03-31); with --valid-period.")] = None,
+    valid_period: Annotated[str | None, typer.Option("--valid-period", help="Validation times, as --train-period (e.g. 2016:2017); must not overlap it.")] = None,
+    cache_mb: Annotated[float, typer.Option("--cache-mb", help="Memory for training states once read (MiB, least recently used out; 0: read every batch). The results do not depend on it.", min=0)] = 1024.0,
     embed_dim: Annotated[int, typer.Option("--embed-dim", help="SFNO width.")] = 64,
     layers: Annotated[int, typer.Option("--layers", help="SFNO blocks.")] = 4,
     scale_factor: Annotated[int, typer.Option("--scale-factor", help="Internal grid = data grid / this.")] = 1,
@@ -113,6 +116,8 @@ def train(
     with torchrun (torchrun --nproc_per_node=2 -m hens.pipelines.cli train ...) or srun.
 
     Example: hens train --data world.zarr --out sfno.pt --seed 0 --minutes 12 --loss amse --scale-factor 2
+
+    Example: hens train --data era5.zarr --out sfno.pt --steps 20000 --train-period 1979:2015 --valid-period 2016:2017
     """
     from hens.models.forcings import parse_forcings
     from hens.models.train import TrainConfig
@@ -123,6 +128,7 @@ def train(
     cfg = TrainConfig(
         data=tuple(data), out=out, seed=seed, stochastic=stochastic, loss=loss, minutes=minutes, steps=steps,
         rollout=rollout, batch=batch, lr=lr, members=members, channels=names, val_days=val_days,
+        train_period=train_period, valid_period=valid_period, cache_mb=cache_mb,
         embed_dim=embed_dim, num_layers=layers, scale_factor=scale_factor, overwrite=overwrite,
         progress=progress, **options,
     )
@@ -323,7 +329,8 @@ def demo(
 ) -> None:
     """Run the whole chain on the world: train 4+1 SFNOs, three ensembles, scores, summary.md.
 
-    Finished steps (world, checkpoints, ensemble stores, scores) are reused on a second run.
+    Finished steps (world, checkpoints, ensemble stores, scores) are reused on a second run
+    when the options that made them match; other options rebuild them and what follows.
 
     Example: hens demo --out demo-out
     """

@@ -1,6 +1,8 @@
 """``hens demo``: the whole chain on the embedded world, from nothing to a summary table.
 
-Stages (each reused when its product is already complete, so a second run only redraws):
+Stages (each reused when its product is complete *and was made by the same options*, so a
+second run with the same settings only redraws, and one with other settings rebuilds what
+they change and everything made from it):
 
 1. the world (``world.zarr`` + ``world.stats.zarr``) and its quick-look plots;
 2. in parallel on ``workers`` single-threaded processes: ``checkpoints`` deterministic SFNOs
@@ -17,6 +19,11 @@ trained on), ``init_spacing_days`` apart, the last one ``lead_days`` before the 
 
 Products in ``out``: ``world.zarr``, ``checkpoints/``, ``ensembles/{bred,stochastic,physics}``
 (``.yaml`` + ``.zarr``), ``scores/``, ``plots/``, ``products/``, ``logs/``, ``summary.md``.
+
+What made a product is read from the product itself (:mod:`hens.pipelines.demo_reuse`):
+a checkpoint's ``extra["options"]`` (its ``hens train`` options and budget), an ensemble
+store's ``hens_config`` and ``checkpoints`` (sha256 of each file) attributes, a score
+store's ``made_from`` attribute and ``products/made_from.json`` (the ensemble's key).
 """
 
 from __future__ import annotations
@@ -31,6 +38,7 @@ from typing import Any
 import numpy as np
 
 from hens.forecast.errors import OutputExists
+from hens.pipelines import demo_reuse
 from hens.pipelines.tasks import Task, run_tasks
 
 _SEED = 0
@@ -153,11 +161,6 @@ def _train_configs(out: Path, world: Path, settings: DemoSettings) -> dict[str, 
     return configs
 
 
-def _trained(path: Path) -> bool:
-    """A finished run: the checkpoint is there and no resume file is left."""
-    return path.exists() and not path.with_name(path.name + ".resume").exists()
-
-
 def _ensemble_yaml(out: Path, name: str, world: Path, inits: list[str], settings: DemoSettings) -> Path:
     import yaml
 
@@ -176,20 +179,23 @@ def _ensemble_yaml(out: Path, name: str, world: Path, inits: list[str], settings
     path = out / "ensembles" / f"{name}.yaml"
     path.parent.mkdir(parents=True, exist_ok=True)
     text = yaml.safe_dump(values, sort_keys=False)
-    if path.exists() and path.read_text() != text and (out / "ensembles" / f"{name}.zarr").exists():
-        raise OutputExists(f"{path} differs from this demo's settings and its store exists; use another --out")
-    path.write_text(text)
+    if not path.exists() or path.read_text() != text:
+        path.write_text(text)  # a store made from the old text is rebuilt (demo_reuse.stale_store)
     return path
 
 
-def _finished(store: Path) -> bool:
-    """An ensemble store whose run reached its end (``finalize`` wrote ``wall_seconds``)."""
-    import zarr
+def _reuse_store(out: Path, config: Path, console: Any) -> bool:
+    """Whether the ensemble store of ``config`` is finished and made by it and today's checkpoints.
 
-    if not store.exists():
+    A store made by another YAML or other checkpoint files is removed (its forecast then
+    runs from scratch; its scores and products follow through their ``made_from`` keys).
+    """
+    store = config.with_suffix(".zarr")
+    if demo_reuse.stale_store(store, config):
+        console.print(f"demo: {store.name} was made by other settings or checkpoints; running it again")
+        demo_reuse.remove(store)
         return False
-    group = zarr.open_group(store, mode="r")
-    return "wall_seconds" in group.attrs and bool(np.asarray(group["completed"][...]).all())
+    return demo_reuse.finished(store)
 
 
 def _store_progress(store: Path) -> float:
@@ -254,12 +260,16 @@ def run_demo(out: str | Path, *, settings: DemoSettings | None = None) -> Path:
     configs = {name: _ensemble_yaml(out, name, world, inits, settings) for name in ENSEMBLES}
     jobs = []
     for name, values in _train_configs(out, world, settings).items():
-        if not _trained(values["out"]):
+        state = demo_reuse.checkpoint_state(values)
+        if state != "reuse":
+            if state == "stale":  # made with other options: train again from scratch
+                console.print(f"demo: {values['out'].name} was trained with other options; retraining it")
+                values = dict(values, overwrite=True)
             minutes = values["minutes"]
             jobs.append(Task(name, _train, (values,), values["out"].with_suffix(".log"), _budget_progress(minutes)))
     # the longest job first, the physics ensemble last: it fills the slot left by the training
     jobs.sort(key=lambda t: -t.args[0]["minutes"])
-    if not _finished(configs["physics"].with_suffix(".zarr")):
+    if not _reuse_store(out, configs["physics"], console):
         jobs.append(_forecast_task(out, "physics", configs["physics"]))
     run_tasks(jobs, workers=settings.workers)
     done("training and physics ensemble", began, bool(jobs))
@@ -267,13 +277,13 @@ def run_demo(out: str | Path, *, settings: DemoSettings | None = None) -> Path:
     began = time.perf_counter()
     console.rule("3/4 SFNO ensembles")
     jobs = [_forecast_task(out, name, configs[name]) for name in ("bred", "stochastic")
-            if not _finished(configs[name].with_suffix(".zarr"))]
+            if not _reuse_store(out, configs[name], console)]
     run_tasks(jobs, workers=settings.workers)
     done("SFNO ensembles", began, bool(jobs))
 
     began = time.perf_counter()
     console.rule("4/4 scores, plots, products and the summary")
-    fresh = not (out / "products").exists()
+    fresh = demo_reuse.made_from(out / "products") != demo_reuse.store_key(configs["bred"].with_suffix(".zarr"))
     scores = _score_all(out, world, configs)
     _products(out, configs)
     done("scores, plots and products", began, fresh)
@@ -292,8 +302,11 @@ def _score_all(out: Path, world: Path, configs: dict[str, Path]) -> dict[str, Pa
     for name, config in configs.items():
         path = out / "scores" / f"{name}.zarr"
         path.parent.mkdir(parents=True, exist_ok=True)
-        if not path.exists():
+        key = demo_reuse.store_key(config.with_suffix(".zarr"))
+        if demo_reuse.made_from(path) != key:
+            demo_reuse.remove(path)
             score_ensemble(config.with_suffix(".zarr"), world, out=path)
+            demo_reuse.record_made_from(path, key)
         plot_scores(path, out / "plots" / name)
         scores[name] = path
     # the truth's spectrum around the valid times: a few verifying fields alone are too noisy
@@ -308,7 +321,10 @@ def _products(out: Path, configs: dict[str, Path]) -> None:
     from hens.pipelines.products import write_products
 
     folder = out / "products"
-    if not folder.exists():
+    key = demo_reuse.store_key(configs["bred"].with_suffix(".zarr"))
+    if demo_reuse.made_from(folder) != key:
+        demo_reuse.remove(folder)
         tmp = out / ".products.partial"
         write_products(configs["bred"].with_suffix(".zarr"), tmp, overwrite=True)
+        demo_reuse.record_made_from(tmp, key)
         tmp.rename(folder)

@@ -43,7 +43,8 @@ class DirectField:
     level: tuple[int, ...]
 
     def read_into(self, when: np.ndarray, out: np.ndarray) -> bool:
-        """Decode ``when`` into ``out`` (time, lat, lon) if it is a contiguous run of times.
+        """Decode ``when`` into ``out`` (time, lat, lon): a contiguous run of times, or
+        ascending times (e.g. a training batch) in one orthogonal selection.
 
         Returns False, leaving ``out`` untouched, for any other selection.
         """
@@ -51,10 +52,15 @@ class DirectField:
             return False
         start = int(np.searchsorted(self.times, when[0]))
         stop = start + when.size
-        if not np.array_equal(self.times[start:stop], when):
-            return False
         buffer = default_buffer_prototype().nd_buffer.from_numpy_array(out)
-        self.array.get_basic_selection((slice(start, stop), *self.level), out=buffer)
+        if np.array_equal(self.times[start:stop], when):
+            self.array.get_basic_selection((slice(start, stop), *self.level), out=buffer)
+            return True
+        index = np.searchsorted(self.times, when)
+        if (np.diff(index) <= 0).any() or index[-1] >= self.times.size or not np.array_equal(self.times[index], when):
+            return False
+        # one call for scattered times: each zarr call costs ~1 ms of event-loop overhead
+        self.array.get_orthogonal_selection((index, *self.level), out=buffer)
         return True
 
 

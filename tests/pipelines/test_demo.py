@@ -1,8 +1,10 @@
 """``hens demo`` end to end at toy size: every stage runs, products and summary are written,
-and a second run reuses everything (no retraining, no new forecasts, same scores)."""
+a second run reuses everything (no retraining, no new forecasts, same scores), and a run
+with another option rebuilds what it changes and what was made from it, nothing else."""
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 
 import pytest
@@ -46,6 +48,22 @@ def test_demo_runs_the_chain_and_reuses_it(demo_folder):
     run_demo(demo_folder, settings=TOY)
     assert {p: p.stat().st_mtime_ns for p in products} == stamps
     assert (xr.open_zarr(demo_folder / "scores" / "bred.zarr")["crps"].values == crps).all()
+
+    # another budget for the deterministic SFNOs: they, the bred-vector store, its scores and
+    # products are rebuilt; the stochastic model, its store and the physics store are reused
+    from hens.models.checkpoint import load_checkpoint
+
+    products.append(demo_folder / "products" / "made_from.json")
+    stamps = {p: p.stat().st_mtime_ns for p in products}
+    other = dataclasses.replace(TOY, deterministic_minutes=0.05, deterministic_loss="mse")
+    run_demo(demo_folder, settings=other)
+    changed = {p.relative_to(demo_folder).as_posix() for p in products if p.stat().st_mtime_ns != stamps[p]}
+    assert changed == {"checkpoints/sfno-0.pt", "checkpoints/sfno-1.pt", "ensembles/bred.zarr/zarr.json",
+                       "products/made_from.json"}
+    ckpt = load_checkpoint(demo_folder / "checkpoints" / "sfno-0.pt")
+    assert ckpt.extra["options"]["minutes"] == 0.05 and ckpt.extra["options"]["loss"] == "mse"
+    assert ckpt.extra["loss"].startswith("area-weighted MSE")
+    assert not (xr.open_zarr(demo_folder / "scores" / "bred.zarr")["crps"].values == crps).all()
 
 
 def test_demo_refuses_an_unknown_loss_before_any_work(tmp_path, capsys, monkeypatch):

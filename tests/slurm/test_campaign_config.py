@@ -45,6 +45,7 @@ def _write(folder: Path, values: dict) -> Path:
     ({"seeds": -1}, "seeds must be"),
     ({"train": {"steps": 30, "epochs": 3}}, "unknown key 'epochs' in train"),
     ({"train": {"steps": "many"}}, "train steps must be int"),
+    ({"train": {"steps": 30, "train_period": 1.5}}, "train train_period must be str or int"),
     ({"forecast": {"models": ["a.pt"]}}, "unknown key 'models' in forecast"),
     ({"forecast": {"seeds": 2}}, "forecast seeds: 2 needs stochastic models"),
     ({"forecast": {"region": {"lat": [0, 10], "lon": [0, 10]}}}, "unknown key 'region' in forecast"),
@@ -66,6 +67,9 @@ def test_bad_campaigns_fail_with_one_line(world_store, tmp_path, overrides, mess
     ({"train": {"stochastic": True}}, "train: pass exactly one of --minutes M or --steps N"),
     ({"train": {"steps": 30, "channels": ["z500", "q700"]}}, "train channels q700 are not in the data"),
     ({"train": {"steps": 30, "forcings": "solar_flux"}}, "train: unknown forcing solar_flux"),
+    ({"train": {"steps": 30, "train_period": 120755, "valid_period": "2000-02"}}, "not a year; quote a period"),
+    ({"train": {"steps": 30, "train_period": "2000-01", "valid_period": "2000-01-20:2000-02"}}, "overlap"),
+    ({"train": {"steps": 30, "train_period": "2000-01", "valid_period": "2000-02", "val_days": 9}}, "--val-days"),
     ({"init_times": ["2000-01-01T06"]}, "needs the analysis at 1999-12-31T18"),
     ({"init_times": ["2000-02-28T00"], "lead_hours": 96}, "needs the truth \\(score\\) at"),
 ])
@@ -270,3 +274,21 @@ def test_given_models_are_checked_against_each_other_and_the_data(world_store, t
     cfg = load_campaign(_write(tmp_path, values))
     with pytest.raises(HensError, match="sfno_seed1 is for grid 9x16:equiangular"):
         submit_campaign(cfg, dry_run=True)
+
+
+def test_training_periods_pass_through_the_campaign(world_store, tmp_path):
+    """The campaign's train: keys are `hens train`'s own options (its signature), periods too."""
+    from hens.pipelines import cli
+    from hens.pipelines.campaign_config import TRAIN_OPTIONS
+
+    import inspect
+
+    params = set(inspect.signature(cli.train).parameters) - {"data", "out", "seed", "overwrite", "progress"}
+    assert set(TRAIN_OPTIONS) == params and TRAIN_OPTIONS["train_period"] == (str, int)
+    train = {"steps": 30, "train_period": "2000-01-01:2000-01-31", "valid_period": "2000-02-10:2000-02-29"}
+    sub = submit_campaign(load_campaign(_write(tmp_path, _values(world_store, train=train))), dry_run=True)
+    pairs = {" ".join(sub.commands["train"][i:i + 2]) for i in range(len(sub.commands["train"]))}
+    assert {"--train-period 2000-01-01:2000-01-31", "--valid-period 2000-02-10:2000-02-29"} <= pairs
+    bad = {**train, "train_period": "1999"}
+    with pytest.raises(HensError, match="--train-period 1999 holds 0 time"):
+        submit_campaign(load_campaign(_write(tmp_path, _values(world_store, train=bad))), dry_run=True)
