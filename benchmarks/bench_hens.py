@@ -1,18 +1,18 @@
 """The headline of issue 13: a HENS-size ensemble generated into one store and scored, on 2 cores.
 
-Standalone (not pytest, ~15 minutes): ``python benchmarks/bench_hens.py [--pairs 928] [--world PATH]``.
+Standalone (not pytest, ~15 minutes): ``python benchmarks/bench_hens.py [--checkpoints 29 --pairs 128] [--world PATH]``.
 
 * The world: ``hens world`` at 32x64, 30 days after a 30-day spin-up (or ``--world``, e.g. the
   demo's).
-* 4 checkpoints of the demo's deterministic SFNO recipe (``hens train`` defaults: embed 64,
-  4 blocks, internal grid halved, its forcings), **built with random weights** (seeds 0..3)
+* 29 checkpoints of the demo's deterministic SFNO recipe (``hens train`` defaults: embed 64,
+  4 blocks, internal grid halved, its forcings), **built with random weights** (seeds 0..28)
   through hens' checkpoint API (``save_checkpoint``) with the world's normalisation: the
   benchmark times generation, storage and scoring, not skill, and the cost of a forward pass
   does not depend on the weights.
-* 4 checkpoints x ``--pairs`` hemispheric bred-vector +/- pairs (928: 7,424 members), one
+* 29 checkpoints x 128 hemispheric bred-vector +/- pairs (7,424 members, as Huge Ensembles), one
   initial time, 10 days 6-hourly (41 stored leads), batches of 16, ``torchrun`` with 2 ranks of
   one thread each, into one format-2 store; then ``hens score`` of the store against the world.
-* The same generation with 32 pairs (256 members) first, for the RSS ratio.
+* The same generation with the first 4 checkpoints x 32 pairs (256 members) first, for the RSS ratio.
 
 Printed (goals of issue 13 in brackets): generation wall, peak RSS per rank, store bytes and
 files, scoring wall and peak RSS, peak RSS at 7,424 / at 256 members (<= 1.2), generation +
@@ -36,7 +36,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 from _results import append_rows, results_path  # noqa: E402
 
-CHECKPOINTS = 4
+SMALL = (4, 32)  # checkpoints, pairs: 256 members
 T0 = "2000-01-16T00"  # 15 days into the 30-day world: bred-vector cycles before, 10 days of truth after
 
 
@@ -52,7 +52,7 @@ def world(folder: Path) -> Path:
                           start="2000-01-01T00", progress=False)
 
 
-def checkpoints(folder: Path, world_path: Path) -> list[Path]:
+def checkpoints(folder: Path, world_path: Path, count: int) -> list[Path]:
     """The demo's deterministic SFNO recipe with random weights, saved as hens checkpoints."""
     import torch
 
@@ -65,7 +65,7 @@ def checkpoints(folder: Path, world_path: Path) -> list[Path]:
     channels = [str(c) for c in stats["channel"].values]
     recipe = TrainConfig(data=(str(world_path),), out=folder / "unused.pt", steps=1, scale_factor=2)
     paths = []
-    for seed in range(CHECKPOINTS):
+    for seed in range(count):
         torch.manual_seed(seed)
         model = SFNO(model_config(recipe, len(channels), "32x64"))
         paths.append(save_checkpoint(
@@ -119,13 +119,14 @@ def generate(folder: Path, name: str, world_path: Path, models: list[Path], pair
     wall, ranks = _run(["--rank-child", str(cfg)], ranks=2)
     store = folder / f"{name}.zarr"
     files = [f for f in store.rglob("*") if f.is_file()]
-    return {"members": CHECKPOINTS * pairs * 2, "wall": wall, "rss": sorted(r["peak_rss"] for r in ranks),
+    return {"members": len(models) * pairs * 2, "wall": wall, "rss": sorted(r["peak_rss"] for r in ranks),
             "bytes": sum(f.stat().st_size for f in files), "files": len(files), "store": store}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--pairs", type=int, default=928, help="bred-vector pairs per checkpoint (928: 7,424 members)")
+    parser.add_argument("--checkpoints", type=int, default=29, help="independent checkpoints (29 in Huge Ensembles)")
+    parser.add_argument("--pairs", type=int, default=128, help="bred-vector pairs per checkpoint (128: 7,424 members)")
     parser.add_argument("--world", type=Path, help="a 32x64 world with statistics covering the init time +- 10 days")
     parser.add_argument("--rank-child", help=argparse.SUPPRESS)
     parser.add_argument("--score-child", nargs=3, help=argparse.SUPPRESS)
@@ -139,12 +140,12 @@ def main() -> None:
         folder = Path(tmp)
         t = time.perf_counter()
         world_path = args.world.resolve() if args.world else world(folder)
-        models = checkpoints(folder, world_path)
-        print(f"world and {CHECKPOINTS} random-weight checkpoints: {time.perf_counter() - t:.0f} s", flush=True)
-        small = generate(folder, "small", world_path, models, 32)
+        models = checkpoints(folder, world_path, max(args.checkpoints, SMALL[0]))
+        print(f"world and {len(models)} random-weight checkpoints: {time.perf_counter() - t:.0f} s", flush=True)
+        small = generate(folder, "small", world_path, models[:SMALL[0]], SMALL[1])
         print(f"256 members: generation {small['wall']:.0f} s, peak RSS per rank "
               f"{', '.join(f'{r / 1e9:.2f}' for r in small['rss'])} GB", flush=True)
-        big = generate(folder, "big", world_path, models, args.pairs)
+        big = generate(folder, "big", world_path, models[:args.checkpoints], args.pairs)
         load_mid = os.getloadavg()
         print(f"{big['members']} members: generation {big['wall']:.0f} s, peak RSS per rank "
               f"{', '.join(f'{r / 1e9:.2f}' for r in big['rss'])} GB; store {big['bytes'] / 1e9:.2f} GB in "
