@@ -26,6 +26,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import subprocess
 import sys
 import tempfile
@@ -111,7 +112,8 @@ def _run(args: list[str], *, ranks: int | None = None) -> tuple[float, list[dict
     wall = time.perf_counter() - start
     if res.returncode:
         raise SystemExit(f"{' '.join(args)} failed ({res.returncode}):\n{res.stdout[-3000:]}\n{res.stderr[-3000:]}")
-    return wall, [json.loads(line) for line in res.stdout.splitlines() if line.startswith("{")]
+    # the ranks print at the same time: their objects may share a line
+    return wall, [json.loads(obj) for obj in re.findall(r"\{[^{}]*\}", res.stdout)]
 
 
 def generate(folder: Path, name: str, world_path: Path, models: list[Path], pairs: int) -> dict:
