@@ -28,9 +28,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import pickle
-import re
-import zipfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,6 +41,7 @@ from hens.forecast.errors import CheckpointError, ConfigError, GridMismatch, Hen
 from hens.forecast.grids import Grid, parse_grid
 from hens.forecast.types import HOURS_PER_STEP
 from hens.models.forcings import check_forcings, forcing_channels
+from hens.models.safe_unpickle import first_line, load_weights_only
 from hens.models.sfno import SFNO, SFNOConfig, parameter_bytes
 from hens.models.stepper import Stepper
 from hens.models.stochastic_sfno import StochasticSFNO, StochasticSFNOConfig
@@ -219,22 +217,12 @@ def save_checkpoint(
 def _read(path: Path, map_location: str | torch.device, *, mmap: bool = False) -> dict[str, Any]:
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist")
-    try:
-        payload = torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
-    except pickle.UnpicklingError as err:
-        text = str(err)
-        found = re.search(r"GLOBAL ([\w.]+)", text)
-        if found:
-            raise CheckpointError(
-                f"checkpoint {path} needs unpickling of arbitrary Python objects ({found[1]}), which "
-                "hens refuses (torch.load weights_only=True); save plain tensors with "
-                "hens.models.checkpoint.save_checkpoint"
-            ) from None
-        detail = re.search(r"WeightsUnpickler error: *\n*\s*(.+)", text)
-        reason = detail[1].strip() if detail else _first_line(err)
-        raise CheckpointError(f"checkpoint {path} is truncated or corrupt ({reason[:200]})") from None
-    except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile, KeyError) as err:
-        raise CheckpointError(f"checkpoint {path} is truncated or corrupt ({_first_line(err)})") from None
+    payload = load_weights_only(
+        path, name=str(path), map_location=map_location, mmap=mmap,
+        refusal=lambda found: (f"checkpoint {path} needs unpickling of arbitrary Python objects ({found}), which "
+                               "hens refuses (torch.load weights_only=True); save plain tensors with "
+                               "hens.models.checkpoint.save_checkpoint"),
+    )
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a hens checkpoint (no format={FORMAT!r} entry)")
     missing = [k for k in REQUIRED_KEYS if k not in payload]
@@ -246,11 +234,6 @@ def _read(path: Path, map_location: str | torch.device, *, mmap: bool = False) -
             f"({__version__}) reads up to {FORMAT_VERSION}: upgrade hens"
         )
     return payload
-
-
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip().splitlines()
-    return text[0][:200] if text else type(err).__name__
 
 
 @dataclass(frozen=True)
@@ -336,12 +319,12 @@ def _load_package(path: Path, map_location: str | torch.device) -> Checkpoint:
     try:
         cfg, forcings, static = _package_network(files)
     except (HensError, ValueError) as err:
-        raise CheckpointError(f"package {path}: {_first_line(err)}") from None
+        raise CheckpointError(f"package {path}: {first_line(err)}") from None
     model = SFNO(cfg)
     try:
         model.load_state_dict(hens_state_dict(files.state_dict), strict=True)
     except RuntimeError as err:
-        raise CheckpointError(f"package {path}: weights do not fit its config.json ({_first_line(err)})") from None
+        raise CheckpointError(f"package {path}: weights do not fit its config.json ({first_line(err)})") from None
     model.to(map_location).eval()
     return Checkpoint(
         path=path, kind="sfno", config=cfg.to_dict(), channels=files.channels, grid=files.grid,
@@ -379,7 +362,7 @@ def read_header(path: str | Path) -> CheckpointHeader:
                                 str(payload["model_kind"]), dict(payload["model_config"]), int(size),
                                 tendency.clone(), dict(payload.get("extra") or {}))
     except (HensError, KeyError, TypeError, AttributeError) as err:
-        raise CheckpointError(f"checkpoint {path} has an invalid description: {_first_line(err)}") from None
+        raise CheckpointError(f"checkpoint {path} has an invalid description: {first_line(err)}") from None
 
 
 def load_checkpoint(path: str | Path, *, map_location: str | torch.device = "cpu") -> Checkpoint:
@@ -408,7 +391,7 @@ def load_checkpoint(path: str | Path, *, map_location: str | torch.device = "cpu
         forcings = check_forcings(payload.get("forcings") or ())
         model = build_model(payload["model_kind"], payload["model_config"])
     except (HensError, KeyError, TypeError, ValueError) as err:
-        raise CheckpointError(f"checkpoint {path} has an invalid description: {_first_line(err)}") from None
+        raise CheckpointError(f"checkpoint {path} has an invalid description: {first_line(err)}") from None
     bad = [k for k, v in stats.items() if v.numel() != len(channels)]
     if bad:
         raise CheckpointError(f"checkpoint {path}: normalisation {', '.join(bad)} do not have {len(channels)} values")
@@ -422,7 +405,7 @@ def load_checkpoint(path: str | Path, *, map_location: str | torch.device = "cpu
         model.load_state_dict(payload["state_dict"], strict=True)
     except RuntimeError as err:
         raise CheckpointError(
-            f"checkpoint {path}: weights do not fit its model config ({_first_line(err)})"
+            f"checkpoint {path}: weights do not fit its model config ({first_line(err)})"
         ) from None
     model.to(map_location).eval()
     return Checkpoint(

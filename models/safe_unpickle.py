@@ -21,6 +21,7 @@ import pickle
 import re
 import zipfile
 from pathlib import Path
+from collections.abc import Callable, Sequence
 from typing import IO, Any
 
 import torch
@@ -68,6 +69,45 @@ def is_zip_checkpoint(head: bytes) -> bool:
     return head[: len(_ZIP_MAGIC)] == _ZIP_MAGIC
 
 
+def load_weights_only(
+    source: str | Path | IO[bytes], *, name: str, refusal: Callable[[str], str],
+    stand_ins: Sequence[tuple[type, str]] = (), map_location: str | torch.device = "cpu", mmap: bool = False,
+) -> Any:
+    """``torch.load(weights_only=True)``, every failure turned into one :class:`CheckpointError` line.
+
+    Parameters
+    ----------
+    source
+        Path or seekable binary file (e.g. a tar member) in torch's zip or legacy format.
+    name
+        How error messages name the file.
+    refusal
+        The message for a file that needs a global the unpickler refuses, given its name.
+    stand_ins
+        ``(class, "module.qualname")`` pairs allowed beside torch's own globals.
+    map_location, mmap
+        As for ``torch.load``.
+
+    Raises
+    ------
+    CheckpointError
+        One line: the file needs another global (``refusal``; nothing was called), or it is
+        truncated or corrupt.
+    """
+    try:
+        with torch.serialization.safe_globals(list(stand_ins)):
+            return torch.load(source, map_location=map_location, weights_only=True, mmap=mmap)
+    except pickle.UnpicklingError as err:
+        text = str(err)
+        found = re.search(r"GLOBAL ([\w.]+)", text)
+        if found:
+            raise CheckpointError(refusal(found[1])) from None
+        reason = _weights_only_reason(text) or first_line(err)
+        raise CheckpointError(f"checkpoint {name} is truncated or corrupt ({reason})") from None
+    except (RuntimeError, EOFError, OSError, ValueError, TypeError, KeyError, zipfile.BadZipFile) as err:
+        raise CheckpointError(f"checkpoint {name} is truncated or corrupt ({first_line(err)})") from None
+
+
 def load_makani_checkpoint(source: str | Path | IO[bytes], *, name: str) -> Any:
     """``torch.load`` a makani checkpoint with the weights-only unpickler and two stand-ins.
 
@@ -89,21 +129,11 @@ def load_makani_checkpoint(source: str | Path | IO[bytes], *, name: str) -> Any:
         One line: the file needs another global (named, nothing was called), or it is
         truncated or corrupt.
     """
-    try:
-        with torch.serialization.safe_globals(_STAND_INS):
-            return torch.load(source, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as err:
-        text = str(err)
-        found = re.search(r"GLOBAL ([\w.]+)", text)
-        if found:
-            raise CheckpointError(
-                f"checkpoint {name} needs unpickling of {found[1]}, which hens refuses (it reads "
-                f"tensors and makani's parameter objects only); nothing from the file was run"
-            ) from None
-        reason = _weights_only_reason(text) or _first_line(err)
-        raise CheckpointError(f"checkpoint {name} is truncated or corrupt ({reason})") from None
-    except (RuntimeError, EOFError, OSError, ValueError, TypeError, KeyError, zipfile.BadZipFile) as err:
-        raise CheckpointError(f"checkpoint {name} is truncated or corrupt ({_first_line(err)})") from None
+    return load_weights_only(
+        source, name=name, stand_ins=_STAND_INS,
+        refusal=lambda found: (f"checkpoint {name} needs unpickling of {found}, which hens refuses (it reads "
+                               f"tensors and makani's parameter objects only); nothing from the file was run"),
+    )
 
 
 def _weights_only_reason(text: str) -> str | None:
@@ -112,6 +142,7 @@ def _weights_only_reason(text: str) -> str | None:
     return found[1].strip()[:200] if found else None
 
 
-def _first_line(err: BaseException) -> str:
+def first_line(err: BaseException) -> str:
+    """The first line of an exception's message (at most 200 characters), or its type's name."""
     lines = str(err).strip().splitlines()
     return lines[0][:200] if lines else type(err).__name__

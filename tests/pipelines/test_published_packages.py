@@ -15,33 +15,20 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 import yaml
+from hens_packages import era5_and_packages, write_era5
+from sample_layouts import ERA5_74
 
-from hens.forecast.grids import parse_grid
 from hens.forecast.store_reader import open_store
 from hens.pipelines.forecast import compute_member, run_forecast
 
-sys.path.insert(0, str(Path(__file__).parents[1] / "forecast"))
-sys.path.insert(0, str(Path(__file__).parents[1] / "models"))
-from package_builders import CHANNELS_73, write_package  # noqa: E402
-from sample_layouts import ERA5_74, make_truth, write_wb2  # noqa: E402
-
 pytestmark = pytest.mark.dist
-GRID = parse_grid("9x16:equiangular")
-HENS_74 = CHANNELS_73[:5] + ("2d",) + CHANNELS_73[5:]  # makani names; 2d is hens' d2m
 
 
 @pytest.fixture(scope="module")
 def hens_packages(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("packages")
-    times = pd.date_range("2021-03-10T00", "2021-03-14T18", freq="6h").values
-    era5 = write_wb2(make_truth(GRID, channels=ERA5_74, times=times), folder / "era5.zarr")
-    packages = [write_package(folder / f"sfno_seed{s}", style="hens-conversion", channels=HENS_74, embed_dim=8,
-                              num_layers=2, nlat=GRID.nlat, nlon=GRID.nlon, scale_factor=2, seed=s)
-                for s in (1, 2)]
-    return era5, packages
+    return era5_and_packages(tmp_path_factory.mktemp("packages"))
 
 
 def _config(folder: Path, era5: Path, packages: list[Path], **overrides) -> Path:
@@ -100,9 +87,7 @@ def test_a_rerun_reads_the_cached_rmse(hens_packages, tmp_path):
 
 def test_a_store_without_a_variable_the_package_needs_is_one_line(hens_packages, tmp_path):
     _, packages = hens_packages
-    times = pd.date_range("2021-03-10T00", "2021-03-14T18", freq="6h").values
-    lacking = tuple(c for c in ERA5_74 if not c.startswith("q"))
-    era5 = write_wb2(make_truth(GRID, channels=lacking, times=times), tmp_path / "no_q.zarr")
+    era5 = write_era5(tmp_path, tuple(c for c in ERA5_74 if not c.startswith("q")), "no_q.zarr")
     res = subprocess.run([sys.executable, "-m", "hens.pipelines.cli", "forecast", str(_config(tmp_path, era5, packages)),
                           "--no-progress"], capture_output=True, text=True, timeout=300)
     assert res.returncode != 0

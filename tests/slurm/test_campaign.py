@@ -22,6 +22,7 @@ import psutil
 import pytest
 import xarray as xr
 import yaml
+from hens_packages import era5_and_packages
 
 from hens.forecast.store_reader import open_store
 from hens.pipelines.forecast import run_forecast
@@ -140,24 +141,8 @@ def test_campaign_trains_forecasts_scores_and_survives_a_requeue(slurm_cluster, 
 def test_a_campaign_runs_published_packages_without_training(slurm_cluster, tmp_path):
     """Given models (two Huge-Ensembles-style packages, tests/models/package_builders.py) on an ERA5
     store: the forecast array starts at once and the score array follows it."""
-    import sys
-
-    import pandas as pd
-
-    repo = Path(__file__).resolve().parents[2]
-    sys.path.insert(0, str(repo / "tests" / "forecast"))
-    sys.path.insert(0, str(repo / "tests" / "models"))
-    from package_builders import CHANNELS_73, write_package
-    from sample_layouts import ERA5_74, make_truth, write_wb2
-
-    from hens.forecast.grids import parse_grid
-
-    grid = parse_grid("9x16:equiangular")
-    times = pd.date_range("2021-03-10T00", "2021-03-16T00", freq="6h").values
-    era5 = write_wb2(make_truth(grid, channels=ERA5_74, times=times), tmp_path / "era5.zarr")
-    names = CHANNELS_73[:5] + ("2d",) + CHANNELS_73[5:]
-    models = [write_package(tmp_path / f"sfno_seed{s}", style="hens-conversion", channels=names, nlat=9, nlon=16,
-                            seed=s).name for s in (1, 2)]
+    era5, packages = era5_and_packages(tmp_path)
+    models = [p.name for p in packages]
     inits = ["2021-03-13T00", "2021-03-14T00"]
     config = tmp_path / "campaign.yaml"
     config.write_text(yaml.safe_dump({

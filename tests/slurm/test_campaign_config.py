@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from hens_packages import era5_and_packages
 
 from hens.forecast.errors import ConfigError, HensError
 from hens.pipelines.campaign import load_campaign, submit_campaign
@@ -218,27 +219,8 @@ def test_urls_stay_urls_through_the_campaign(world_store, tmp_path):
     assert all(yaml.safe_load(p.read_text())["data"] == [url] for p in sub.configs)
 
 
-def _packages(folder: Path) -> tuple[Path, list[Path]]:
-    """A 74-variable WB2-layout ERA5 store and two tiny Huge-Ensembles-style packages on its 9x16 grid."""
-    import pandas as pd
-
-    sys.path.insert(0, str(REPO / "tests" / "forecast"))
-    sys.path.insert(0, str(REPO / "tests" / "models"))
-    from package_builders import CHANNELS_73, write_package
-    from sample_layouts import ERA5_74, make_truth, write_wb2
-
-    from hens.forecast.grids import parse_grid
-
-    grid = parse_grid("9x16:equiangular")
-    times = pd.date_range("2021-03-10T00", "2021-03-16T00", freq="6h").values
-    era5 = write_wb2(make_truth(grid, channels=ERA5_74, times=times), folder / "era5.zarr")
-    names = CHANNELS_73[:5] + ("2d",) + CHANNELS_73[5:]
-    return era5, [write_package(folder / f"sfno_seed{s}", style="hens-conversion", channels=names, nlat=9, nlon=16,
-                                seed=s) for s in (1, 2)]
-
-
 def test_a_campaign_of_given_models_submits_no_training(tmp_path):
-    era5, packages = _packages(tmp_path)
+    era5, packages = era5_and_packages(tmp_path)
     values = _values(era5, init_times=["2021-03-13T00", "2021-03-14T00"], lead_hours=24,
                      models=[p.name for p in packages])
     for key in ("seeds", "train"):
@@ -259,7 +241,7 @@ def test_a_campaign_of_given_models_submits_no_training(tmp_path):
      "model missing_package does not exist"),
 ])
 def test_bad_model_campaigns_fail_with_one_line(tmp_path, edit, message):
-    era5, packages = _packages(tmp_path)
+    era5, packages = era5_and_packages(tmp_path)
     values = edit(_values(era5, models=[p.name for p in packages]))
     with pytest.raises(ConfigError, match=message) as err:
         load_campaign(_write(tmp_path, values))
@@ -267,7 +249,7 @@ def test_bad_model_campaigns_fail_with_one_line(tmp_path, edit, message):
 
 
 def test_given_models_are_checked_against_each_other_and_the_data(world_store, tmp_path):
-    _, packages = _packages(tmp_path)
+    _, packages = era5_and_packages(tmp_path)
     values = _values(world_store, models=[str(p) for p in packages])
     for key in ("seeds", "train"):
         values.pop(key)
