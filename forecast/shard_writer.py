@@ -38,7 +38,8 @@ from hens.forecast.durable_store import durable_write
 #: to the file while cache-hot; a pool's thread hand-offs cost more than they gain there, and the
 #: engine's compute thread needs the other core) -- docs/store.md
 DEFAULT_WORKERS = min(4, (os.cpu_count() or 1) // 2)
-_EMPTY = np.uint64(2**64 - 1)
+#: the index entry of a chunk the shard does not hold (all fill value)
+EMPTY = np.uint64(2**64 - 1)
 
 
 class ShardWriter:
@@ -84,7 +85,7 @@ class ShardWriter:
                              f"got {[s.shape for s in slabs]}")
         tasks = [(slabs[lead], lead) for lead in range(n_lead)]
         encoded = pool.map(self._encode_lead, tasks) if pool is not None else map(self._encode_lead, tasks)
-        index = np.full(self.per_shard + (2,), _EMPTY, dtype="<u8")
+        index = np.full(self.per_shard + (2,), EMPTY, dtype="<u8")
 
         def stream():  # each lead's chunks as soon as they are compressed, then the index
             offset = 0
@@ -119,23 +120,28 @@ class ShardWriter:
         return out
 
 
-def shard_writer_for(root: Path, name: str, array) -> ShardWriter | None:
-    """A :class:`ShardWriter` for ``array`` if it uses the one codec chain it encodes, else ``None``."""
+def encodable(array) -> bool:
+    """Whether ``array`` uses the one codec chain this module encodes (and
+    :mod:`hens.forecast.shard_reader` decodes): the module docstring's, on a little-endian machine."""
     from zarr.codecs import BloscCodec, BytesCodec, Crc32cCodec, ShardingCodec
 
     codecs = array.metadata.codecs
     if sys.byteorder != "little" or len(codecs) != 1 or not isinstance(codecs[0], ShardingCodec):
-        return None
+        return False
     s = codecs[0]
     inner, index = s.codecs, s.index_codecs
     cs, sh = tuple(s.chunk_shape), tuple(array.shards or ())
     if len(cs) != 6 or len(sh) != 6:
-        return None
-    ok = (len(inner) == 2 and isinstance(inner[0], BytesCodec) and isinstance(inner[1], BloscCodec)
-          and str(getattr(inner[0].endian, "value", inner[0].endian)) == "little"
-          and len(index) == 2 and isinstance(index[0], BytesCodec) and isinstance(index[1], Crc32cCodec)
-          and str(getattr(s.index_location, "value", s.index_location)) == "end"
-          and array.dtype == np.float32 and len(array.shape) == 6
-          and (cs[0], cs[2], cs[3]) == (1, 1, 1) and (cs[1], cs[5]) == (sh[1], sh[5]) and sh[0] == 1
-          and sh[4] % cs[4] == 0)
-    return ShardWriter(root, name, array) if ok else None
+        return False
+    return (len(inner) == 2 and isinstance(inner[0], BytesCodec) and isinstance(inner[1], BloscCodec)
+            and str(getattr(inner[0].endian, "value", inner[0].endian)) == "little"
+            and len(index) == 2 and isinstance(index[0], BytesCodec) and isinstance(index[1], Crc32cCodec)
+            and str(getattr(s.index_location, "value", s.index_location)) == "end"
+            and array.dtype == np.float32 and len(array.shape) == 6
+            and (cs[0], cs[2], cs[3]) == (1, 1, 1) and (cs[1], cs[5]) == (sh[1], sh[5]) and sh[0] == 1
+            and sh[4] % cs[4] == 0)
+
+
+def shard_writer_for(root: Path, name: str, array) -> ShardWriter | None:
+    """A :class:`ShardWriter` for ``array`` if it uses the one codec chain it encodes, else ``None``."""
+    return ShardWriter(root, name, array) if encodable(array) else None

@@ -14,7 +14,8 @@ read-modify-write), and the number of files per initial time is batches x lead b
 independent of the number of channels. :func:`lead_chunk_for` sizes shards to about
 :data:`TARGET_SHARD_BYTES` (one lead per shard at 0.25 degrees; all leads on the 32x64 demo
 grid); :func:`band_for` sizes the inner chunks to a latitude band of about
-:data:`TARGET_CHUNK_BYTES`, so a reader of a latitude band of all members decompresses what
+:data:`TARGET_CHUNK_BYTES`, no wider than the band of all members a reader takes at once
+(:data:`READ_BAND_BYTES`), so a reader of a latitude band of all members decompresses what
 it uses. Channels are one array, so ``xr.open_zarr`` shows ``fields`` with a ``channel``
 coordinate; :func:`hens.forecast.store_reader.open_store` gives one CF-described variable per
 channel (and reads the format-1 stores of hens 0.1, one Zarr v2 array per channel).
@@ -62,6 +63,8 @@ STORE_FORMAT = 2
 TARGET_SHARD_BYTES = 64 << 20
 #: inner chunk size :func:`band_for` aims at
 TARGET_CHUNK_BYTES = 1 << 20
+#: bytes of all members over a latitude band that a scoring or products task reads at once
+READ_BAND_BYTES = 16 << 20
 #: attributes that must be equal for a run to resume a store
 RESUME_KEYS = ("hens_config", "hens_version", "checkpoints")
 
@@ -117,9 +120,14 @@ def lead_chunk_for(batch_size: int, shape: tuple[int, int], n_leads: int, channe
     return max(1, min(n_leads, TARGET_SHARD_BYTES // per_lead))
 
 
-def band_for(batch_size: int, shape: tuple[int, int]) -> int:
-    """Latitude rows per inner chunk for chunks of about :data:`TARGET_CHUNK_BYTES` (1 .. ``nlat``)."""
-    return max(1, min(shape[0], TARGET_CHUNK_BYTES // (batch_size * shape[1] * 4)))
+def band_for(batch_size: int, shape: tuple[int, int], members: int | None = None) -> int:
+    """Latitude rows per inner chunk (1 .. ``nlat``): chunks of about :data:`TARGET_CHUNK_BYTES`,
+    and no more rows than a reader of all ``members`` takes in one band of
+    :data:`READ_BAND_BYTES`, so that its bands are whole inner chunks (each decompressed once)."""
+    rows = TARGET_CHUNK_BYTES // (batch_size * shape[1] * 4)
+    if members:
+        rows = min(rows, READ_BAND_BYTES // (members * shape[1] * 4))
+    return max(1, min(shape[0], rows))
 
 
 def open_sink(path: str | Path, spec: StoreSpec, *, mode: Mode = "create") -> ZarrSink:
@@ -171,7 +179,7 @@ class ZarrSink:
         b = min(spec.batch_size, n_mem)
         nlat, nlon = spec.shape
         shape = (n_init, n_mem, n_lead, n_chan, nlat, nlon)
-        band = band_for(b, spec.shape)
+        band = band_for(b, spec.shape, n_mem)
         # a shard must hold whole inner chunks: its latitude extent is rounded up to a multiple
         # of the band (the last band reaches past the south pole, as an edge chunk does)
         shards = (1, b, min(spec.lead_chunk, n_lead), n_chan, -(-nlat // band) * band, nlon)

@@ -4,10 +4,10 @@ A hens ensemble store (:mod:`hens.forecast.zarr_sink`, read through
 :func:`hens.forecast.store_reader.open_store`) holds one variable per channel over
 ``(init_time, member, lead_time, lat, lon)``, a ``completed(init_time, member)`` flag and
 the member coordinates ``checkpoint``, ``pair``, ``sign``, ``seed``. Scoring needs every
-member of a cell in one dask chunk, so :func:`member_block` reads latitude bands of all
-members (:data:`BAND_BYTES` per chunk, a multiple of the stored bands: each stored chunk is
-decompressed once);
-spectra need whole fields and read the stored chunks as they are (:func:`field_block`).
+member of a cell in one task: :func:`read_members` reads latitude bands of all members
+(:meth:`EnsembleStore.band`: :data:`BAND_BYTES` each, a multiple of the stored bands, so each
+stored chunk is decompressed once), and spectra whole fields of groups of members
+(:meth:`EnsembleStore.member_groups`).
 
 Only completed members count. ``incomplete="raise"`` (the default) refuses a store with any
 member not completed; ``"drop"`` scores the members completed at *every* initial time and
@@ -17,6 +17,7 @@ records how many were left out.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -25,15 +26,17 @@ import xarray as xr
 from hens.forecast.channels import CHANNELS
 from hens.forecast.errors import DataError
 from hens.forecast.grids import Grid
+from hens.forecast.shard_reader import ShardReader, shard_reader_for
 from hens.forecast.store_check import reading
 from hens.forecast.store_reader import DIMS, global_grid, open_store
 from hens.forecast.types import check_choice
+from hens.forecast.zarr_sink import FIELDS, READ_BAND_BYTES
 from hens.scoring.types import Incomplete
 
 MEMBER_COORDS = ("checkpoint", "pair", "sign", "seed")
 COMPLETED = "completed"
-#: bytes of one dask chunk of all members (a latitude band of one init and lead time)
-BAND_BYTES = 16 << 20
+#: bytes of all members over a latitude band read by one task (the store's inner chunks fit it)
+BAND_BYTES = READ_BAND_BYTES
 #: bytes of truth (float32, all init times) held for one block of leads
 BLOCK_BYTES = 256 << 20
 
@@ -87,11 +90,18 @@ class EnsembleStore:
         return [slice(i, min(i + size, n)) for i in range(0, n, size)]
 
     def band(self) -> int:
-        """Latitude rows per dask chunk of all members (at most :data:`BAND_BYTES`), a multiple
+        """Latitude rows per task of all members (at most :data:`BAND_BYTES`), a multiple
         of the stored chunk's rows where that fits, so each stored chunk is decompressed once."""
         per_row = self.size * self.grid.nlon * 4
         rows = int(max(1, min(self.grid.nlat, BAND_BYTES // per_row)))
         return rows if rows < self.stored_band or rows == self.grid.nlat else rows - rows % self.stored_band
+
+    def member_groups(self) -> list[np.ndarray]:
+        """Positions (along ``member``) of the scored members in groups whose whole fields take at
+        most :data:`BAND_BYTES` (at least one member), for the spectra of banded blocks."""
+        per_member = self.grid.nlat * self.grid.nlon * 4
+        size = int(max(1, BAND_BYTES // per_member))
+        return [self.members[i:i + size] for i in range(0, self.size, size)]
 
 
 def _not_hens(path: Path, why: str) -> DataError:
@@ -164,22 +174,6 @@ def open_ensemble(path: str | Path, *, incomplete: Incomplete = "raise") -> Ense
     )
 
 
-def member_block(store: EnsembleStore, channel: str, leads: slice) -> xr.DataArray:
-    """Lazy ``(init_time, member, lead_time, lat, lon)`` of one channel and lead block,
-    chunked ``(1, all members, 1, band, nlon)``; only the scored members."""
-    chunks = {"init_time": 1, "member": -1, "lead_time": 1, "lat": store.band(), "lon": -1}
-    da = open_store(store.path, chunks=chunks)[channel].isel(lead_time=leads)
-    if store.dropped:
-        da = da.isel(member=store.members).chunk({"member": -1})
-    return da
-
-
-def field_block(store: EnsembleStore, channel: str, leads: slice) -> xr.DataArray:
-    """The same block chunked by stored member batches x whole fields, for spectra."""
-    da = open_store(store.path, chunks={"lat": -1, "lon": -1})[channel].isel(lead_time=leads)
-    return da.isel(member=store.members) if store.dropped else da
-
-
 def member_subsets(forecast: xr.DataArray) -> list[tuple[int, np.ndarray]]:
     """Nested, balanced sub-ensembles of whole (checkpoint, pair) units: ``[(size, positions)]``.
 
@@ -198,3 +192,34 @@ def member_subsets(forecast: xr.DataArray) -> list[tuple[int, np.ndarray]]:
     n = len(units)
     counts = sorted({*(2**k for k in range(n.bit_length()) if 2**k <= n), n})
     return [(int(n * full), np.concatenate(units[:n])) for n in counts]
+
+
+@lru_cache(maxsize=8)
+def _opened(path: str) -> tuple[ShardReader | None, tuple[str, ...], xr.Dataset]:
+    """The store's shard reader (None: read through xarray), channel order and lazy Dataset,
+    once per process (dask workers reopen by path)."""
+    import zarr
+
+    group = zarr.open_group(path, mode="r")
+    ds = open_store(path)
+    if FIELDS in group:
+        names = tuple(str(c) for c in np.asarray(group["channel"][...]))
+        return shard_reader_for(Path(path), FIELDS, group[FIELDS]), names, ds
+    return None, (), ds
+
+
+def read_members(path: str | Path, channel: str, init: int, lead: int, rows: tuple[int, int],
+                 members: np.ndarray | None = None) -> np.ndarray:
+    """Members ``(M, rows, lon)`` float32 of one init, lead and channel, latitude rows ``lo:hi``.
+
+    Reads straight from the shards of a format-2 store (:mod:`hens.forecast.shard_reader`:
+    each inner chunk is decompressed whole, so rows aligned with the store's band cost no more
+    than they hold), through xarray for format 1. ``members``: positions along ``member``
+    (increasing), default all. Callers keep ``M x rows x lon`` within their budget
+    (:meth:`EnsembleStore.band`, :meth:`EnsembleStore.member_groups`).
+    """
+    reader, names, ds = _opened(str(path))
+    if reader is not None:
+        return reader.read(init, lead, names.index(channel), rows, members)
+    da = ds[channel].isel(init_time=init, lead_time=lead, lat=slice(*rows))
+    return np.asarray((da if members is None else da.isel(member=members)).values, dtype=np.float32)

@@ -2,7 +2,7 @@
 
 :func:`score_ensemble` opens the ensemble lazily (:mod:`hens.scoring.ensemble_store`), reads
 the verifying truth at every valid time init + lead (:mod:`hens.scoring.verification`) and
-computes, one (channel, block of leads) at a time with dask, the scores of
+computes, one (channel, block of leads) at a time with dask tasks, the scores of
 :data:`hens.scoring.scorecard.VARIABLES`, all over ``(channel, lead_time, ...)``:
 
 * ensemble-mean RMSE and MAE, spread, spread-skill ratio, standard and fair CRPS, and
@@ -19,10 +19,10 @@ computes, one (channel, block of leads) at a time with dask, the scores of
 
 Aggregation: per lead time, cases are pooled over initial times and cells with the grid's
 area weights (``weights`` attribute); squared quantities are averaged over initial times
-after the spatial mean and before the root. Memory: one block's dask graph at a time (blocks
+after the spatial mean and before the root. Memory: one block's task graph at a time (blocks
 of whole stored lead chunks, their truth under
-:data:`~hens.scoring.ensemble_store.BLOCK_BYTES`), dask chunks of all members over a latitude
-band (:data:`~hens.scoring.ensemble_store.BAND_BYTES`).
+:data:`~hens.scoring.ensemble_store.BLOCK_BYTES`; :mod:`hens.scoring.block_tasks`), each task
+holding all members over a latitude band (:data:`~hens.scoring.ensemble_store.BAND_BYTES`).
 
 Members: only members whose ``completed`` flag is set count; by default a store with any
 other member is refused (``incomplete="drop"``: score the members completed at every init).
@@ -34,8 +34,6 @@ import os
 import shutil
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -46,19 +44,16 @@ from hens.forecast.channels import get_channel
 from hens.forecast.errors import ConfigError, DataError, GridMismatch, OutputExists
 from hens.forecast.sources import SourcePath
 from hens.forecast.store_check import reading
-from hens.scoring.ensemble_store import EnsembleStore, field_block, member_block, open_ensemble
+from hens.scoring.block_tasks import score_block
+from hens.scoring.ensemble_store import EnsembleStore, open_ensemble
 from hens.scoring.partials import (
     SIGMA_BINS,
     SIGMA_LEVELS,
     PieceOptions,
-    combine,
-    finish_scores,
-    piece_sums,
 )
-from hens.scoring.scorecard import ONE, SAME, VARIABLES, spectrum_scores
+from hens.scoring.scorecard import ONE, SAME, VARIABLES
 from hens.scoring.subsets import DRAWS, subset_plan
 from hens.scoring.tails import expected_max_sigma, expected_outlier_fraction
-from hens.scoring.weights import area_weights
 from hens.scoring.types import Incomplete
 from hens.scoring.verification import Verification
 
@@ -226,151 +221,6 @@ def _attrs(
     }
 
 
-def _open_source(path: SourcePath) -> Any:
-    from hens.forecast.sources import open_source
-
-    return open_source(list(path) if isinstance(path, tuple) else path)
-
-
-@lru_cache(maxsize=4)
-def _source(path: SourcePath) -> Any:
-    """The truth source, opened once per process (dask workers reopen it by path)."""
-    return _open_source(path)
-
-
-@lru_cache(maxsize=16)
-def _truth_field(path: SourcePath, channel: str, time: np.datetime64) -> np.ndarray:
-    """One truth field ``(nlat, nlon)``, cached: the bands of one (init, lead) share it."""
-    return _source(path)(np.array([time]), [channel]).values[0, 0]
-
-
-@lru_cache(maxsize=4)
-def _stats(path: str) -> xr.Dataset:
-    from hens.forecast.stats import open_world_stats
-
-    return open_world_stats(path)
-
-
-@dataclass(frozen=True)
-class _Piece:
-    """What one task reads besides its member block: one (init, lead, latitude band)."""
-
-    truth: SourcePath
-    channel: str
-    valid: np.datetime64
-    init: np.datetime64
-    rows: tuple[int, int]
-    stats: str | None
-    window: int | None
-    efi_map: bool
-    spectra: tuple[int, int, int, int, str] | None  # nlat, nlon, lmax, mmax, SHT grid
-
-
-def _score_piece(block: np.ndarray, piece: _Piece, weights: np.ndarray, options: PieceOptions) -> dict:
-    """Weighted sums of one (init, lead, band) of all members (a dask task)."""
-    x = block.reshape(block.shape[1], -1)  # (M, rows * nlon), members first as stored
-    lo, hi = piece.rows
-    y_full = _truth_field(piece.truth, piece.channel, piece.valid)
-    y = y_full[lo:hi].ravel()
-    persistence = _truth_field(piece.truth, piece.channel, piece.init)[lo:hi].ravel()
-    climate = None
-    if piece.stats is not None:
-        q = _stats(piece.stats)["climatology_quantiles"].isel(dayofyear=piece.window, lat=slice(lo, hi))
-        q = q.sel(channel=piece.channel).transpose("lat", "lon", "quantile").values
-        climate = q.astype(np.float64).reshape(-1, q.shape[-1])
-    cells = np.repeat(weights[lo:hi], y_full.shape[1])
-    sums = piece_sums(x, y, persistence, cells, options, climate=climate, efi_map=piece.efi_map)
-    if piece.spectra is not None:
-        sums.update(_spectra(block.reshape(block.shape[1], *y_full.shape), y_full, piece.spectra))
-    return sums
-
-
-def _spectra(members: np.ndarray, truth: np.ndarray, spec: tuple[int, int, int, int, str]) -> dict:
-    """Mean member spectrum, spectrum of the mean and of the truth of one (init, lead)."""
-    from hens.scoring.spectra import spectrum_kernel
-
-    nlat, nlon, lmax, mmax, grid = spec
-    kw = {"nlat": nlat, "nlon": nlon, "lmax": lmax, "mmax": mmax, "grid": grid, "kind": "total"}
-    step = max(1, (32 << 20) // (nlat * nlon * 8))  # float64 fields per transform
-    total = sum(spectrum_kernel(members[i : i + step], **kw).sum(0) for i in range(0, len(members), step))
-    mean = members.astype(np.float64).mean(0)
-    return {"spec_members": total / len(members), "spec_mean": spectrum_kernel(mean, **kw),
-            "spec_truth": spectrum_kernel(truth, **kw), "spec_n": np.array(1.0)}
-
-
-def _tree(parts: list, fan_in: int = 8) -> Any:
-    """Sum delayed pieces in a fixed tree (the same additions in the same order anywhere)."""
-    from dask import delayed
-
-    while len(parts) > 1:
-        parts = [delayed(combine)(parts[i : i + fan_in]) for i in range(0, len(parts), fan_in)]
-    return parts[0]
-
-
-def _score_block(
-    store: EnsembleStore,
-    verification: Verification,
-    channel: str,
-    leads: slice,
-    *,
-    options: PieceOptions,
-    spectra: bool,
-    compute: Any,
-) -> dict[str, np.ndarray]:
-    """Every score of one (channel, lead block): one task per (init, lead, band), summed per lead."""
-    from dask import delayed
-
-    fc = member_block(store, channel, leads)
-    blocks = fc.data.to_delayed()  # (init, 1, lead, band, 1)
-    bounds = np.cumsum((0, *fc.chunks[3]))
-    weights = area_weights(fc["lat"], fc["lon"]).values
-    windows = verification.windows(channel, fc)
-    stats = verification.climatology_path if windows is not None else None
-    grid = store.grid
-    whole = len(fc.chunks[3]) == 1
-    sht = None
-    if spectra:
-        from hens.scoring.spectra import default_lmax
-
-        lmax = default_lmax(grid)
-        sht = (grid.nlat, grid.nlon, lmax, min(lmax, grid.nlon // 2 + 1), grid.sht_grid)
-    inits, lead_times = fc["init_time"].values, fc["lead_time"].values
-    roots = []
-    for j, lead in enumerate(lead_times):
-        parts = []
-        for i, init in enumerate(inits):
-            for b in range(len(bounds) - 1):
-                piece = _Piece(
-                    truth=verification.truth_key, channel=channel, valid=init + lead, init=init,
-                    rows=(int(bounds[b]), int(bounds[b + 1])), stats=stats,
-                    window=None if windows is None else int(windows[i, j]),
-                    efi_map=i == 0, spectra=sht if whole else None,
-                )
-                parts.append(delayed(_score_piece)(blocks[i, 0, j, b, 0], piece, weights, options))
-        roots.append(_tree(parts))
-    lazy: dict[str, Any] = {}
-    if spectra and not whole:  # bands: the spectra need whole fields, read as stored
-        truth = xr.DataArray(
-            np.stack([[_truth_field(verification.truth_key, channel, t + lead) for lead in lead_times]
-                      for t in inits]),
-            dims=("init_time", "lead_time", "lat", "lon"), coords={d: fc[d] for d in ("init_time", "lead_time", "lat", "lon")},
-        )
-        # float64 members: the ensemble mean then equals the one of whole-field pieces
-        lazy = spectrum_scores(field_block(store, channel, leads).astype(np.float64), truth)
-    sums, extra = compute(roots, lazy)
-    per_lead = [finish_scores(s, options) for s in sums]
-    out = {name: np.stack([p[name] for p in per_lead]) for name in per_lead[0]}
-    if "efi_map" in sums[0]:
-        out["efi_map"] = np.stack([s["efi_map"].reshape(grid.nlat, grid.nlon) for s in sums])
-    if "spec_n" in sums[0]:
-        for name, key in (("spectrum_members", "spec_members"), ("spectrum_ensemble_mean", "spec_mean"),
-                          ("spectrum_truth", "spec_truth")):
-            out[name] = np.stack([s[key] / s["spec_n"] for s in sums])
-    for name, value in extra.items():
-        out[name] = value.transpose("lead_time", ...).values
-    return out
-
-
 def score_ensemble(
     forecast_path: str | Path,
     truth_path: SourcePath,
@@ -468,8 +318,8 @@ def score_ensemble(
                     hours = store.lead_times[leads] / np.timedelta64(1, "h")
                     bar.update(task, description=f"score {channel} {hours[0]:g}..{hours[-1]:g} h")
                     with reading(store.path, channel, lead_time=leads):  # a damaged chunk: one line naming it
-                        scores = _score_block(store, verification, channel, leads, options=options,
-                                              spectra=spectra, compute=compute)
+                        scores = score_block(store, verification, channel, leads, options=options,
+                                             spectra=spectra, compute=compute)
                     writer.write(c, leads, scores)
                     bar.advance(task)
         writer.finish(_references(plan.sizes))

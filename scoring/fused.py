@@ -95,6 +95,15 @@ def sorted_quantiles(xs: np.ndarray, levels: tuple[float, ...]) -> np.ndarray:
     return out
 
 
+def _over_unit(func: np.ufunc, grouped: np.ndarray) -> np.ndarray:
+    """``func`` (minimum/maximum, NaN propagating) over the last, short axis of ``(rows, U, size)``
+    as ``size - 1`` elementwise calls: numpy's reduction over an axis of 2 runs up to 15x slower."""
+    out = grouped[..., 0].copy()
+    for k in range(1, grouped.shape[-1]):
+        func(out, grouped[..., k], out=out)
+    return out
+
+
 def _ranks(below: np.ndarray, ties: np.ndarray, y: np.ndarray, seed: int) -> np.ndarray:
     """Break ties exactly as :func:`hens.scoring.ranks._rank_kernel` (stream keyed by y)."""
     if ties.any():
@@ -156,17 +165,20 @@ def cell_statistics(
     if units is not None:
         for k in ("unit_error", "unit_min", "unit_max"):  # units first: draws gather whole rows
             out[k] = np.empty((units.shape[0], n), dtype=np.float32)  # float32 values: lossless
+    # units of neighbouring members in member order (hens' layout: a +/- pair side by side) are a
+    # reshape of the block, not a gather
+    consecutive = units is not None and np.array_equal(units.ravel(), np.arange(m))
     step = max(1, BLOCK_BYTES // (4 * m))
     buffer = np.empty((min(step, n), m), dtype=np.float32)
     for start in range(0, n, step):
         sl = slice(start, min(start + step, n))
         block = _copy_rows(x[sl], buffer[: sl.stop - start])
         if units is not None:  # member order matters here: before the sort
-            grouped = block[:, units]  # (rows, U, size)
+            grouped = block.reshape(len(block), *units.shape) if consecutive else block[:, units]  # (rows, U, size)
             with np.errstate(invalid="ignore"):
-                out["unit_error"][:, sl] = np.abs(grouped - y[sl, None, None]).min(-1).T
-            out["unit_min"][:, sl] = grouped.min(-1).T
-            out["unit_max"][:, sl] = grouped.max(-1).T
+                out["unit_error"][:, sl] = _over_unit(np.minimum, np.abs(grouped - y[sl, None, None])).T
+            out["unit_min"][:, sl] = _over_unit(np.minimum, grouped).T
+            out["unit_max"][:, sl] = _over_unit(np.maximum, grouped).T
         block.sort(axis=-1)  # NaN last
         d = block.astype(np.float64) - y64[sl, None]  # about y: exact in float64, no cancellation
         half_pairs = np.einsum("ij,j->i", d, coef)  # sum_i (2i - M - 1) (x_(i) - y), no BLAS

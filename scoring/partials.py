@@ -175,13 +175,14 @@ def _subset_sums(out: dict, stats: dict, y: np.ndarray, w: np.ndarray, options: 
 
 
 def combine(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
-    """Sum pieces in list order (``efi_map`` pieces are concatenated in order)."""
-    total = {k: np.array(v, dtype=np.float64, copy=True) for k, v in parts[0].items() if k != "efi_map"}
+    """Sum pieces in list order (``efi_map`` pieces are concatenated in order); a key missing
+    from some pieces (the spectra of banded blocks come from their own task) sums over the others."""
+    total: dict[str, np.ndarray] = {}
     maps = [p["efi_map"] for p in parts if "efi_map" in p]
-    for part in parts[1:]:
+    for part in parts:
         for k, v in part.items():
             if k != "efi_map":
-                total[k] = total[k] + v
+                total[k] = total[k] + v if k in total else np.array(v, dtype=np.float64, copy=True)
     if maps:
         total["efi_map"] = np.concatenate(maps)
     return total

@@ -159,15 +159,6 @@ def extreme_scores(fc: xr.DataArray, climate: xr.DataArray) -> dict[str, xr.Data
     }
 
 
-def spectrum_scores(fields: xr.DataArray, truth: xr.DataArray) -> dict[str, xr.DataArray]:
-    """Total-wavenumber spectra of the members, the ensemble mean and the truth."""
-    return {
-        "spectrum_members": hs.power_spectrum(fields).mean(["init_time", "member"]),
-        "spectrum_ensemble_mean": hs.power_spectrum(fields.mean("member")).mean("init_time"),
-        "spectrum_truth": hs.power_spectrum(truth).mean("init_time"),
-    }
-
-
 def subset_scores(
     fc: xr.DataArray, truth: xr.DataArray, subsets: list[tuple[int, np.ndarray]]
 ) -> dict[str, xr.DataArray]:

@@ -73,7 +73,8 @@ def spectrum_kernel(
     lead = field.shape[:-2]
     data = torch.from_numpy(np.ascontiguousarray(field, dtype=np.float64).reshape(-1, nlat, nlon))
     with torch.no_grad():
-        power = _sht(nlat, nlon, lmax, mmax, grid)(data).abs().square().numpy()  # (n, l, m)
+        coeffs = _sht(nlat, nlon, lmax, mmax, grid)(data)
+        power = (coeffs.real.square() + coeffs.imag.square()).numpy()  # (n, l, m): no hypot, no reduction over 2
     factor = np.full(mmax, 2.0)
     factor[0] = 1.0
     if nlon % 2 == 0 and mmax > nlon // 2:
