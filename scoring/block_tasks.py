@@ -3,12 +3,15 @@
 :func:`score_block` builds one task per (init, lead, latitude band) that reads its members
 itself (:func:`hens.scoring.ensemble_store.read_members`: straight from the shards, no dask
 array graph over the stored chunks, whose number grows with the ensemble) and returns the
-weighted sums of :func:`hens.scoring.partials.piece_sums`; per lead the sums are added in a
-fixed tree (the same bits on any scheduler). Spectra need whole fields: a piece that is a whole
-field computes them from its block; with latitude bands, tasks over groups of members
-(:meth:`~hens.scoring.ensemble_store.EnsembleStore.member_groups`) read whole fields and sum
-member spectra and fields, and one task per (init, lead) turns the sums into the spectra of
-the members, of the ensemble mean and of the truth.
+weighted sums of :func:`hens.scoring.partials.piece_sums`. The pieces of one (init, lead) are
+added first (a fixed tree: the same bits on any scheduler), then the spectra of that field are
+finished (:func:`finish_field`), then the fields of one lead are added over initial times.
+
+Spectra: the ensemble mean's from the mean map the bands return; the mean member spectrum
+over the balanced sample of :func:`hens.scoring.subsets.spectrum_sample` (all members of
+ensembles up to 64), from the block itself when a piece is a whole field, else from tasks
+reading the sample's whole fields in groups
+(:meth:`~hens.scoring.ensemble_store.EnsembleStore.member_groups`).
 """
 
 from __future__ import annotations
@@ -56,7 +59,7 @@ class Piece:
     """One (init, lead, latitude band) of a store and what verifies it."""
 
     store: str
-    members: tuple[int, ...] | None  # positions of the scored members; None: all
+    members: tuple[int, ...] | None  # store indices of the scored members; None: all
     truth: SourcePath
     channel: str
     init_index: int
@@ -68,17 +71,14 @@ class Piece:
     window: int | None
     efi_map: bool
     spectra: SpectrumGrid | None
-
-
-def _members(piece: Piece) -> np.ndarray | None:
-    return None if piece.members is None else np.asarray(piece.members)
+    sample: tuple[int, ...] | None = None  # positions (scored members) of the spectrum sample
 
 
 def score_piece(piece: Piece, weights: np.ndarray, options: PieceOptions) -> dict:
     """Weighted sums of one (init, lead, band) of all members (a dask task)."""
     lo, hi = piece.rows
-    block = read_members(piece.store, piece.channel, piece.init_index, piece.lead_index, piece.rows,
-                         _members(piece))
+    members = None if piece.members is None else np.asarray(piece.members)
+    block = read_members(piece.store, piece.channel, piece.init_index, piece.lead_index, piece.rows, members)
     x = block.reshape(block.shape[0], -1)  # (M, rows * nlon), members first as stored
     y_full = _truth_field(piece.truth, piece.channel, piece.valid)
     y = y_full[lo:hi].ravel()
@@ -89,14 +89,14 @@ def score_piece(piece: Piece, weights: np.ndarray, options: PieceOptions) -> dic
         q = q.sel(channel=piece.channel).transpose("lat", "lon", "quantile").values
         climate = q.astype(np.float64).reshape(-1, q.shape[-1])
     cells = np.repeat(weights[lo:hi], y_full.shape[1])
-    sums = piece_sums(x, y, persistence, cells, options, climate=climate, efi_map=piece.efi_map)
-    if piece.spectra is not None:
-        member_sums = _member_spectra(block, piece.spectra)
-        sums.update(_finish_spectra(member_sums, y_full, block.shape[0], piece.spectra))
+    sums = piece_sums(x, y, persistence, cells, options, climate=climate, efi_map=piece.efi_map,
+                      mean_map=piece.spectra is not None)
+    if piece.spectra is not None and piece.sample is not None:  # a whole field: the sample is at hand
+        sums["spec_members"] = _spectra_sum(block[list(piece.sample)], piece.spectra)
     return sums
 
 
-def _kernel(spec: SpectrumGrid):
+def _kernel(spec: SpectrumGrid) -> Any:
     from functools import partial
 
     from hens.scoring.spectra import spectrum_kernel
@@ -105,31 +105,32 @@ def _kernel(spec: SpectrumGrid):
     return partial(spectrum_kernel, nlat=nlat, nlon=nlon, lmax=lmax, mmax=mmax, grid=grid, kind="total")
 
 
-def _member_spectra(members: np.ndarray, spec: SpectrumGrid) -> dict[str, np.ndarray]:
-    """Sum of the members' spectra and of their fields (float64) of whole fields ``(M, nlat, nlon)``."""
+def _spectra_sum(fields: np.ndarray, spec: SpectrumGrid) -> np.ndarray:
+    """Sum of the power spectra of whole fields ``(n, nlat, nlon)``."""
     kernel = _kernel(spec)
     step = max(1, (32 << 20) // (spec[0] * spec[1] * 8))  # float64 fields per transform
-    total = sum(kernel(members[i:i + step]).sum(0) for i in range(0, len(members), step))
-    return {"spec_members": total, "field": members.astype(np.float64).sum(0)}
+    return sum(kernel(fields[i:i + step]).sum(0) for i in range(0, len(fields), step))
 
 
 def group_spectra(piece: Piece, group: np.ndarray) -> dict[str, np.ndarray]:
-    """:func:`_member_spectra` of one group of members' whole fields (a dask task)."""
-    fields = read_members(piece.store, piece.channel, piece.init_index, piece.lead_index, piece.rows, group)
-    return _member_spectra(fields, piece.spectra)
+    """Summed spectra of one group of members' whole fields (store indices; a dask task)."""
+    fields = read_members(piece.store, piece.channel, piece.init_index, piece.lead_index, (0, piece.spectra[0]),
+                          group)
+    return {"spec_members": _spectra_sum(fields, piece.spectra)}
 
 
-def _finish_spectra(sums: dict[str, np.ndarray], truth: np.ndarray, m: int, spec: SpectrumGrid) -> dict:
-    """Mean member spectrum, spectrum of the mean and of the truth of one (init, lead)."""
-    kernel = _kernel(spec)
-    return {"spec_members": sums["spec_members"] / m, "spec_mean": kernel(sums["field"] / m),
-            "spec_truth": kernel(truth), "spec_n": np.array(1.0)}
-
-
-def field_spectra(parts: list[dict[str, np.ndarray]], piece: Piece, m: int) -> dict:
-    """The spectra of one (init, lead) from its member groups' sums (a dask task)."""
+def finish_field(parts: list[dict[str, np.ndarray]], piece: Piece, sample_size: int) -> dict:
+    """One (init, lead): its pieces added, its spectra finished (a dask task): the mean member
+    spectrum of the sample, the spectrum of the ensemble mean and of the truth."""
     sums = combine(parts)
-    return _finish_spectra(sums, _truth_field(piece.truth, piece.channel, piece.valid), m, piece.spectra)
+    spec = piece.spectra
+    nlat, nlon = spec[0], spec[1]
+    kernel = _kernel(spec)
+    sums["spec_members"] = sums["spec_members"] / sample_size
+    sums["spec_mean"] = kernel(sums.pop("mean_map").reshape(nlat, nlon))
+    sums["spec_truth"] = kernel(_truth_field(piece.truth, piece.channel, piece.valid))
+    sums["spec_n"] = np.array(1.0)
+    return sums
 
 
 def tree(parts: list, fan_in: int = 8) -> Any:
@@ -148,10 +149,14 @@ def score_block(
     leads: slice,
     *,
     options: PieceOptions,
-    spectra: bool,
+    sample: np.ndarray | None,
     compute: Any,
 ) -> dict[str, np.ndarray]:
-    """Every score of one (channel, lead block): one task per (init, lead, band), summed per lead."""
+    """Every score of one (channel, lead block), summed per lead (module docstring).
+
+    ``sample``: positions (along the scored members) of the mean member spectrum's sample;
+    ``None``: no spectra.
+    """
     from dask import delayed
 
     grid = store.grid
@@ -164,29 +169,31 @@ def score_block(
     windows = verification.windows(channel, times)
     stats = verification.climatology_path if windows is not None else None
     sht = None
-    if spectra:
+    if sample is not None:
         from hens.scoring.spectra import default_lmax
 
         lmax = default_lmax(grid)
         sht = (grid.nlat, grid.nlon, lmax, min(lmax, grid.nlon // 2 + 1), grid.sht_grid)
     members = None if not store.dropped else tuple(int(m) for m in store.members)
-    groups = store.member_groups() if sht is not None and not whole else []
+    groups = store.member_groups(sample) if sht is not None and not whole else []
     roots = []
     for j, lead in enumerate(store.lead_times[leads]):
-        parts = []
+        fields = []
         for i, init in enumerate(store.init_times):
             common = dict(store=str(store.path), members=members, truth=verification.truth_key, channel=channel,
                           init_index=i, lead_index=int(lead_index[j]), valid=init + lead, init=init, stats=stats,
-                          window=None if windows is None else int(windows[i, j]))
-            for b in range(len(bounds) - 1):
-                piece = Piece(**common, rows=(bounds[b], bounds[b + 1]), efi_map=i == 0,
-                              spectra=sht if whole else None)
-                parts.append(delayed(score_piece)(piece, weights, options))
-            if groups:
-                field = Piece(**common, rows=(0, grid.nlat), efi_map=False, spectra=sht)
-                sums = [delayed(group_spectra)(field, g) for g in groups]
-                parts.append(delayed(field_spectra)(sums, field, store.size))
-        roots.append(tree(parts))
+                          window=None if windows is None else int(windows[i, j]), spectra=sht)
+            parts = [delayed(score_piece)(Piece(**common, rows=(bounds[b], bounds[b + 1]), efi_map=i == 0,
+                                                sample=tuple(int(k) for k in sample) if whole and sht else None),
+                                          weights, options)
+                     for b in range(len(bounds) - 1)]
+            if sht is None:
+                fields.append(tree(parts))
+                continue
+            field = Piece(**common, rows=(0, grid.nlat), efi_map=False)
+            parts += [delayed(group_spectra)(field, g) for g in groups]
+            fields.append(delayed(finish_field)(parts, field, len(sample)))
+        roots.append(tree(fields))
     (sums,) = compute(roots)
     per_lead = [finish_scores(s, options) for s in sums]
     out = {name: np.stack([p[name] for p in per_lead]) for name in per_lead[0]}

@@ -96,12 +96,13 @@ class EnsembleStore:
         rows = int(max(1, min(self.grid.nlat, BAND_BYTES // per_row)))
         return rows if rows < self.stored_band or rows == self.grid.nlat else rows - rows % self.stored_band
 
-    def member_groups(self) -> list[np.ndarray]:
-        """Positions (along ``member``) of the scored members in groups whose whole fields take at
-        most :data:`BAND_BYTES` (at least one member), for the spectra of banded blocks."""
+    def member_groups(self, positions: np.ndarray) -> list[np.ndarray]:
+        """Store indices of the members at ``positions`` (along the scored members) in groups
+        whose whole fields take at most :data:`BAND_BYTES` (at least one member each)."""
         per_member = self.grid.nlat * self.grid.nlon * 4
         size = int(max(1, BAND_BYTES // per_member))
-        return [self.members[i:i + size] for i in range(0, self.size, size)]
+        chosen = self.members[np.asarray(positions)]
+        return [chosen[i:i + size] for i in range(0, chosen.size, size)]
 
 
 def _not_hens(path: Path, why: str) -> DataError:

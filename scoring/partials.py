@@ -67,6 +67,7 @@ def piece_sums(
     *,
     climate: np.ndarray | None = None,
     efi_map: bool = False,
+    mean_map: bool = False,
 ) -> dict[str, np.ndarray]:
     """Weighted sums of one block of cells.
 
@@ -85,6 +86,8 @@ def piece_sums(
         EFI, SOT).
     efi_map
         Also return the pointwise EFI (``"efi_map"``, float32, ``(cells,)``).
+    mean_map
+        Also return the ensemble mean (``"mean_map"``, float64, ``(cells,)``).
     """
     m = options.members
     w = np.asarray(weights, dtype=np.float64)
@@ -127,6 +130,8 @@ def piece_sums(
             out[name], out[f"{name}_w"] = _wsum_valid(w, sot)
         if efi_map:
             out["efi_map"] = efi.astype(np.float32)
+    if mean_map:
+        out["mean_map"] = stats["mean"]
     if options.units is not None:
         _subset_sums(out, stats, y64, w, options)
     return out
@@ -175,16 +180,18 @@ def _subset_sums(out: dict, stats: dict, y: np.ndarray, w: np.ndarray, options: 
 
 
 def combine(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
-    """Sum pieces in list order (``efi_map`` pieces are concatenated in order); a key missing
-    from some pieces (the spectra of banded blocks come from their own task) sums over the others."""
+    """Sum pieces in list order; maps (keys ending in ``_map``: a band's cells) are concatenated
+    in order. A key missing from some pieces (the spectra of banded blocks come from their own
+    task) sums over the others."""
     total: dict[str, np.ndarray] = {}
-    maps = [p["efi_map"] for p in parts if "efi_map" in p]
+    maps: dict[str, list[np.ndarray]] = {}
     for part in parts:
         for k, v in part.items():
-            if k != "efi_map":
+            if k.endswith("_map"):
+                maps.setdefault(k, []).append(v)
+            else:
                 total[k] = total[k] + v if k in total else np.array(v, dtype=np.float64, copy=True)
-    if maps:
-        total["efi_map"] = np.concatenate(maps)
+    total.update({k: np.concatenate(v) for k, v in maps.items()})
     return total
 
 

@@ -68,7 +68,7 @@ VARIABLES: dict[str, Variable] = {
                                "(Q_f(10) - Q_c(1)) / (Q_c(1) - Q_c(10))"),
     "efi_map": Variable(("lat", "lon"), "Extreme Forecast Index of the first init", ONE, _EFI),
     "spectrum_members": Variable(("wavenumber",), "mean power spectrum of the members",
-                                 SQUARED_SR, "mean over members and init times of E_l(x_m)"),
+                                 SQUARED_SR, "mean over members (a balanced sample of up to 64) and init times of E_l(x_m)"),
     "spectrum_ensemble_mean": Variable(("wavenumber",), "power spectrum of the ensemble mean",
                                        SQUARED_SR, "mean over init times of E_l(xbar)"),
     "spectrum_truth": Variable(("wavenumber",), "power spectrum of the truth", SQUARED_SR,
