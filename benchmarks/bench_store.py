@@ -5,10 +5,12 @@ Standalone: ``python benchmarks/bench_store.py [--members 256]``. Writes one 1-d
 with smooth fields plus noise (they compress like forecasts, random numbers would not), once
 in format 2 (``forecast/zarr_sink.py``) and once in format 1 (one Zarr v2 array per channel,
 chunks of a batch x all leads x whole fields), then reads it as ``hens score`` does
-(``scoring/ensemble_store.py::member_block``: every channel and lead, latitude bands of all
-members) and counts the bytes zarr takes from disk. Printed: bytes read / bytes stored (each
-chunk read is decompressed whole, so this is also the decompression amplification; goal
-<= 1.5), and the read wall time of format 2 / format 1. Results append to
+(``scoring/block_tasks.py::field_reads``: for every channel, init and lead, latitude bands of
+all members and, when the bands are not whole fields, the whole fields of the spectrum sample)
+and counts the bytes taken from disk (zarr's ``LocalStore`` reads for format 1, the shard
+reader's ``os.pread`` for format 2). Printed: bytes read / bytes stored (each chunk read is
+decompressed whole, so this is also the decompression amplification; goal <= 1.5), and the
+read wall time of format 2 / format 1. Results append to
 ``results/store_<machine>.csv``.
 """
 
@@ -29,7 +31,8 @@ from hens.forecast.grids import Grid
 from hens.forecast.members import MemberLayout
 from hens.forecast.store_reader import open_store
 from hens.forecast.zarr_sink import StoreSpec, open_sink
-from hens.scoring.ensemble_store import member_block, open_ensemble
+from hens.scoring.block_tasks import field_reads
+from hens.scoring.ensemble_store import open_ensemble, read_members
 
 GRID = Grid(181, 360, "equiangular")
 CHANNELS = ("z500", "t2m")
@@ -44,12 +47,13 @@ def _data_chunk(key: str) -> bool:
 
 
 class Counter:
-    """Counts the bytes of forecast data every LocalStore read returns (both formats read
-    through it; a read of part of a shard returns only that part)."""
+    """Counts the bytes of forecast data read from disk: every LocalStore read of a data key
+    (format 1, through zarr) and every ``os.pread`` (the shard reader of format 2)."""
 
     def __init__(self) -> None:
         self.bytes = 0
         self._get = LocalStore.get
+        self._pread = os.pread
 
     def __enter__(self) -> Counter:
         counter = self
@@ -60,11 +64,18 @@ class Counter:
                 counter.bytes += len(buf)
             return buf
 
+        def pread(fd, length, offset):
+            data = counter._pread(fd, length, offset)
+            counter.bytes += len(data)
+            return data
+
         LocalStore.get = get
+        os.pread = pread
         return self
 
     def __exit__(self, *exc) -> None:
         LocalStore.get = self._get
+        os.pread = self._pread
 
 
 def write_format2(path: Path, members: int) -> Path:
@@ -103,13 +114,18 @@ def stored_bytes(path: Path) -> int:
 
 
 def read_as_scoring(path: Path) -> tuple[int, float]:
-    """(bytes read, seconds) for reading every channel and lead as ``hens score`` does."""
+    """(bytes read, seconds) for reading every channel, init and lead as ``hens score`` does."""
     store = open_ensemble(path)
+    bands, groups = field_reads(store, store.spectrum_sample())
     with Counter() as counter:
         start = time.perf_counter()
         for channel in store.channels:
-            for leads in store.lead_blocks():
-                member_block(store, channel, leads).compute()
+            for i in range(store.init_times.size):
+                for lead in range(store.lead_times.size):
+                    for rows in bands:
+                        read_members(path, channel, i, lead, rows)
+                    for group in groups:
+                        read_members(path, channel, i, lead, (0, store.grid.nlat), group)
         seconds = time.perf_counter() - start
     return counter.bytes, seconds
 

@@ -8,8 +8,8 @@ added first (a fixed tree: the same bits on any scheduler), then the spectra of 
 finished (:func:`finish_field`), then the fields of one lead are added over initial times.
 
 Spectra: the ensemble mean's from the mean map the bands return; the mean member spectrum
-over the balanced sample of :func:`hens.scoring.subsets.spectrum_sample` (all members of
-ensembles up to 64), from the block itself when a piece is a whole field, else from tasks
+over the sample of :meth:`~hens.scoring.ensemble_store.EnsembleStore.spectrum_sample` (all
+members of ensembles up to 64), from the block itself when a piece is a whole field, else from tasks
 reading the sample's whole fields in groups
 (:meth:`~hens.scoring.ensemble_store.EnsembleStore.member_groups`).
 """
@@ -142,6 +142,16 @@ def tree(parts: list, fan_in: int = 8) -> Any:
     return parts[0]
 
 
+def field_reads(store: EnsembleStore, sample: np.ndarray | None) -> tuple[list[tuple[int, int]], list[np.ndarray]]:
+    """What the tasks of one (init, lead) read: the latitude bands ``(lo, hi)`` of all members,
+    and the groups of members (store indices) whose whole fields the spectra read (none when
+    one band is the whole field or without spectra)."""
+    nlat, band = store.grid.nlat, store.band()
+    bounds = [*range(0, nlat, band), nlat]
+    bands = list(zip(bounds[:-1], bounds[1:], strict=True))
+    return bands, (store.member_groups(sample) if sample is not None and len(bands) > 1 else [])
+
+
 def score_block(
     store: EnsembleStore,
     verification: Verification,
@@ -160,9 +170,8 @@ def score_block(
     from dask import delayed
 
     grid = store.grid
-    band = store.band()
-    bounds = [*range(0, grid.nlat, band), grid.nlat]
-    whole = len(bounds) == 2
+    bands, groups = field_reads(store, sample)
+    whole = len(bands) == 1
     weights = area_weights(store.dataset["lat"], store.dataset["lon"]).values
     lead_index = np.arange(store.lead_times.size)[leads]
     times = xr.Dataset(coords={"init_time": store.init_times, "lead_time": store.lead_times[leads]})
@@ -175,7 +184,6 @@ def score_block(
         lmax = default_lmax(grid)
         sht = (grid.nlat, grid.nlon, lmax, min(lmax, grid.nlon // 2 + 1), grid.sht_grid)
     members = None if not store.dropped else tuple(int(m) for m in store.members)
-    groups = store.member_groups(sample) if sht is not None and not whole else []
     roots = []
     for j, lead in enumerate(store.lead_times[leads]):
         fields = []
@@ -183,10 +191,10 @@ def score_block(
             common = dict(store=str(store.path), members=members, truth=verification.truth_key, channel=channel,
                           init_index=i, lead_index=int(lead_index[j]), valid=init + lead, init=init, stats=stats,
                           window=None if windows is None else int(windows[i, j]), spectra=sht)
-            parts = [delayed(score_piece)(Piece(**common, rows=(bounds[b], bounds[b + 1]), efi_map=i == 0,
+            parts = [delayed(score_piece)(Piece(**common, rows=rows, efi_map=i == 0,
                                                 sample=tuple(int(k) for k in sample) if whole and sht else None),
                                           weights, options)
-                     for b in range(len(bounds) - 1)]
+                     for rows in bands]
             if sht is None:
                 fields.append(tree(parts))
                 continue

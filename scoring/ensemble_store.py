@@ -31,6 +31,9 @@ from hens.forecast.store_check import reading
 from hens.forecast.store_reader import DIMS, global_grid, open_store
 from hens.forecast.types import check_choice
 from hens.forecast.zarr_sink import FIELDS, READ_BAND_BYTES
+
+#: members whose power spectra are averaged into the mean member spectrum
+SPECTRUM_MEMBERS = 64
 from hens.scoring.types import Incomplete
 
 MEMBER_COORDS = ("checkpoint", "pair", "sign", "seed")
@@ -63,6 +66,8 @@ class EnsembleStore:
         Leads per stored chunk (shard); scoring works on blocks of whole stored chunks.
     stored_band
         Latitude rows per stored chunk (all rows in format 1).
+    stored_batch
+        Members per stored chunk.
     """
 
     path: Path
@@ -74,6 +79,7 @@ class EnsembleStore:
     lead_times: np.ndarray
     lead_chunk: int
     stored_band: int
+    stored_batch: int
     dataset: xr.Dataset
 
     @property
@@ -95,6 +101,23 @@ class EnsembleStore:
         per_row = self.size * self.grid.nlon * 4
         rows = int(max(1, min(self.grid.nlat, BAND_BYTES // per_row)))
         return rows if rows < self.stored_band or rows == self.grid.nlat else rows - rows % self.stored_band
+
+    def spectrum_sample(self, members: int = SPECTRUM_MEMBERS) -> np.ndarray:
+        """Positions (along the scored members, increasing) of the members whose power spectra
+        make the mean member spectrum: all of them up to ``members``, else the scored members of
+        stored batches evenly spaced over the ensemble (whole stored chunks, so a read of their
+        fields decompresses nothing else; spaced, so they come from several checkpoints) until
+        ``members`` are taken. Relative sampling error at degree l: about
+        ``1 / sqrt(n (2 l + 1))`` per field, before the mean over initial times."""
+        if self.size <= members:
+            return np.arange(self.size)
+        batch_of = self.members // self.stored_batch
+        batches = np.unique(batch_of)
+        for k in range(1, batches.size + 1):
+            picked = np.isin(batch_of, batches[np.unique(np.linspace(0, batches.size - 1, k).round().astype(int))])
+            if picked.sum() >= members:
+                break
+        return np.flatnonzero(picked)
 
     def member_groups(self, positions: np.ndarray) -> list[np.ndarray]:
         """Store indices of the members at ``positions`` (along the scored members) in groups
@@ -171,6 +194,7 @@ def open_ensemble(path: str | Path, *, incomplete: Incomplete = "raise") -> Ense
         lead_times=ds["lead_time"].values.astype("timedelta64[ns]"),
         lead_chunk=max(1, lead_chunk),
         stored_band=int(stored_chunks[3]),
+        stored_batch=int(stored_chunks[1]),
         dataset=ds,
     )
 

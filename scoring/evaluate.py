@@ -15,7 +15,7 @@ computes, one (channel, block of leads) at a time with dask tasks, the scores of
 * EFI means and the EFI map of the first initial time, SOT means -- against the analysis
   climate standing in for the model climate (see :mod:`hens.scoring.verification`);
 * spectra over total ``wavenumber``: mean member spectrum (over a balanced sample of up to
-  64 members, :func:`hens.scoring.subsets.spectrum_sample`), ensemble-mean spectrum, truth;
+  64 members, :meth:`~hens.scoring.ensemble_store.EnsembleStore.spectrum_sample`), ensemble-mean spectrum, truth;
 * best-member MAE and outlier fraction of nested balanced sub-ensembles (``ensemble_size``).
 
 Aggregation: per lead time, cases are pooled over initial times and cells with the grid's
@@ -53,7 +53,7 @@ from hens.scoring.partials import (
     PieceOptions,
 )
 from hens.scoring.scorecard import ONE, SAME, VARIABLES
-from hens.scoring.subsets import DRAWS, spectrum_sample, subset_plan
+from hens.scoring.subsets import DRAWS, subset_plan
 from hens.scoring.tails import expected_max_sigma, expected_outlier_fraction
 from hens.scoring.types import Incomplete
 from hens.scoring.verification import Verification
@@ -300,7 +300,7 @@ def score_ensemble(
     blocks = store.lead_blocks()
     members = store.dataset.isel(member=store.members)
     plan = subset_plan(members["checkpoint"].values, members["pair"].values, draws=draws)
-    sample = spectrum_sample(plan) if spectra else None
+    sample = store.spectrum_sample() if spectra else None
     p = verification.quantile_levels()
     options = PieceOptions(
         members=store.size, levels=levels,
@@ -310,8 +310,8 @@ def score_ensemble(
     attrs = _attrs(store, verification, notes, scheduler=scheduler, workers=workers, draws=draws)
     if sample is not None:
         attrs["spectrum_members_sample"] = (
-            f"{sample.size} of {store.size} members: the first balanced (checkpoint, pair) units of draw 0 "
-            "(hens.scoring.subsets.spectrum_sample)")
+            f"{sample.size} of {store.size} members: the stored batches evenly spaced over the ensemble "
+            "(hens.scoring.ensemble_store.EnsembleStore.spectrum_sample)")
     tmp = out.with_name(f".{out.name}.partial-{os.getpid()}")
     try:
         writer = _Writer(tmp, store, _coords(store, levels, plan.sizes), attrs)

@@ -22,8 +22,6 @@ import numpy as np
 IFS_SIZE = 50
 #: random draws per sub-ensemble size
 DRAWS = 8
-#: members whose power spectra are averaged into the mean member spectrum
-SPECTRUM_MEMBERS = 64
 
 
 @dataclass(frozen=True)
@@ -92,16 +90,3 @@ def subset_plan(
     counts = sorted({*(2**k for k in range(n.bit_length()) if 2**k <= n), *([ifs] if ifs <= n else []), n})
     return SubsetPlan(units=units, orders=orders, counts=np.array(counts))
 
-
-def spectrum_sample(plan: SubsetPlan, members: int = SPECTRUM_MEMBERS) -> np.ndarray:
-    """Positions (increasing) of the balanced sub-ensemble whose member spectra are averaged.
-
-    The first units of the first draw, at least ``members`` members (all units if fewer): the
-    mean member spectrum of a huge ensemble is then a sample mean over those members, whose
-    whole fields cost no second read of the ensemble when scoring reads latitude bands
-    (:mod:`hens.scoring.block_tasks`). Its relative sampling error at degree l is about
-    ``1 / sqrt(members (2 l + 1))`` per field, before the mean over initial times.
-    """
-    size = plan.units.shape[1]
-    count = min(plan.units.shape[0], -(-members // size))
-    return np.sort(plan.units[plan.orders[0][:count]].ravel())
