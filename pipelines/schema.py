@@ -196,6 +196,8 @@ Hours = Annotated[int, Field(ge=HOURS_PER_STEP, multiple_of=HOURS_PER_STEP),
 Flag = Annotated[bool, expect("true or false")]
 #: a non-empty string (a path, a SLURM time or partition)
 Text = Annotated[str, Field(min_length=1), expect("a non-empty string")]
+#: a path (relative to the YAML file's folder)
+PathName = Annotated[str, Field(min_length=1), expect("a path")]
 #: a path, or a non-empty list of paths
 Paths = listed(Text, "a path or a non-empty list of paths", alone=True)
 #: data paths or URLs (anything :func:`hens.forecast.open_source` accepts); local ones must exist
