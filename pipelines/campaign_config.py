@@ -19,26 +19,9 @@ from pydantic import AfterValidator, BeforeValidator, Field, ValidationInfo, cre
 
 from hens.forecast.sources.remote import is_url
 from hens.pipelines.config import Checkpoints, ForecastConfig, PerturbationConfig
-from hens.pipelines.schema import (
-    Count,
-    Data,
-    Flag,
-    Hours,
-    InitTimes,
-    Located,
-    PathName,
-    Paths,
-    Schema,
-    Seed,
-    Size,
-    Text,
-    expect,
-    invalid,
-    listed,
-    read_yaml,
-    validate,
-    yaml_dir,
-)
+from hens.pipelines.schema import (Count, Data, Flag, Hours, InitTimes, Located, PathName, Paths,
+                                   Schema, Seed, Size, Text, expect, invalid, listed, read_yaml,
+                                   validate, yaml_dir)
 
 #: `hens train` options that the campaign sets itself (data, output, seed) or that a batch job has no use for
 _TRAIN_SET_BY_CAMPAIGN = ("data", "out", "seed", "overwrite", "progress")
@@ -129,12 +112,20 @@ def _score(value: Any) -> Any:
     return None if value is False else {} if value is True else value
 
 
+#: seeds of the trained checkpoints: a count n (0..n-1) or a list
+Seeds = Annotated[listed(Seed, "a count or a list of seeds"), BeforeValidator(_seed_range),
+                  AfterValidator(_distinct_seeds)]
+#: climate quantile levels of `hens score`'s exceedance events
+Thresholds = listed(Annotated[float, Field(gt=0, lt=1)], "a list of quantile levels in (0, 1)")
+SbatchArgs = listed(str, "a list of sbatch options", alone=True, min_length=0)
+
+
 class ScoreOptions(Schema):
     """`hens score` options of every store (truth: the campaign's data by default)."""
 
     truth: Paths | None = None
     climatology: Annotated[PathName, AfterValidator(_existing)] | None = None
-    thresholds: listed(Annotated[float, Field(gt=0, lt=1)], "a list of quantile levels in (0, 1)") | None = None
+    thresholds: Thresholds | None = None
     drop_incomplete: Flag = False
 
 
@@ -154,7 +145,7 @@ class SlurmOptions(Schema):
     train_time: Text | None = None
     forecast_time: Text | None = None
     score_time: Text | None = None
-    sbatch_args: listed(str, "a list of sbatch options", alone=True, min_length=0) = ()
+    sbatch_args: SbatchArgs = ()
 
     @model_validator(mode="after")
     def _check(self) -> SlurmOptions:
@@ -179,8 +170,7 @@ class CampaignConfig(Located):
 
     data: Data
     output: Annotated[PathName, AfterValidator(_folder)]
-    seeds: Annotated[listed(Seed, "a count or a list of seeds"), BeforeValidator(_seed_range),
-                     AfterValidator(_distinct_seeds)] = ()
+    seeds: Seeds = ()
     train: TrainOptions | None = None
     models: Checkpoints = ()
     init_times: InitTimes

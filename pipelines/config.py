@@ -32,25 +32,9 @@ from pydantic import AfterValidator, ValidationInfo, model_validator
 from hens.forecast.sources.remote import is_url
 from hens.forecast.types import PerturbationKind
 from hens.models.types import Precision
-from hens.pipelines.schema import (
-    Count,
-    Data,
-    Hours,
-    InitTimes,
-    Located,
-    PathName,
-    Paths,
-    Positive,
-    Schema,
-    Seed,
-    expect,
-    invalid,
-    listed,
-    one_of,
-    read_yaml,
-    validate,
-    yaml_dir,
-)
+from hens.pipelines.schema import (Count, Data, Hours, InitTimes, Located, PathName, Paths, Positive,
+                                   Schema, Seed, expect, invalid, listed, one_of, read_yaml, validate,
+                                   yaml_dir)
 
 #: ``models: [physics]``: the members run the world's own solver (no checkpoints)
 PHYSICS = "physics"

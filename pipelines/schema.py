@@ -17,20 +17,9 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar, get_args
 
 import numpy as np
-from pydantic import (
-    AfterValidator,
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    PlainSerializer,
-    PlainValidator,
-    PrivateAttr,
-    ValidationError,
-    ValidationInfo,
-    WrapValidator,
-    model_validator,
-)
+from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer,
+                      PlainValidator, PrivateAttr, ValidationError, ValidationInfo, WrapValidator,
+                      model_validator)
 from pydantic_core import PydanticCustomError
 
 from hens.forecast.errors import ConfigError
@@ -41,20 +30,14 @@ S = TypeVar("S", bound="Schema")
 
 
 def invalid(message: str, *, at: str | None = None) -> PydanticCustomError:
-    """The error a validator raises: ``message`` as it is, at key ``at`` (dotted) below its own.
+    """The error for a validator to raise: ``message`` as it is, about the value or its key ``at``.
 
     Parameters
     ----------
     message
-        The message after ``<dotted.path>:``.
+        The text after ``<dotted.path>:``.
     at
-        Key below the validated value that the message is about (a model validator names
-        the field it checks), or None.
-
-    Returns
-    -------
-    PydanticCustomError
-        To raise; :func:`validate` words it.
+        Dotted key below the validated value (a model validator names the field it checks).
     """
     # "{message}" as the template: pydantic fills only this placeholder, so braces in the
     # message (e.g. "{lat: [south, north]}") stay as they are
@@ -74,33 +57,23 @@ def _reworded(message: Callable[[Any], str]) -> WrapValidator:
 
 
 def expect(kind: str) -> WrapValidator:
-    """Annotation metadata: any error of the value reads ``must be <kind>, got <value>``.
+    """``Annotated`` metadata after a type: its errors read ``must be <kind>, got <value>``.
 
     Parameters
     ----------
     kind
         What the value must be, e.g. ``"an integer >= 1"``.
-
-    Returns
-    -------
-    WrapValidator
-        To put after the type and its constraints in ``Annotated[...]``.
     """
     return _reworded(lambda value: f"must be {kind}, got {value!r}")
 
 
 def one_of(alias: Any) -> Any:
-    """The type of a string option: ``'x' is not one of a, b`` unless a value of ``alias``.
+    """The type of a string option of the ``Literal`` ``alias``: ``'x' is not one of a, b`` otherwise.
 
     Parameters
     ----------
     alias
-        A :data:`typing.Literal` alias of the allowed strings (:mod:`hens.forecast.types`).
-
-    Returns
-    -------
-    Any
-        The annotated type.
+        A :data:`typing.Literal` alias (:mod:`hens.forecast.types`, :mod:`hens.models.types`).
     """
     choices = ", ".join(get_args(alias))
     return Annotated[alias, _reworded(lambda value: f"{value!r} is not one of {choices}")]
@@ -114,16 +87,11 @@ def listed(item: Any, kind: str, *, alone: bool = False, min_length: int = 1) ->
     item
         The type of the items.
     kind
-        What the list must be, for :func:`expect`.
+        What the list must be (:func:`expect`).
     alone
-        Whether one string may stand for a list of one.
+        Whether one string alone stands for a list of one.
     min_length
         The fewest items.
-
-    Returns
-    -------
-    Any
-        The annotated type.
     """
 
     def as_tuple(value: Any) -> Any:
@@ -135,17 +103,12 @@ def listed(item: Any, kind: str, *, alone: bool = False, min_length: int = 1) ->
 
 
 def yaml_dir(info: ValidationInfo) -> Path:
-    """The folder that relative paths of the file being validated are relative to.
+    """The folder of the YAML being validated (:func:`validate`'s ``base``), for relative paths.
 
     Parameters
     ----------
     info
-        A validator's info; :func:`validate` puts the folder in its context.
-
-    Returns
-    -------
-    Path
-        The folder (``.`` when validated without :func:`validate`).
+        The validator's info.
     """
     return (info.context or {}).get("base_dir", Path("."))
 
@@ -262,14 +225,9 @@ def validate(model: type[S], values: Any, *, where: str, base: Path = Path("."))
     values
         The parsed YAML.
     where
-        Name of the whole (the file name), the path of errors about the whole.
+        Name of the whole (the file name): the path of errors about the whole.
     base
         The folder relative paths are relative to.
-
-    Returns
-    -------
-    S
-        The validated model.
 
     Raises
     ------
@@ -300,11 +258,6 @@ def read_yaml(path: Path, what: str) -> Any:
         The YAML file.
     what
         What it is, for the message (``"config"``, ``"campaign"``).
-
-    Returns
-    -------
-    Any
-        The parsed YAML.
 
     Raises
     ------
