@@ -60,7 +60,7 @@ def _check_training(cfg: CampaignConfig, source: Any) -> None:
     from hens.models.train import TrainConfig
     from hens.models.training_data import split_times
 
-    opts = {("num_layers" if k == "layers" else k): v for k, v in cfg.train.items()}
+    opts = {("num_layers" if k == "layers" else k): v for k, v in cfg.train_options.items()}
     if isinstance(opts.get("channels"), str):
         opts["channels"] = [c.strip() for c in opts["channels"].split(",") if c.strip()]
     if "channels" in opts:
@@ -76,8 +76,8 @@ def _check_training(cfg: CampaignConfig, source: Any) -> None:
             TrainConfig(data=cfg.data, out=cfg.checkpoint(seed), seed=seed, **opts)
     except ConfigError as err:
         raise ConfigError(f"train: {err}") from None
-    split_times(source.times, val_days=cfg.train.get("val_days"), train_period=cfg.train.get("train_period"),
-                valid_period=cfg.train.get("valid_period"), name=source.name)
+    split_times(source.times, val_days=opts.get("val_days"), train_period=opts.get("train_period"),
+                valid_period=opts.get("valid_period"), name=source.name)
 
 
 def _check_times(cfg: CampaignConfig, source: Any, hours: Any, what: str) -> None:

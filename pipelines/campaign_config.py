@@ -1,23 +1,27 @@
 """The campaign YAML (format: :mod:`hens.pipelines.campaign`) validated into a frozen
 :class:`CampaignConfig`: keys and types only, without opening the data.
 
-Besides validation, the config derives what each step is given: the `hens train` options,
-the forecast YAML of each initial time and the `hens score` options (paths absolute).
+Its sections are built from the definitions of what they configure: ``train:`` from the
+`hens train` command's signature, ``forecast:`` from :class:`~hens.pipelines.config.ForecastConfig`'s
+fields, ``perturbation:`` is :class:`~hens.pipelines.config.PerturbationConfig`. Besides
+validation, the config derives what each step is given: the `hens train` options, the
+forecast YAML of each initial time and the `hens score` options (paths absolute).
 """
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Union
 
 import numpy as np
+from pydantic import AfterValidator, BeforeValidator, Field, ValidationInfo, create_model, model_validator
 
-from hens.forecast.errors import ConfigError
 from hens.forecast.sources.remote import is_url
-from hens.pipelines.config import PHYSICS, PerturbationConfig, _check_keys, _int, _strings, parse_config
+from hens.pipelines.config import Checkpoints, ForecastConfig, PerturbationConfig
+from hens.pipelines.schema import (Count, Data, Flag, Hours, InitTimes, Located, PathName, Paths,
+                                   Schema, Seed, Size, Text, expect, invalid, listed, read_yaml,
+                                   validate, yaml_dir)
 
 #: `hens train` options that the campaign sets itself (data, output, seed) or that a batch job has no use for
 _TRAIN_SET_BY_CAMPAIGN = ("data", "out", "seed", "overwrite", "progress")
@@ -57,53 +61,106 @@ TRAIN_OPTIONS: dict[str, tuple[type, ...]] = _train_options()
 #: ``region``: a campaign scores every store, and scoring needs global fields)
 FORECAST_OPTIONS = ("seeds", "batch_size", "seed", "threads", "output_channels", "output_every_hours",
                     "precision")
-#: `hens score` options allowed under ``score:`` (truth: the campaign's data by default)
-SCORE_OPTIONS = ("truth", "climatology", "thresholds", "drop_incomplete")
-_KEYS = ("data", "output", "seeds", "train", "models", "init_times", "lead_hours", "ranks", "perturbation",
-         "forecast", "score", "slurm")
 
 
-@dataclass(frozen=True)
-class SlurmOptions:
+def _yaml_type(types: tuple[type, ...]) -> Any:
+    """The strict pydantic type of a `hens train` option's YAML types (lists of strings)."""
+    return Union[tuple(list[str] if t is list else t for t in types)]  # members known at run time: no `|`
+
+
+#: the campaign's ``train:``: `hens train`'s options, each optional (the given ones are passed on)
+TrainOptions = create_model(
+    "TrainOptions", __base__=Schema,
+    **{key: (Annotated[_yaml_type(types), expect(" or ".join(t.__name__ for t in types))], None)
+       for key, types in TRAIN_OPTIONS.items()},
+)
+#: the campaign's ``forecast:``: those keys of the forecast YAML, as :class:`ForecastConfig` defines them
+ForecastOptions = create_model(
+    "ForecastOptions", __base__=Schema,
+    **{key: (field.rebuild_annotation(), field.default) for key, field in ForecastConfig.model_fields.items()
+       if key in FORECAST_OPTIONS},
+)
+
+
+def _existing(path: str, info: ValidationInfo) -> str:
+    if not (yaml_dir(info) / path).exists():
+        raise invalid(f"{path!r} does not exist (looked for {yaml_dir(info) / path})")
+    return path
+
+
+def _folder(path: str, info: ValidationInfo) -> str:
+    if (yaml_dir(info) / path).exists() and not (yaml_dir(info) / path).is_dir():
+        raise invalid(f"{yaml_dir(info) / path} exists and is not a folder")
+    return path
+
+
+def _seed_range(value: Any) -> Any:
+    """A count n of seeds: 0..n-1."""
+    return tuple(range(value)) if isinstance(value, int) and not isinstance(value, bool) and value > 0 else value
+
+
+def _distinct_seeds(seeds: tuple[int, ...]) -> tuple[int, ...]:
+    if len(set(seeds)) != len(seeds):
+        raise invalid("lists a seed twice; each seed gives one checkpoint")
+    return seeds
+
+
+def _score(value: Any) -> Any:
+    """``true``: default options, ``false``: no scoring (None)."""
+    if not isinstance(value, (bool, Mapping)):
+        raise invalid(f"must be true, false or a mapping of `hens score` options, got {value!r}")
+    return None if value is False else {} if value is True else value
+
+
+#: seeds of the trained checkpoints: a count n (0..n-1) or a list
+Seeds = Annotated[listed(Seed, "a count or a list of seeds"), BeforeValidator(_seed_range),
+                  AfterValidator(_distinct_seeds)]
+#: climate quantile levels of `hens score`'s exceedance events
+Thresholds = listed(Annotated[float, Field(gt=0, lt=1)], "a list of quantile levels in (0, 1)")
+SbatchArgs = listed(str, "a list of sbatch options", alone=True, min_length=0)
+
+
+class ScoreOptions(Schema):
+    """`hens score` options of every store (truth: the campaign's data by default)."""
+
+    truth: Paths | None = None
+    climatology: Annotated[PathName, AfterValidator(_existing)] | None = None
+    thresholds: Thresholds | None = None
+    drop_incomplete: Flag = False
+
+
+class SlurmOptions(Schema):
     """Resources of the jobs. Forecast jobs: ``ranks`` tasks over ``nodes`` nodes, one rank
     per GPU when ``gpus_per_node`` > 0 (then ranks = nodes x gpus_per_node). Training jobs:
     ``train_ranks`` data-parallel tasks on one node. Times are SLURM time strings; the
     training time defaults to the ``minutes`` budget + 10 min."""
 
-    partition: str | None = None
-    account: str | None = None
-    qos: str | None = None
-    nodes: int = 1
-    gpus_per_node: int = 0
-    cpus_per_task: int = 1
-    train_ranks: int = 1
-    train_time: str | None = None
-    forecast_time: str | None = None
-    score_time: str | None = None
-    sbatch_args: tuple[str, ...] = ()
+    partition: Text | None = None
+    account: Text | None = None
+    qos: Text | None = None
+    nodes: Count = 1
+    gpus_per_node: Size = 0
+    cpus_per_task: Count = 1
+    train_ranks: Count = 1
+    train_time: Text | None = None
+    forecast_time: Text | None = None
+    score_time: Text | None = None
+    sbatch_args: SbatchArgs = ()
 
-    def __post_init__(self) -> None:
-        for name in ("partition", "account", "qos", "train_time", "forecast_time", "score_time"):
-            value = getattr(self, name)
-            if value is not None and (not isinstance(value, str) or not value):
-                raise ConfigError(f"slurm {name} must be a string, got {value!r}")
-        for name, minimum in (("nodes", 1), ("gpus_per_node", 0), ("cpus_per_task", 1), ("train_ranks", 1)):
-            _int(f"slurm {name}", getattr(self, name), minimum=minimum)
-        args = [self.sbatch_args] if isinstance(self.sbatch_args, str) else self.sbatch_args
-        if not isinstance(args, (list, tuple)) or not all(isinstance(a, str) for a in args):
-            raise ConfigError(f"slurm sbatch_args must be a list of sbatch options, got {self.sbatch_args!r}")
-        object.__setattr__(self, "sbatch_args", tuple(args))
+    @model_validator(mode="after")
+    def _check(self) -> SlurmOptions:
         if self.gpus_per_node and self.train_ranks > self.gpus_per_node:
-            raise ConfigError(f"slurm train_ranks {self.train_ranks} > gpus_per_node {self.gpus_per_node}: "
-                              "a training job runs one rank per GPU on one node")
+            raise invalid(f"{self.train_ranks} > gpus_per_node {self.gpus_per_node}: a training job runs one rank "
+                          "per GPU on one node", at="train_ranks")
+        return self
 
     def common(self) -> list[str]:
+        """The sbatch options of every job: partition, account, qos and ``sbatch_args``."""
         pairs = (("partition", self.partition), ("account", self.account), ("qos", self.qos))
         return [f"--{k}={v}" for k, v in pairs if v] + list(self.sbatch_args)
 
 
-@dataclass(frozen=True)
-class CampaignConfig:
+class CampaignConfig(Located):
     """A validated campaign; ``forecast_values(t)`` is the forecast YAML of initial time ``t``.
 
     The checkpoints are either trained by the campaign (``seeds`` and ``train``) or given
@@ -111,83 +168,50 @@ class CampaignConfig:
     training job runs.
     """
 
-    data: tuple[str, ...]
-    output: str
-    init_times: tuple[np.datetime64, ...]
-    lead_hours: int
-    seeds: tuple[int, ...] = ()
-    train: Mapping[str, Any] = field(default_factory=dict)
-    models: tuple[str, ...] = ()
-    ranks: int = 1
-    perturbation: PerturbationConfig | Mapping[str, Any] = field(default_factory=PerturbationConfig)
-    forecast: Mapping[str, Any] = field(default_factory=dict)
-    score: bool | Mapping[str, Any] = True
-    slurm: SlurmOptions = field(default_factory=SlurmOptions)
-    base_dir: Path = Path(".")
+    data: Data
+    output: Annotated[PathName, AfterValidator(_folder)]
+    seeds: Seeds = ()
+    train: TrainOptions | None = None
+    models: Checkpoints = ()
+    init_times: InitTimes
+    lead_hours: Hours
+    ranks: Count = 1
+    perturbation: PerturbationConfig = PerturbationConfig()
+    forecast: ForecastOptions = ForecastOptions()
+    score: Annotated[ScoreOptions | None, BeforeValidator(_score)] = ScoreOptions()
+    slurm: SlurmOptions = SlurmOptions()
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "data", _strings("data", self.data))
-        if not isinstance(self.output, str) or not self.output:
-            raise ConfigError(f"output must be a folder, got {self.output!r}")
-        if self.output_path.exists() and not self.output_path.is_dir():
-            raise ConfigError(f"output {self.output_path} exists and is not a folder")
-        if self.models:
-            self._check_models()
-        else:
-            self._check_seeds()
-        _int("ranks", self.ranks, minimum=1)
-        if not isinstance(self.forecast, Mapping):
-            raise ConfigError(f"forecast must be a mapping such as {{batch_size: 16}}, got {self.forecast!r}")
-        unknown = sorted(str(k) for k in self.forecast if k not in FORECAST_OPTIONS)
-        if unknown:
-            raise ConfigError(f"unknown key {unknown[0]!r} in forecast; allowed: {', '.join(FORECAST_OPTIONS)} "
-                              "(the campaign sets the others)")
-        self._check_score()
-        if isinstance(self.slurm, Mapping):
-            _check_keys("slurm", self.slurm, SlurmOptions)
-            object.__setattr__(self, "slurm", SlurmOptions(**self.slurm))
-        elif not isinstance(self.slurm, SlurmOptions):
-            raise ConfigError(f"slurm must be a mapping such as {{partition: gpu}}, got {self.slurm!r}")
-        self._check_ranks()
-        # the forecast keys through the forecast YAML's own validation (physics: no checkpoints yet)
-        values = {"data": list(self.data), "output": "campaign-check.zarr", "init_times": self.init_times,
-                  "lead_hours": self.lead_hours, "models": [PHYSICS], "perturbation": self.perturbation,
-                  **self.forecast}
-        checked = parse_config(values, base_dir=self.base_dir, where="the campaign")
-        if checked.seeds > 1 and self.trains and not self.train.get("stochastic", False):
-            raise ConfigError(f"forecast seeds: {checked.seeds} needs stochastic models; add stochastic: true "
-                              "to train or use seeds: 1")
-        object.__setattr__(self, "init_times", checked.init_times)
-        object.__setattr__(self, "perturbation", checked.perturbation)
-
-    def _check_models(self) -> None:
-        if self.seeds or self.train:
-            raise ConfigError("models: runs the given checkpoints; a campaign trains (seeds:, train:) or takes "
-                              "models:, not both")
-        object.__setattr__(self, "models", _strings("models", self.models))
-        for path in self.models:
-            if not (self.base_dir / path).exists():
-                raise ConfigError(f"model {path} does not exist (looked for {self.base_dir / path})")
-
-    def _check_seeds(self) -> None:
-        if self.seeds == () or self.train == {}:
-            raise ConfigError("a campaign needs seeds: and train: (it trains its checkpoints) or models: "
-                              "(checkpoints or published packages to run)")
-        seeds = list(range(self.seeds)) if isinstance(self.seeds, int) and not isinstance(self.seeds, bool) and \
-            self.seeds > 0 else self.seeds
-        if not isinstance(seeds, (list, tuple)) or not seeds:
-            raise ConfigError(f"seeds must be a count or a list of seeds, got {self.seeds!r}")
-        for s in seeds:
-            _int("seeds", s, minimum=0)
-        if len(set(seeds)) != len(seeds):
-            raise ConfigError("seeds lists a seed twice; each seed gives one checkpoint")
-        object.__setattr__(self, "seeds", tuple(seeds))
-        self._check_train()
+    @model_validator(mode="after")
+    def _check(self) -> CampaignConfig:
+        if self.models and (self.seeds or self.train is not None):
+            raise invalid("runs the given checkpoints; a campaign trains (seeds:, train:) or takes models:, not both",
+                          at="models")
+        if not self.models and not (self.seeds and self.train_options):
+            raise invalid("a campaign needs seeds: and train: (it trains its checkpoints) or models: "
+                          "(checkpoints or published packages to run)")
+        if self.forecast.seeds > 1 and self.trains and not self.train_options.get("stochastic", False):
+            raise invalid(f"{self.forecast.seeds} needs stochastic models; add stochastic: true to train or use "
+                          "seeds: 1", at="forecast.seeds")
+        if self.forecast.output_every_hours > self.lead_hours:
+            raise invalid(f"must be a multiple of 6 up to lead_hours, got {self.forecast.output_every_hours}",
+                          at="forecast.output_every_hours")
+        s = self.slurm
+        if self.ranks % s.nodes:
+            raise invalid(f"{self.ranks} do not divide over slurm nodes {s.nodes}", at="ranks")
+        if s.gpus_per_node and self.ranks != s.nodes * s.gpus_per_node:
+            raise invalid(f"{self.ranks} != nodes {s.nodes} x gpus_per_node {s.gpus_per_node}: hens runs one "
+                          "rank per GPU", at="ranks")
+        return self
 
     @property
     def trains(self) -> bool:
         """Whether the campaign trains its checkpoints (else it runs ``models``)."""
         return not self.models
+
+    @property
+    def train_options(self) -> dict[str, Any]:
+        """The `hens train` options given under ``train:`` (keys of :data:`TRAIN_OPTIONS`)."""
+        return {} if self.train is None else self.train.model_dump(exclude_unset=True)
 
     def model_paths(self) -> list[str]:
         """The forecasts' checkpoints, absolute: the trained ones, or ``models``."""
@@ -195,66 +219,30 @@ class CampaignConfig:
             return [str(self.checkpoint(s)) for s in self.seeds]
         return [resolve_path(self.base_dir, p) for p in self.models]
 
-    def _check_train(self) -> None:
-        if not isinstance(self.train, Mapping) or not self.train:
-            raise ConfigError("train must be a mapping of `hens train` options with a budget, e.g. {steps: 20000}")
-        for key, value in self.train.items():
-            if key not in TRAIN_OPTIONS:
-                raise ConfigError(f"unknown key {key!r} in train; allowed: {', '.join(TRAIN_OPTIONS)}")
-            types = TRAIN_OPTIONS[key]
-            if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
-                raise ConfigError(f"train {key} must be {' or '.join(t.__name__ for t in types)}, got {value!r}")
-
-    def _check_score(self) -> None:
-        if isinstance(self.score, bool):
-            return
-        if not isinstance(self.score, Mapping):
-            raise ConfigError(f"score must be true, false or a mapping of `hens score` options, got {self.score!r}")
-        unknown = sorted(str(k) for k in self.score if k not in SCORE_OPTIONS)
-        if unknown:
-            raise ConfigError(f"unknown key {unknown[0]!r} in score; allowed: {', '.join(SCORE_OPTIONS)}")
-        if "truth" in self.score:
-            _strings("score truth", self.score["truth"])
-        climatology = self.score.get("climatology")
-        if climatology is not None and not (isinstance(climatology, str) and (self.base_dir / climatology).exists()):
-            raise ConfigError(f"score climatology {climatology!r} does not exist")
-        levels = self.score.get("thresholds", [0.9])
-        if not isinstance(levels, list) or not levels or not all(
-                isinstance(t, float) and 0.0 < t < 1.0 for t in levels):
-            raise ConfigError(f"score thresholds must be a list of quantile levels in (0, 1), got {levels!r}")
-        if not isinstance(self.score.get("drop_incomplete", False), bool):
-            raise ConfigError("score drop_incomplete must be true or false")
-
     @property
     def scoring(self) -> bool:
-        return self.score is not False
+        """Whether every store is scored (``score:`` is not false)."""
+        return self.score is not None
 
     @property
     def truth(self) -> list[str]:
         """Verifying data of the scores, resolved (default: the campaign's data)."""
-        paths = self.score.get("truth", self.data) if isinstance(self.score, Mapping) else self.data
-        return [resolve_path(self.base_dir, p) for p in ([paths] if isinstance(paths, str) else paths)]
+        paths = self.score.truth if self.score is not None and self.score.truth else self.data
+        return [resolve_path(self.base_dir, p) for p in paths]
 
     def score_args(self) -> list[str]:
         """`hens score` options (after ``--forecast``/``--out``, which score.sbatch sets)."""
         args = [a for p in self.truth for a in ("--truth", p)]
-        opts = self.score if isinstance(self.score, Mapping) else {}
-        if opts.get("climatology"):
-            args += ["--climatology", resolve_path(self.base_dir, opts["climatology"])]
-        if opts.get("thresholds"):
-            args += [a for t in opts["thresholds"] for a in ("--threshold", str(t))]
-        return args + (["--drop-incomplete"] if opts.get("drop_incomplete") else [])
-
-    def _check_ranks(self) -> None:
-        s = self.slurm
-        if self.ranks % s.nodes:
-            raise ConfigError(f"ranks {self.ranks} do not divide over slurm nodes {s.nodes}")
-        if s.gpus_per_node and self.ranks != s.nodes * s.gpus_per_node:
-            raise ConfigError(f"ranks {self.ranks} != nodes {s.nodes} x gpus_per_node {s.gpus_per_node}: "
-                              "hens runs one rank per GPU")
+        opts = self.score or ScoreOptions()
+        if opts.climatology:
+            args += ["--climatology", resolve_path(self.base_dir, opts.climatology)]
+        if opts.thresholds:
+            args += [a for t in opts.thresholds for a in ("--threshold", str(t))]
+        return args + (["--drop-incomplete"] if opts.drop_incomplete else [])
 
     @property
     def output_path(self) -> Path:
+        """The campaign's folder, resolved."""
         return self.base_dir / self.output
 
     def checkpoint(self, seed: int) -> Path:
@@ -268,14 +256,14 @@ class CampaignConfig:
             "data": [resolve_path(self.base_dir, p) for p in self.data],
             "output": f"{stamps[0]}.zarr", "init_times": stamps, "lead_hours": self.lead_hours,
             "models": self.model_paths(),
-            "perturbation": dataclasses.asdict(self.perturbation),
-            **self.forecast,
+            "perturbation": self.perturbation.model_dump(mode="json"),
+            **self.forecast.model_dump(mode="json", exclude_unset=True),
         }
 
     def train_args(self) -> list[str]:
         """`hens train` options (after ``--out``/``--seed``, which train.sbatch sets)."""
         args = [a for p in self.data for a in ("--data", resolve_path(self.base_dir, p))]
-        for key, value in self.train.items():
+        for key, value in self.train_options.items():
             flag = "--" + key.replace("_", "-")
             if isinstance(value, bool):
                 args += [flag] if value else []
@@ -308,23 +296,7 @@ def load_campaign(path: str | Path) -> CampaignConfig:
     Raises
     ------
     ConfigError
-        One line naming the key and the fix.
+        One line ``<dotted.path>: <message>``.
     """
-    import yaml
-
     path = Path(path)
-    try:
-        values = yaml.safe_load(path.read_text())
-    except OSError as err:
-        raise ConfigError(f"cannot read campaign {path}: {err.strerror}") from None
-    except yaml.YAMLError as err:
-        raise ConfigError(f"bad YAML in {path}: {str(err).splitlines()[0]}") from None
-    if not isinstance(values, Mapping):
-        raise ConfigError(f"{path.name} must be a mapping of keys such as data:, seeds:, init_times:")
-    unknown = sorted(str(k) for k in values if k not in _KEYS)
-    if unknown:
-        raise ConfigError(f"unknown key {unknown[0]!r} in {path.name}; allowed: {', '.join(_KEYS)}")
-    missing = [k for k in ("data", "output", "init_times", "lead_hours") if k not in values]
-    if missing:
-        raise ConfigError(f"{path.name} lacks the key {missing[0]!r}")
-    return CampaignConfig(**values, base_dir=path.resolve().parent)
+    return validate(CampaignConfig, read_yaml(path, "campaign"), where=path.name, base=path.resolve().parent)

@@ -35,7 +35,8 @@ def job_arrays(cfg: CampaignConfig, out: Path, scripts: Path, *, forecasts: int,
         array sizes.
     """
     s, name = cfg.slurm, out.name
-    train_time = s.train_time or (f"{math.ceil(cfg.train['minutes']) + 10}" if "minutes" in cfg.train else None)
+    minutes = cfg.train_options.get("minutes")
+    train_time = s.train_time or (f"{math.ceil(minutes) + 10}" if minutes is not None else None)
     train_res = [f"--ntasks={s.train_ranks}", f"--cpus-per-task={s.cpus_per_task}"]
     if s.gpus_per_node:
         train_res += ["--nodes=1", f"--ntasks-per-node={s.train_ranks}", f"--gpus-per-node={s.train_ranks}"]

@@ -7,6 +7,7 @@ import pytest
 
 from hens.forecast.errors import ConfigError
 from hens.pipelines.config import PerturbationConfig, load_config, parse_config
+from hens.pipelines.schema import Schema, validate
 
 
 @pytest.fixture
@@ -55,27 +56,27 @@ def test_physics_needs_no_checkpoint(folder):
 
 @pytest.mark.parametrize("overrides, message", [
     ({"colour": "red"}, "unknown key 'colour'"),
-    ({"perturbation": {"kind": "bred_vector", "pairz": 2}}, "unknown key 'pairz' in perturbation"),
-    ({"perturbation": {"kind": "lagged"}}, "kind 'lagged' is not one of none, gaussian"),
-    ({"perturbation": {"amplitude": float("nan")}}, "amplitude must be a positive number"),
-    ({"perturbation": {"pairs": 0}}, "pairs must be an integer >= 1"),
-    ({"perturbation": "bred"}, "perturbation must be a mapping"),
+    ({"perturbation": {"kind": "bred_vector", "pairz": 2}}, "perturbation: unknown key 'pairz'; allowed: kind, pairs"),
+    ({"perturbation": {"kind": "lagged"}}, "perturbation.kind: 'lagged' is not one of none, gaussian"),
+    ({"perturbation": {"amplitude": float("nan")}}, "perturbation.amplitude: must be a positive number"),
+    ({"perturbation": {"pairs": 0}}, "perturbation.pairs: must be an integer >= 1"),
+    ({"perturbation": "bred"}, "perturbation: must be a mapping"),
     ({"lead_hours": 25}, "multiple of 6"),
-    ({"lead_hours": True}, "lead_hours must be an integer"),
+    ({"lead_hours": True}, "lead_hours: must be a positive integer multiple of 6, got True"),
     ({"init_times": ["2001-03-01T03"]}, "not at 00, 06, 12 or 18 UTC"),
     ({"init_times": ["March"]}, "cannot read 'March'"),
     ({"init_times": ["2001-03-01T00", "2001-03-01T00"]}, "twice"),
     ({"init_times": []}, "non-empty list"),
-    ({"seeds": 0}, "seeds must be an integer >= 1"),
-    ({"seed": -1}, "seed must be an integer >= 0"),
-    ({"batch_size": 2.5}, "batch_size must be an integer"),
-    ({"models": ["ck0.pt", "missing.pt"]}, "checkpoint .*missing.pt does not exist"),
+    ({"seeds": 0}, "seeds: must be an integer >= 1"),
+    ({"seed": -1}, "seed: must be an integer >= 0"),
+    ({"batch_size": 2.5}, "batch_size: must be an integer"),
+    ({"models": ["ck0.pt", "missing.pt"]}, "models: checkpoint missing.pt does not exist"),
     ({"models": ["ck0.pt", "ck0.pt"]}, "twice"),
     ({"models": ["physics", "ck0.pt"]}, "do not mix"),
-    ({"models": []}, "models must be a path or a non-empty list"),
-    ({"data": "nowhere.zarr"}, "data 'nowhere.zarr' does not exist"),
-    ({"output": "no/such/folder/ens.zarr"}, "folder of output"),
-    ({"output": "world.zarr"}, "output world.zarr is also an input"),
+    ({"models": []}, "models: must be a path or a non-empty list"),
+    ({"data": "nowhere.zarr"}, "data: 'nowhere.zarr' does not exist"),
+    ({"output": "no/such/folder/ens.zarr"}, "output: the folder of .*ens.zarr does not exist"),
+    ({"output": "world.zarr"}, "output: world.zarr is also an input"),
 ])
 def test_mistakes_are_one_line_config_errors(folder, overrides, message):
     with pytest.raises(ConfigError, match=message) as err:
@@ -86,10 +87,20 @@ def test_mistakes_are_one_line_config_errors(folder, overrides, message):
 def test_missing_key_and_non_mapping(folder):
     values = _values()
     del values["models"]
-    with pytest.raises(ConfigError, match="lacks the key 'models'"):
+    with pytest.raises(ConfigError, match="models: missing from the config"):
         parse_config(values, base_dir=folder)
     with pytest.raises(ConfigError, match="must be a mapping"):
         parse_config(["data"], base_dir=folder)
+
+
+def test_errors_name_the_dotted_path_with_list_indices():
+    class Runs(Schema):
+        perturbations: list[PerturbationConfig]
+
+    with pytest.raises(ConfigError, match=r"^perturbations\[1\]\.pairs: must be an integer >= 1, got 0$"):
+        validate(Runs, {"perturbations": [{}, {"pairs": 0}]}, where="runs.yaml")
+    with pytest.raises(ConfigError, match=r"^perturbations: missing from runs.yaml$"):
+        validate(Runs, {}, where="runs.yaml")
 
 
 @pytest.mark.parametrize("text, message", [

@@ -42,21 +42,23 @@ def _write(folder: Path, values: dict) -> Path:
 
 @pytest.mark.parametrize(("overrides", "message"), [
     ({"foo": 1}, "unknown key 'foo'"),
-    ({"seeds": [0, 0]}, "seeds lists a seed twice"),
-    ({"seeds": -1}, "seeds must be"),
-    ({"train": {"steps": 30, "epochs": 3}}, "unknown key 'epochs' in train"),
-    ({"train": {"steps": "many"}}, "train steps must be int"),
-    ({"train": {"steps": 30, "train_period": 1.5}}, "train train_period must be str or int"),
-    ({"forecast": {"models": ["a.pt"]}}, "unknown key 'models' in forecast"),
-    ({"forecast": {"seeds": 2}}, "forecast seeds: 2 needs stochastic models"),
-    ({"forecast": {"region": {"lat": [0, 10], "lon": [0, 10]}}}, "unknown key 'region' in forecast"),
-    ({"forecast": {"output_every_hours": 7}}, "output_every_hours must be a multiple of 6"),
-    ({"lead_hours": 50}, "lead_hours must be a multiple of 6"),
-    ({"perturbation": {"kind": "magic"}}, "perturbation kind 'magic'"),
-    ({"ranks": 3, "slurm": {"nodes": 2}}, "ranks 3 do not divide over slurm nodes 2"),
-    ({"ranks": 4, "slurm": {"gpus_per_node": 2}}, "ranks 4 != nodes 1 x gpus_per_node 2"),
-    ({"slurm": {"gpu": 1}}, "unknown key 'gpu' in slurm"),
-    ({"score": {"thresholds": [1.5]}}, "score thresholds"),
+    ({"seeds": [0, 0]}, "seeds: lists a seed twice"),
+    ({"seeds": -1}, "seeds: must be a count or a list of seeds"),
+    ({"train": {"steps": 30, "epochs": 3}}, "train: unknown key 'epochs'"),
+    ({"train": {"steps": "many"}}, "train.steps: must be int"),
+    ({"train": {"steps": 30, "train_period": 1.5}}, "train.train_period: must be str or int"),
+    ({"forecast": {"models": ["a.pt"]}}, "forecast: unknown key 'models'"),
+    ({"forecast": {"seeds": 2}}, "forecast.seeds: 2 needs stochastic models"),
+    ({"forecast": {"region": {"lat": [0, 10], "lon": [0, 10]}}}, "forecast: unknown key 'region'"),
+    ({"forecast": {"output_every_hours": 7}}, "forecast.output_every_hours: must be a positive integer multiple of 6"),
+    ({"lead_hours": 50}, "lead_hours: must be a positive integer multiple of 6"),
+    ({"perturbation": {"kind": "magic"}}, "perturbation.kind: 'magic'"),
+    ({"ranks": 3, "slurm": {"nodes": 2}}, "ranks: 3 do not divide over slurm nodes 2"),
+    ({"ranks": 4, "slurm": {"gpus_per_node": 2}}, "ranks: 4 != nodes 1 x gpus_per_node 2"),
+    ({"slurm": {"gpu": 1}}, "slurm: unknown key 'gpu'"),
+    ({"score": {"thresholds": [1.5]}}, "score.thresholds: must be a list of quantile levels"),
+    ({"score": "yes"}, "score: must be true, false or a mapping of `hens score` options, got 'yes'"),
+    ({"ranks": 2, "slurm": {"gpus_per_node": 2, "train_ranks": 4}}, "slurm.train_ranks: 4 > gpus_per_node 2"),
 ])
 def test_bad_campaigns_fail_with_one_line(world_store, tmp_path, overrides, message):
     with pytest.raises(ConfigError, match=message) as err:
@@ -238,7 +240,7 @@ def test_a_campaign_of_given_models_submits_no_training(tmp_path):
     (lambda v: {k: x for k, x in v.items() if k not in ("seeds", "train", "models")},
      "needs seeds: and train: .* or models:"),
     (lambda v: {**{k: x for k, x in v.items() if k not in ("seeds", "train")}, "models": ["missing_package"]},
-     "model missing_package does not exist"),
+     "models: checkpoint missing_package does not exist"),
 ])
 def test_bad_model_campaigns_fail_with_one_line(tmp_path, edit, message):
     era5, packages = era5_and_packages(tmp_path)
@@ -256,6 +258,16 @@ def test_given_models_are_checked_against_each_other_and_the_data(world_store, t
     cfg = load_campaign(_write(tmp_path, values))
     with pytest.raises(HensError, match="sfno_seed1 is for grid 9x16:equiangular"):
         submit_campaign(cfg, dry_run=True)
+
+
+def test_forecast_options_are_the_forecast_yamls_own(world_store, tmp_path):
+    """forecast: keys are checked by the forecast YAML's own fields and reach each forecast YAML."""
+    from hens.pipelines.campaign_config import FORECAST_OPTIONS, ForecastOptions
+
+    assert tuple(ForecastOptions.model_fields) == FORECAST_OPTIONS
+    cfg = load_campaign(_write(tmp_path, _values(world_store, forecast={"precision": "bfloat16", "batch_size": 8})))
+    values = cfg.forecast_values(cfg.init_times)
+    assert values["precision"] == "bfloat16" and values["batch_size"] == 8 and "seeds" not in values
 
 
 def test_training_periods_pass_through_the_campaign(world_store, tmp_path):
