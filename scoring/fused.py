@@ -14,8 +14,8 @@ members once and derives, per cell:
 * sigma diagnostics: largest |z_m| and the truth's |y - xbar| / s.
 
 Counts are exact comparisons of the float32 members with float64 values: a float32 x
-satisfies x <= v exactly when x <= v rounded down to float32, so the search runs on integer
-keys that order the float32 values (row index in the high bits), for all rows at once.
+satisfies x <= v exactly when x <= v rounded down to float32, so each row's sorted members are
+searched for float32 targets (one binary search per value).
 NaN: a NaN member or truth makes the cell's statistics NaN (rank -1), as the public
 functions do. Cost O(M log M) per cell; memory one block beyond the input.
 """
@@ -42,38 +42,25 @@ def _round_down_f32(v: np.ndarray) -> np.ndarray:
     return np.where(up, np.nextafter(v32, np.float32(-np.inf)), v32)
 
 
-def _keys(rows: np.ndarray) -> np.ndarray:
-    """int64 keys of sorted float32 rows, increasing over the whole block (row-major).
-
-    The float32 bits are mapped to uint32 in value order (-0.0 is made +0.0 first: they
-    compare equal), NaN to the largest key, and the row index goes above bit 32.
-    """
-    bits = (rows + np.float32(0.0)).view(np.uint32)
-    ordered = np.where(bits >> 31 == 1, ~bits, bits | np.uint32(0x80000000))
-    ordered[np.isnan(rows)] = np.uint32(0xFFFFFFFF)
-    base = np.arange(rows.shape[0], dtype=np.int64)[:, None] << 32
-    return (ordered.astype(np.int64) + base).ravel()
-
-
-def _value_keys(v: np.ndarray, *, strict: bool) -> np.ndarray:
-    """Keys (without row) of float64 values: #{x <= key} = #{x <= v}, or #{x < v} if strict."""
-    v32 = _round_down_f32(np.asarray(v, dtype=np.float64))
+def _targets(v: np.ndarray, *, strict: bool) -> np.ndarray:
+    """float32 targets t of float64 values: #{x <= t} = #{x <= v}, or #{x < v} if strict
+    (NaN values: 0, their counts are masked by the caller)."""
+    v = np.asarray(v, dtype=np.float64)
+    v32 = _round_down_f32(v)
     if strict:  # x < v  <=>  x <= the largest float32 below v
         exact = v32.astype(np.float64) == v
-        v32 = np.where(exact, np.nextafter(v32, np.float32(-np.inf)), v32).astype(np.float32)
-    v32 = np.nan_to_num(v32.astype(np.float32) + np.float32(0.0), nan=0.0)
-    bits = v32.view(np.uint32)
-    return np.where(bits >> 31 == 1, ~bits, bits | np.uint32(0x80000000)).astype(np.int64)
+        v32 = np.where(exact, np.nextafter(v32, np.float32(-np.inf)), v32)
+    return np.nan_to_num(v32.astype(np.float32), nan=0.0)
 
 
-def count_le(keys: np.ndarray, m: int, v: np.ndarray, *, strict: bool = False) -> np.ndarray:
-    """#{x_m <= v} (or ``<``) per row of the block whose :func:`_keys` are ``keys``.
-
-    ``v`` is ``(rows, K)``; one binary search per value over the whole block.
-    """
-    rows = np.arange(v.shape[0], dtype=np.int64)[:, None]
-    target = _value_keys(v, strict=strict) + (rows << 32)
-    return np.searchsorted(keys, target.ravel(), side="right").reshape(v.shape) - rows * m
+def count_le(block: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """#{x <= t} per row of a sorted float32 block ``(rows, M)`` (NaN last, never counted) for
+    float32 targets ``(rows, K)`` (:func:`_targets`): one binary search per value in its row --
+    cheaper than keys ordering the whole block, whose construction costs a pass over every member."""
+    out = np.empty(targets.shape, dtype=np.int64)
+    for r in range(len(block)):
+        out[r] = np.searchsorted(block[r], targets[r], side="right")
+    return out
 
 
 def sorted_quantiles(xs: np.ndarray, levels: tuple[float, ...]) -> np.ndarray:
@@ -191,14 +178,20 @@ def cell_statistics(
         out["var"][sl] = np.einsum("ij,ij->i", d, d) / (m - 1) if m > 1 else np.nan
         out["min"][sl], out["max"][sl] = block[:, 0], block[:, -1]
         out["quantiles"][sl] = sorted_quantiles(block, QUANTILE_LEVELS)
-        keys = _keys(block)
         yy = y64[sl, None]
-        below[sl] = count_le(keys, m, yy, strict=True)[:, 0]
-        ties[sl] = count_le(keys, m, yy)[:, 0] - below[sl]
+        parts = [_targets(yy, strict=True), _targets(yy, strict=False)]
         if climate is not None:
-            out["climate_le"][sl] = count_le(keys, m, climate[sl])
+            parts.append(_targets(climate[sl], strict=False))
         if thresholds is not None:
-            out["above"][sl] = m - count_le(keys, m, thresholds[sl])
+            parts.append(_targets(thresholds[sl], strict=False))
+        counts = count_le(block, np.concatenate(parts, axis=1))
+        below[sl], ties[sl] = counts[:, 0], counts[:, 1] - counts[:, 0]
+        k = 2
+        if climate is not None:
+            out["climate_le"][sl] = counts[:, k:k + climate.shape[1]]
+            k += climate.shape[1]
+        if thresholds is not None:
+            out["above"][sl] = m - counts[:, k:]
     invalid = np.isnan(y64) | np.isnan(out["max"])
     ties[np.isnan(y64)] = 0  # (x == NaN) is never true: no ties to break there
     rank = _ranks(below, ties, y, seed)
