@@ -102,13 +102,15 @@ class EnsembleStore:
         rows = int(max(1, min(self.grid.nlat, BAND_BYTES // per_row)))
         return rows if rows < self.stored_band or rows == self.grid.nlat else rows - rows % self.stored_band
 
-    def spectrum_sample(self, members: int = SPECTRUM_MEMBERS) -> np.ndarray:
+    def spectrum_sample(self, members: int | None = None) -> np.ndarray:
         """Positions (along the scored members, increasing) of the members whose power spectra
         make the mean member spectrum: all of them up to ``members``, else the scored members of
         stored batches evenly spaced over the ensemble (whole stored chunks, so a read of their
         fields decompresses nothing else; spaced, so they come from several checkpoints) until
         ``members`` are taken. Relative sampling error at degree l: about
-        ``1 / sqrt(n (2 l + 1))`` per field, before the mean over initial times."""
+        ``1 / sqrt(n (2 l + 1))`` per field, before the mean over initial times. ``members``:
+        default :data:`SPECTRUM_MEMBERS`."""
+        members = SPECTRUM_MEMBERS if members is None else members
         if self.size <= members:
             return np.arange(self.size)
         batch_of = self.members // self.stored_batch

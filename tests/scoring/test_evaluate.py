@@ -174,3 +174,27 @@ def test_figures_are_written(calibrated, score_inputs, tmp_path):
     assert all(p.stat().st_size > 10_000 for p in paths)
     with pytest.raises(DataError, match="not a hens scores store"):
         plot_scores(score_inputs["perfect"], tmp_path / "x")
+
+
+def test_banded_spectra_use_the_sample_of_whole_batches_and_all_members_for_the_mean(
+        score_inputs, calibrated, tmp_path, monkeypatch):
+    """Latitude bands (a read budget of 8 rows) and a spectrum sample of 5 members: the sample is
+    whole stored batches spread over the ensemble, the mean member spectrum is its members' mean
+    spectrum, and the ensemble-mean spectrum (from the bands' mean maps) is the unbanded one."""
+    from hens.scoring.spectra import power_spectrum
+
+    monkeypatch.setattr("hens.scoring.ensemble_store.BAND_BYTES", M * 32 * 4 * 8)
+    monkeypatch.setattr("hens.scoring.ensemble_store.SPECTRUM_MEMBERS", 5)
+    store = open_ensemble(score_inputs["calibrated"])
+    sample = store.spectrum_sample()
+    batch = store.stored_batch
+    assert store.band() == 8 and sample.size >= 5 and sample.size % batch == 0
+    assert sample[0] == 0 and sample[-1] == M - 1  # the first and the last batch: spread out
+    banded = xr.open_zarr(score_ensemble(score_inputs["calibrated"], score_inputs["truth"],
+                                         out=tmp_path / "b.zarr", progress=False)).load()
+    fields = open_store(score_inputs["calibrated"]).isel(member=sample)
+    for c, channel in enumerate(es.CHANNELS):
+        want = power_spectrum(fields[channel].astype(np.float64)).mean(["init_time", "member"])
+        np.testing.assert_allclose(banded["spectrum_members"][c], want.transpose("lead_time", ...), rtol=1e-9)
+    xr.testing.assert_allclose(banded["spectrum_ensemble_mean"], calibrated[1]["spectrum_ensemble_mean"], rtol=1e-9)
+    assert f"{sample.size} of {M} members" in banded.attrs["spectrum_members_sample"]
