@@ -107,12 +107,14 @@ def evaluate(
         when = starts[i : i + batch]
         x0 = torch.from_numpy(source(when, channels).values)
         truth = {s: source(when + s * SIX_HOURS, channels).values.astype(np.float64) for s in steps}
-        x = x0.repeat_interleave(members, 0)
+        x, noise = x0.repeat_interleave(members, 0), None
         gens = [make_generator(seed + j) for _ in range(when.size) for j in range(members)]
         with torch.no_grad():
             for s in range(1, max(steps) + 1):
                 valid = np.repeat(when + (s - 1) * SIX_HOURS, members)  # valid time of the input state
-                x = stepper(x, gens if ckpt.stochastic else None, time=valid)
+                if ckpt.stochastic:  # each member's noise state advances once per step
+                    noise = stepper.next_noise(gens, x.shape[0], noise)
+                x = stepper(x, noise=noise, time=valid)
                 if s not in steps:
                     continue
                 k = steps.index(s)
