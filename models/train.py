@@ -14,11 +14,12 @@ One run = one checkpoint; several independent checkpoints come from several seed
 * Loss: area-weighted MSE or the adjusted spectral MSE (``loss="amse"``: no reward for
   damping unpredictable scales) in tendency-std units (deterministic), or almost-fair CRPS
   (alpha 0.95) over ``members`` noise draws per sample, plus ``spectral_weight`` x spectral
-  CRPS (stochastic). A stochastic model's noise enters as ``injection`` says and is an AR(1)
-  process with decorrelation time ``noise_decorrelation_hours``: every rollout starts from a
-  stationary draw and advances each member's noise state once per unrolled step. The last ``rollout_fraction`` of the steps unroll ``rollout`` steps
+  CRPS (stochastic). The last ``rollout_fraction`` of the steps unroll ``rollout`` steps
   (loss averaged over them, gradients through the rollout), at the low end of a cosine
   learning-rate schedule.
+* Noise (stochastic): enters as ``injection`` says and is an AR(1) process with decorrelation
+  time ``noise_decorrelation_hours``; every sample-member starts from a stationary draw and
+  its noise state advances once per unrolled step.
 * Reproducible: a run is a pure function of (data, options, seed, number of steps) on a given
   machine and thread count. ``--minutes`` times the first steps and fixes the number of
   steps from it (recorded in the checkpoint; rerun with ``--steps`` to reproduce exactly).
