@@ -33,7 +33,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from hens.forecast.errors import ConfigError
+from hens.forecast.errors import ConfigError, DataError
 from hens.forecast.grids import Grid, parse_grid
 from hens.forecast.types import HOURS_PER_STEP
 
@@ -91,7 +91,7 @@ def advance_coefficients(state: torch.Tensor, draw: torch.Tensor, phi: float) ->
     if phi == 0.0:
         return draw
     if state.shape != draw.shape:
-        raise ConfigError(f"noise state {tuple(state.shape)} does not fit the draw {tuple(draw.shape)}")
+        raise DataError(f"noise state {tuple(state.shape)} does not fit the draw {tuple(draw.shape)}")
     mixed = torch.view_as_real(state) * phi + torch.view_as_real(draw) * math.sqrt(1.0 - phi * phi)
     return torch.view_as_complex(mixed)
 

@@ -87,9 +87,9 @@ class StochasticSFNOConfig:
     def describe(self) -> str:
         """One line: noise channels, injection and time correlation (``hens checkpoint``)."""
         tau = self.noise_decorrelation_hours
-        time = f"AR(1), tau {tau:g} h (phi {self.noise_phi:.3f} per step)" if tau else "white in time"
+        memory = f"AR(1), tau {tau:g} h (phi {self.noise_phi:.3f} per step)" if tau else "white in time"
         lengths = ", ".join(f"{v:g}" for v in self.noise_lengths_km)
-        return f"{self.noise_channels} channels ({lengths} km), injection {self.injection}, {time}"
+        return f"{self.noise_channels} channels ({lengths} km), injection {self.injection}, {memory}"
 
     def network_config(self) -> SFNOConfig:
         """The config of the inner SFNO (noise channels and conditioning added)."""

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from hens.forecast.errors import ConfigError
+from hens.forecast.errors import ConfigError, DataError
 from hens.models.noise import (
     SphericalNoise, advance_coefficients, ar1_factor, draw_coefficients, make_generator,
 )
@@ -127,7 +127,7 @@ def test_next_noise_advances_by_phi():
     step = model.next_noise(g1, 2, start)
     expected = phi * start + math.sqrt(1 - phi**2) * model.draw(g2, 2)
     torch.testing.assert_close(step, expected, rtol=1e-6, atol=1e-7)
-    with pytest.raises(ConfigError, match="does not fit"):
+    with pytest.raises(DataError, match="does not fit"):
         model.next_noise(g1, 1, start)
 
 
