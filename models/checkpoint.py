@@ -9,6 +9,8 @@ key            value
 format         ``"hens-checkpoint"``; ``format_version`` (int)
 hens_version   version of hens that wrote it
 model_kind     ``"sfno"`` or ``"stochastic_sfno"``; ``model_config`` its config as a dict
+               (a stochastic SFNO's records its noise: lengths, injection, decorrelation
+               hours; without the hours, from before them, white noise)
 state_dict     the model's parameters
 channels       hens channel names, model order; ``grid`` the grid spec (``"32x64"``)
 normalisation  ``{"mean", "std", "tendency_std"}``: float64 tensors, one value per channel
@@ -440,6 +442,8 @@ def describe(ckpt: Checkpoint) -> str:
         f"  seed      {ckpt.seed}" + (f", {steps} steps" if steps is not None else ""),
         f"  data      sha256 {ckpt.data_sha256[:16]}...  file sha256 {ckpt.sha256[:16]}...",
     ]
+    if ckpt.stochastic:
+        lines.append(f"  noise     {ckpt.model.cfg.describe()}")
     return "\n".join(lines)
 
 

@@ -15,6 +15,13 @@ CPU generator (Mersenne Twister) and a CUDA one (Philox, counter-based: the stat
 and an offset) give different numbers for one seed, and CUDA's numbers may also differ between
 GPU models (the kernel's launch grid follows the number of multiprocessors).
 ``c_l0 = sigma_l xi`` (real), ``c_lm = sigma_l (xi + i xi') / sqrt(2)`` for ``0 < m <= l``.
+
+In time the coefficients follow an AR(1) (Ornstein-Uhlenbeck) process, FourCastNet 3's
+``DiffusionNoiseS2`` (models.md section 4): ``c_{t+1} = phi c_t + sqrt(1 - phi^2) d_{t+1}``
+with ``d`` a fresh draw as above and ``phi = exp(-dt / tau)`` for the model step ``dt`` and a
+decorrelation time ``tau``. A rollout starts from a draw of the stationary distribution (a
+plain draw), so every step's fields keep unit point-wise variance and the lag-k correlation
+is ``phi^k``. ``tau = 0`` is white noise: every step a fresh draw.
 """
 
 from __future__ import annotations
@@ -26,13 +33,19 @@ import numpy as np
 import torch
 from torch import nn
 
-from hens.forecast.errors import ConfigError
+from hens.forecast.errors import ConfigError, DataError
 from hens.forecast.grids import Grid, parse_grid
+from hens.forecast.types import HOURS_PER_STEP
 
 #: mean Earth radius used to turn correlation lengths into degrees
 EARTH_RADIUS_KM = 6371.0
 #: default correlation lengths of the noise channels
 DEFAULT_LENGTHS_KM: tuple[float, ...] = (500.0, 1000.0, 2000.0, 4000.0)
+#: default decorrelation time of the noise (hours): FourCastNet 3's (makani
+#: ``DiffusionNoiseS2``, tau = 6 h). With 6-hour steps phi = 1/e: a member's noise evolves
+#: smoothly instead of flickering from step to step, yet forgets itself within a day
+#: (phi^4 = 0.02), well inside the days over which errors grow
+DEFAULT_DECORRELATION_HOURS = 6.0
 
 Generators = torch.Generator | Sequence[torch.Generator]
 
@@ -54,6 +67,33 @@ def noise_amplitudes(lmax: int, length_km: float) -> np.ndarray:
     var[0] = 0.0
     var /= np.sum(var * (2.0 * l + 1.0)) / (4.0 * math.pi)
     return np.sqrt(var)
+
+
+def ar1_factor(decorrelation_hours: float, step_hours: float = HOURS_PER_STEP) -> float:
+    """``phi = exp(-step_hours / decorrelation_hours)``, the lag-one correlation of the noise.
+
+    ``decorrelation_hours = 0`` gives 0 (white noise).
+    """
+    if not math.isfinite(decorrelation_hours) or decorrelation_hours < 0 or step_hours <= 0:
+        raise ConfigError(
+            f"noise decorrelation time {decorrelation_hours} h must be finite and >= 0 (step {step_hours} h > 0)"
+        )
+    return math.exp(-step_hours / decorrelation_hours) if decorrelation_hours > 0 else 0.0
+
+
+def advance_coefficients(state: torch.Tensor, draw: torch.Tensor, phi: float) -> torch.Tensor:
+    """One AR(1) step: ``phi * state + sqrt(1 - phi^2) * draw`` (complex coefficients).
+
+    ``draw`` is a fresh :func:`draw_coefficients`; ``phi = 0`` returns it as is (white noise,
+    the bits of a plain draw). Element-wise on the real and imaginary parts, so a row's result
+    does not depend on the other rows.
+    """
+    if phi == 0.0:
+        return draw
+    if state.shape != draw.shape:
+        raise DataError(f"noise state {tuple(state.shape)} does not fit the draw {tuple(draw.shape)}")
+    mixed = torch.view_as_real(state) * phi + torch.view_as_real(draw) * math.sqrt(1.0 - phi * phi)
+    return torch.view_as_complex(mixed)
 
 
 def amplitude_table(lmax: int, lengths_km: Sequence[float]) -> torch.Tensor:

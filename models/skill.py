@@ -6,7 +6,7 @@ as mean squared error over (lat, lon) and start dates before the square root
 (WeatherBench2). For ensembles the skill is the RMSE of the ensemble mean and the spread
 the root of the mean unbiased ensemble variance; ``spread_skill`` multiplies their ratio by
 ``sqrt((M + 1) / M)``, which makes 1 the expectation for a perfectly reliable M-member
-ensemble (Fortin et al. 2014).
+ensemble (Fortin et al. 2014); ``crps`` is the area-weighted fair CRPS of the ensemble.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import torch
 
 from hens.forecast.errors import DataError
 from hens.models.checkpoint import Checkpoint
+from hens.models.losses import crps
 from hens.models.noise import make_generator
 
 SIX_HOURS = np.timedelta64(6, "h")
@@ -54,6 +55,7 @@ class Skill:
     spread: np.ndarray | None
     members: int
     starts: int
+    crps: np.ndarray | None = None
 
     @property
     def spread_skill(self) -> np.ndarray | None:
@@ -73,6 +75,7 @@ class Skill:
                     row += f"  climatology {self.climatology[i, k]:10.4g} (ratio {self.model[i, k] / self.climatology[i, k]:.3f})"
                 if self.spread is not None:
                     row += f"  spread {self.spread[i, k]:.4g}  spread/skill {self.spread_skill[i, k]:.3f}"
+                    row += f"  CRPS {self.crps[i, k]:.4g}"
                 lines.append(row)
         return "\n".join(lines)
 
@@ -102,17 +105,19 @@ def evaluate(
     weights = source.grid.area_weights[:, None] / source.grid.area_weights.sum() / source.grid.nlon
     stepper = ckpt.stepper().eval()
     n_lead, n_chan = len(steps), len(channels)
-    sums = {k: np.zeros((n_lead, n_chan)) for k in ("model", "persistence", "climatology", "var")}
+    sums = {k: np.zeros((n_lead, n_chan)) for k in ("model", "persistence", "climatology", "var", "crps")}
     for i in range(0, starts.size, batch):
         when = starts[i : i + batch]
         x0 = torch.from_numpy(source(when, channels).values)
         truth = {s: source(when + s * SIX_HOURS, channels).values.astype(np.float64) for s in steps}
-        x = x0.repeat_interleave(members, 0)
+        x, noise = x0.repeat_interleave(members, 0), None
         gens = [make_generator(seed + j) for _ in range(when.size) for j in range(members)]
         with torch.no_grad():
             for s in range(1, max(steps) + 1):
                 valid = np.repeat(when + (s - 1) * SIX_HOURS, members)  # valid time of the input state
-                x = stepper(x, gens if ckpt.stochastic else None, time=valid)
+                if ckpt.stochastic:  # each member's noise state advances once per step
+                    noise = stepper.next_noise(gens, x.shape[0], noise)
+                x = stepper(x, noise=noise, time=valid)
                 if s not in steps:
                     continue
                 k = steps.index(s)
@@ -122,6 +127,9 @@ def evaluate(
                 sums["persistence"][k] += ((x0.double().numpy() - truth[s]) ** 2 * weights).sum((-2, -1)).sum(0)
                 if members > 1:
                     sums["var"][k] += (ens.var(1, ddof=1) * weights).sum((-2, -1)).sum(0)
+                    fair = crps(torch.from_numpy(ens), torch.from_numpy(truth[s]), 1, torch.from_numpy(weights),
+                                kind="fair")
+                    sums["crps"][k] += fair.sum(0).numpy()
                 if climatology is not None:
                     clim = climatology_at(climatology[1], climatology[0], when + s * SIX_HOURS)
                     sums["climatology"][k] += ((clim - truth[s]) ** 2 * weights).sum((-2, -1)).sum(0)
@@ -130,6 +138,7 @@ def evaluate(
         tuple(float(d) for d in lead_days), tuple(channels), np.sqrt(sums["model"] / n),
         np.sqrt(sums["persistence"] / n), np.sqrt(sums["climatology"] / n) if climatology is not None else None,
         np.sqrt(sums["var"] / n) if members > 1 else None, members, n,
+        sums["crps"] / n if members > 1 else None,
     )
 
 

@@ -10,8 +10,14 @@ deviation of 6-hour tendencies, so every output channel has unit scale; NVIDIA's
 predict the whole normalised next state (docs/packages.md). ``forcings(t)`` are the fields of
 :mod:`hens.models.forcings` at the state's valid time ``t`` (none for a model trained
 without), ``static`` fixed fields such as :mod:`hens.models.static_fields`. Training (``hens
-train``) and the ensemble engine use the same :class:`Stepper`; a stochastic model takes its
-noise generator.
+train``) and the ensemble engine use the same :class:`Stepper`. A stochastic model takes its
+noise: a rollout holds each member's noise state and advances it once per step,
+
+    noise = stepper.next_noise(generators, batch, noise)   # None at the first step
+    x = stepper(x, noise=noise, time=t)
+
+(an AR(1) process in time, :mod:`hens.models.noise`); ``stepper(x, generator)`` draws a
+stationary state for a single step.
 """
 
 from __future__ import annotations
@@ -89,8 +95,15 @@ class Stepper(nn.Module):
 
     @property
     def stochastic(self) -> bool:
-        """Whether :meth:`forward` needs a noise generator."""
-        return hasattr(self.model, "draw")
+        """Whether :meth:`forward` needs a noise generator or state."""
+        return hasattr(self.model, "next_noise")
+
+    def next_noise(self, generator: Generators, batch: int, state: torch.Tensor | None = None) -> torch.Tensor:
+        """The next noise state of ``batch`` members (see
+        :meth:`~hens.models.stochastic_sfno.StochasticSFNO.next_noise`); ``state=None`` starts."""
+        if not self.stochastic:
+            raise ValueError("a deterministic model has no noise")
+        return self.model.next_noise(generator, batch, state)
 
     def normalise(self, x: torch.Tensor) -> torch.Tensor:
         return (x - self.mean) / self.std

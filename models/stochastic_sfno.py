@@ -1,7 +1,11 @@
 """Stochastic SFNO: an :class:`~hens.models.sfno.SFNO` driven by seeded spherical noise.
 
-Each call draws fresh noise coefficients (:mod:`hens.models.noise`: Gaussian random fields,
-unit point-wise std, a few correlation lengths) and feeds their fields to the network:
+The noise (:mod:`hens.models.noise`: Gaussian random fields, unit point-wise std, a few
+correlation lengths) is a per-member state that an AR(1) process with decorrelation time
+``noise_decorrelation_hours`` advances once per step (FourCastNet 3; 0: white noise, a fresh
+draw every step). Whoever rolls the model out holds the state: :meth:`StochasticSFNO.next_noise`
+advances it from the member's generator and ``forward(x, noise=state)`` runs a step with it;
+``forward(x, generator)`` draws a stationary state for one step. The fields enter the network:
 
 * ``injection="input"``: the noise fields are extra input channels (FourCastNet 3's
   "concatenate" auxiliary channels);
@@ -28,7 +32,10 @@ from torch import nn
 from hens.forecast.errors import ConfigError, DataError
 from hens.forecast.types import check_choice
 from hens.models.layers import SphericalTransform
-from hens.models.noise import DEFAULT_LENGTHS_KM, Generators, amplitude_table, draw_coefficients
+from hens.models.noise import (
+    DEFAULT_DECORRELATION_HOURS, DEFAULT_LENGTHS_KM, Generators, advance_coefficients, amplitude_table, ar1_factor,
+    draw_coefficients,
+)
 from hens.models.sfno import SFNO, SFNOConfig
 from hens.models.types import NoiseInjection
 
@@ -45,14 +52,20 @@ class StochasticSFNOConfig:
         Correlation length of each noise channel.
     injection
         ``"input"``, ``"norm"`` or ``"both"`` (see the module docstring).
+    noise_decorrelation_hours
+        Decorrelation time ``tau`` of the AR(1) noise process (hours, >= 0; 0: white noise).
+        A config dict without it (checkpoints from before it existed) means 0.
     """
 
     sfno: SFNOConfig
     noise_lengths_km: tuple[float, ...] = DEFAULT_LENGTHS_KM
     injection: NoiseInjection = "input"
+    noise_decorrelation_hours: float = DEFAULT_DECORRELATION_HOURS
 
     def __post_init__(self) -> None:
         check_choice("injection", self.injection, NoiseInjection)
+        object.__setattr__(self, "noise_decorrelation_hours", float(self.noise_decorrelation_hours))
+        ar1_factor(self.noise_decorrelation_hours)  # raises for a negative or infinite time
         lengths = tuple(float(v) for v in self.noise_lengths_km)
         if not lengths or min(lengths) <= 0:
             raise ConfigError(f"noise_lengths_km={self.noise_lengths_km} must be positive lengths")
@@ -65,6 +78,18 @@ class StochasticSFNOConfig:
     @property
     def noise_channels(self) -> int:
         return len(self.noise_lengths_km)
+
+    @property
+    def noise_phi(self) -> float:
+        """Lag-one (one model step) correlation of the noise, ``exp(-dt / tau)``."""
+        return ar1_factor(self.noise_decorrelation_hours)
+
+    def describe(self) -> str:
+        """One line: noise channels, injection and time correlation (``hens checkpoint``)."""
+        tau = self.noise_decorrelation_hours
+        memory = f"AR(1), tau {tau:g} h (phi {self.noise_phi:.3f} per step)" if tau else "white in time"
+        lengths = ", ".join(f"{v:g}" for v in self.noise_lengths_km)
+        return f"{self.noise_channels} channels ({lengths} km), injection {self.injection}, {memory}"
 
     def network_config(self) -> SFNOConfig:
         """The config of the inner SFNO (noise channels and conditioning added)."""
@@ -80,14 +105,18 @@ class StochasticSFNOConfig:
             "sfno": self.sfno.to_dict(),
             "noise_lengths_km": list(self.noise_lengths_km),
             "injection": self.injection,
+            "noise_decorrelation_hours": self.noise_decorrelation_hours,
         }
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> StochasticSFNOConfig:
-        unknown = sorted(set(values) - {"sfno", "noise_lengths_km", "injection"})
+        """Inverse of :meth:`to_dict`; a dict without ``noise_decorrelation_hours`` is white noise."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
         if unknown or "sfno" not in values:
             raise ConfigError(f"bad stochastic SFNO config keys: {', '.join(unknown) or 'sfno missing'}")
-        rest = {k: v for k, v in values.items() if k != "sfno"}
+        # checkpoints written before the AR(1) noise drew white noise: keep their bits
+        rest = {"noise_decorrelation_hours": 0.0, **{k: v for k, v in values.items() if k != "sfno"}}
         if "noise_lengths_km" in rest:
             rest["noise_lengths_km"] = tuple(rest["noise_lengths_km"])
         return cls(sfno=SFNOConfig.from_dict(values["sfno"]), **rest)
@@ -99,7 +128,7 @@ def _grid_major(coeffs: torch.Tensor) -> torch.Tensor:
 
 
 class StochasticSFNO(nn.Module):
-    """``forward(x, generator) -> (B, C_out, H, W)``, one noise draw per call.
+    """``forward(x, generator | noise=state) -> (B, C_out, H, W)``: one step.
 
     Parameters of ``forward``
     -------------------------
@@ -107,10 +136,11 @@ class StochasticSFNO(nn.Module):
         ``(B, C_in, H, W)`` normalised input.
     generator
         Generator(s) on one device: one for the batch or one per row (see
-        :func:`hens.models.noise.draw_coefficients`).
+        :func:`hens.models.noise.draw_coefficients`); draws a stationary noise state.
     noise
-        Instead of ``generator``: complex coefficients ``(B, noise_channels, L, L)`` (e.g.
-        from :meth:`draw`, negated for an antithetic pair).
+        Instead of ``generator``: the noise state, complex coefficients
+        ``(B, noise_channels, L, L)`` (from :meth:`next_noise`, negated for an antithetic
+        member).
     """
 
     def __init__(self, cfg: StochasticSFNOConfig) -> None:
@@ -123,6 +153,16 @@ class StochasticSFNO(nn.Module):
     def draw(self, generator: Generators, batch: int) -> torch.Tensor:
         """Noise coefficients for ``batch`` rows, drawn on the generators' device."""
         return draw_coefficients(self.amplitudes, generator, batch)
+
+    def next_noise(self, generator: Generators, batch: int, state: torch.Tensor | None = None) -> torch.Tensor:
+        """The noise state of the next step: a stationary draw to start a rollout (``state``
+        ``None``), else one AR(1) step from ``state`` (:func:`~hens.models.noise.advance_coefficients`).
+
+        Every step draws once from each generator, so a member's states are a pure function of
+        its generator's seed, and for white noise they are the draws of :meth:`draw`.
+        """
+        draw = self.draw(generator, batch)
+        return draw if state is None else advance_coefficients(state, draw, self.cfg.noise_phi)
 
     def noise_fields(self, coeffs: torch.Tensor, transform: SphericalTransform) -> torch.Tensor:
         """Noise on ``transform``'s grid, ``(B, D, nlat, nlon)``."""

@@ -17,6 +17,9 @@ One run = one checkpoint; several independent checkpoints come from several seed
   CRPS (stochastic). The last ``rollout_fraction`` of the steps unroll ``rollout`` steps
   (loss averaged over them, gradients through the rollout), at the low end of a cosine
   learning-rate schedule.
+* Noise (stochastic): enters as ``injection`` says and is an AR(1) process with decorrelation
+  time ``noise_decorrelation_hours``; every sample-member starts from a stationary draw and
+  its noise state advances once per unrolled step.
 * Reproducible: a run is a pure function of (data, options, seed, number of steps) on a given
   machine and thread count. ``--minutes`` times the first steps and fixes the number of
   steps from it (recorded in the checkpoint; rerun with ``--steps`` to reproduce exactly).
@@ -43,7 +46,7 @@ from hens.forecast.types import check_choice
 from hens.models import losses
 from hens.models.checkpoint import description_sha256, save_checkpoint
 from hens.models.forcings import DEFAULT_FORCINGS, check_forcings, forcing_channels
-from hens.models.noise import draw_coefficients, make_generator
+from hens.models.noise import DEFAULT_DECORRELATION_HOURS, make_generator
 from hens.models.runtime import Distributed, all_reduce_mean, setup_distributed, teardown, tune_cpu_allocator
 from hens.models.schedule import DECAY_FRACTION, commit_total, decay_start, lr_at, planned_total
 from hens.models.sfno import SFNO, SFNOConfig
@@ -52,7 +55,7 @@ from hens.models.stochastic_sfno import StochasticSFNO, StochasticSFNOConfig
 from hens.models.batches import Block, MemoryBlock, Prefetcher, TimeBlock
 from hens.models.periods import check_periods
 from hens.models.training_data import SIX_HOURS, draw_starts, split_times, streaming_stats
-from hens.models.types import DeterministicLoss
+from hens.models.types import DeterministicLoss, NoiseInjection
 
 _TIMING_WINDOW = 50  # recent steps whose mean duration plans a --minutes run
 _VAL_SAMPLES = 64
@@ -83,6 +86,8 @@ class TrainConfig:
     members: int = 4
     alpha: float = 0.95
     spectral_weight: float = 0.1
+    injection: NoiseInjection = "input"
+    noise_decorrelation_hours: float = DEFAULT_DECORRELATION_HOURS
     channels: tuple[str, ...] | None = None
     forcings: tuple[str, ...] = DEFAULT_FORCINGS
     val_days: float | None = None
@@ -109,6 +114,9 @@ class TrainConfig:
         object.__setattr__(self, "forcings", check_forcings(self.forcings))
         if self.stochastic and self.loss != "mse":
             raise ConfigError(f"--loss {self.loss} is for deterministic models; stochastic ones train with CRPS")
+        check_choice("--injection", self.injection, NoiseInjection)
+        if not 0.0 <= self.noise_decorrelation_hours < float("inf"):
+            raise ConfigError(f"--noise-decorrelation-hours {self.noise_decorrelation_hours} must be finite and >= 0")
         if self.stochastic and self.members < 2:
             raise ConfigError(f"--members {self.members}: stochastic training needs at least 2 members")
         if not 0.0 <= self.rollout_fraction <= DECAY_FRACTION or not 0.0 <= self.alpha <= 1.0 or self.lr <= 0:
@@ -136,15 +144,21 @@ class TrainConfig:
     def identity(self) -> dict[str, Any]:
         """Options that must match for a run to resume (not the budget, paths or display)."""
         skip = {"out", "minutes", "steps", "overwrite", "progress", "cache_mb"}  # cache_mb: same bits
-        # unset periods are left out: resume files from before these options stay valid
+        # unset periods, and noise options that a run does not use or that have the values of
+        # the runs before these options existed, are left out: those resume files stay valid
         skip |= {k for k in ("train_period", "valid_period") if getattr(self, k) is None}
+        skip |= {k for k, before in (("injection", "input"), ("noise_decorrelation_hours", 0.0))
+                 if not self.stochastic or getattr(self, k) == before}
         return {k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(self).items() if k not in skip}
 
 
 def model_config(cfg: TrainConfig, channels: int, grid: str) -> SFNOConfig:
+    """The SFNO of a run; block layer norms where the noise conditions them (injection norm, both)."""
+    conditioned = cfg.stochastic and cfg.injection != "input"
     return SFNOConfig(
         channels + forcing_channels(cfg.forcings), channels, grid=grid, embed_dim=cfg.embed_dim,
         num_layers=cfg.num_layers, scale_factor=cfg.scale_factor, pos_embed="learnable lat",
+        norm="layer" if conditioned else "none",
     )
 
 
@@ -195,7 +209,9 @@ class Run:
         self.val_starts = val_starts[np.linspace(0, val_starts.size - 1, min(_VAL_SAMPLES, val_starts.size)).astype(int)]
         torch.manual_seed(cfg.seed)
         base = model_config(cfg, len(self.channels), self.grid.spec)
-        self.model = StochasticSFNO(StochasticSFNOConfig(base)) if cfg.stochastic else SFNO(base)
+        self.model = (StochasticSFNO(StochasticSFNOConfig(base, injection=cfg.injection,
+                                                          noise_decorrelation_hours=cfg.noise_decorrelation_hours))
+                      if cfg.stochastic else SFNO(base))
         self.model.to(info.device)
         self.stepper = Stepper(self.model, self.stats["mean"], self.stats["std"], self.stats["tendency_std"],
                                cfg.forcings, lat=self.grid.lat)
@@ -246,12 +262,16 @@ class Run:
             total = total + term
         return total / targets.shape[0]
 
-    def _noise(self, rows: int, steps: int, generator: torch.Generator, local: slice) -> list[torch.Tensor] | None:
-        """Coefficients for ``rows`` global rows per step (every rank draws all, keeps its slice)."""
+    def noise_states(self, rows: int, steps: int, generator: torch.Generator, local: slice) -> list[torch.Tensor] | None:
+        """Noise states of ``rows`` global rows at each of ``steps`` steps: a stationary draw,
+        then AR(1) steps (every rank draws all, keeps its slice; drawn on the CPU generator)."""
         if not self.cfg.stochastic:
             return None
-        amps = self.model.amplitudes.cpu()
-        return [draw_coefficients(amps, generator, rows)[local].to(self.info.device) for _ in range(steps)]
+        states, state = [], None
+        for _ in range(steps):
+            state = self.model.next_noise(generator, rows, state)
+            states.append(state[local].to(self.info.device))
+        return states
 
     def rollout_cost(self) -> float:
         """Measured time of a ``rollout``-step forward + backward over that of a one-step one.
@@ -268,7 +288,7 @@ class Run:
         for k in (1, self.cfg.rollout):
             starts = draw_starts(generator, self.starts[k], per_rank)
             x0, targets = (t.to(self.info.device) for t in self.train_data.batch(starts, k))
-            noise = self._noise(per_rank * self.cfg.members, k, generator, slice(None))
+            noise = self.noise_states(per_rank * self.cfg.members, k, generator, slice(None))
             total = 0.0
             for _ in range(2):
                 begin = time.perf_counter()
@@ -315,7 +335,7 @@ class Run:
         self._prefetch_next()
         per_rank = cfg.batch // info.world_size
         rows = slice(info.rank * per_rank * cfg.members, (info.rank + 1) * per_rank * cfg.members)
-        noise = self._noise(cfg.batch * cfg.members, rollout, self.noise, rows)
+        noise = self.noise_states(cfg.batch * cfg.members, rollout, self.noise, rows)
         x0, targets = (t.to(info.device) for t in self.prefetch.batch(mine, rollout))
         for group in self.optimizer.param_groups:
             group["lr"] = lr_at(self.step, self.total, cfg.lr)
@@ -342,7 +362,7 @@ class Run:
         for i in range(0, self.val_starts.size, 16):
             starts = self.val_starts[i : i + 16]
             x0, targets = (t.to(self.info.device) for t in self.val_data.batch(starts, 1))
-            noise = self._noise(starts.size * self.cfg.members, 1, generator, slice(None))
+            noise = self.noise_states(starts.size * self.cfg.members, 1, generator, slice(None))
             values.append(float(self.loss(x0, targets, noise, self.val_data.times[starts])) * starts.size)
         value = sum(values) / self.val_starts.size
         self.val_loss.append([float(self.step), value])
@@ -363,10 +383,12 @@ class Run:
         self.model.eval()
         x0, targets = (t.to(self.info.device) for t in self.val_data.batch(starts, 8))
         generator = make_generator(self.cfg.seed + 3 * _NOISE_SEED_OFFSET)
-        x = x0
+        x, noise = x0, None
         for k in range(8):
             when = self.val_data.times[starts] + k * SIX_HOURS
-            x = self.stepper(x, generator if self.cfg.stochastic else None, time=when)
+            if self.cfg.stochastic:
+                noise = self.stepper.next_noise(generator, x.shape[0], noise)
+            x = self.stepper(x, noise=noise, time=when)
         mse = losses.mse(x.double(), targets[-1].double(), self.weights.double()).mean(0)
         return {c: float(v) for c, v in zip(self.channels, mse.sqrt().tolist())}
 

@@ -98,6 +98,8 @@ def train(
     batch: Annotated[int, typer.Option("--batch", help="Global batch (samples per step, over all ranks).", min=1)] = 8,
     lr: Annotated[float, typer.Option("--lr", help="Peak learning rate (AdamW, cosine schedule).")] = 2e-3,
     members: Annotated[int, typer.Option("--members", help="Noise draws per sample for the CRPS (stochastic).")] = 4,
+    injection: Annotated[str, typer.Option("--injection", help="Where the noise enters a stochastic SFNO: input (extra input channels), norm (every block's conditional layer norm) or both.")] = "input",
+    noise_decorrelation_hours: Annotated[float | None, typer.Option("--noise-decorrelation-hours", help="Decorrelation time of the stochastic SFNO's AR(1) noise in hours (default FourCastNet 3's, one model step; 0: white noise, a fresh draw every step).", min=0)] = None,
     channels: Annotated[str | None, typer.Option("--channels", help="Comma-separated channels (default: all of the data).")] = None,
     forcings: Annotated[str | None, typer.Option("--forcings", help="Time inputs of the model: year_progress (default), day_progress (data with a diurnal cycle, e.g. ERA5), both comma-separated, or none.")] = None,
     val_days: Annotated[float | None, typer.Option("--val-days", help="Days held out at the end (default 15 %, <= 365).")] = None,
@@ -125,9 +127,11 @@ def train(
 
     names = tuple(c.strip() for c in channels.split(",") if c.strip()) if channels else None
     options = {} if forcings is None else {"forcings": parse_forcings(forcings)}
+    if noise_decorrelation_hours is not None:
+        options["noise_decorrelation_hours"] = noise_decorrelation_hours
     cfg = TrainConfig(
         data=tuple(data), out=out, seed=seed, stochastic=stochastic, loss=loss, minutes=minutes, steps=steps,
-        rollout=rollout, batch=batch, lr=lr, members=members, channels=names, val_days=val_days,
+        rollout=rollout, batch=batch, lr=lr, members=members, injection=injection, channels=names, val_days=val_days,
         train_period=train_period, valid_period=valid_period, cache_mb=cache_mb,
         embed_dim=embed_dim, num_layers=layers, scale_factor=scale_factor, overwrite=overwrite,
         progress=progress, **options,

@@ -3,10 +3,11 @@
 * :class:`CheckpointStepper`: an SFNO checkpoint (or published package), loaded on first use
   within a rank's weight budget (:class:`ResidentModels`). A deterministic one ignores seeds; a
   stochastic one gives each member its own generator on the model's device, seeded from the
-  member's ``model-noise`` stream and carried across steps (so step k's noise is the k-th draw
-  of the member's stream, whatever batch and rank it runs in; on CUDA the generator is
-  Philox, counter-based, and the noise never crosses the host-device link). On CPU the
-  numbers are those of earlier versions (a CPU generator per member).
+  member's ``model-noise`` stream and carried across steps, and holds the members' noise
+  states, advanced once per step (AR(1) in time; step k's state is a function of the first k
+  draws of the member's stream, whatever batch and rank it runs in; on CUDA the generator is
+  Philox, counter-based, and the noise never crosses the host-device link). On CPU a model
+  with white noise gives the numbers of earlier versions (a CPU generator per member).
 * :class:`PhysicsStepper`: the world's shallow-water solver (``models: [physics]``), one
   solver state per member, forcing noise seeded from the member's ``physics-noise`` stream.
   The physics ensemble thus runs through the same engine and store layout as the SFNOs.
@@ -45,11 +46,14 @@ class _NetworkRollout:
     ) -> None:
         self.model, self.x, self.generators, self.precision = model, x, generators, precision
         self.time = np.datetime64(time, "ns")  # valid time of ``x`` (the model's forcings need it)
+        self.noise: torch.Tensor | None = None  # the members' noise state (stochastic), float32
 
     def step(self) -> torch.Tensor:
         dtype = _AUTOCAST.get(self.precision)
+        if self.generators is not None:  # outside autocast: the state stays float32
+            self.noise = self.model.next_noise(self.generators, self.x.shape[0], self.noise)
         with torch.autocast(self.x.device.type, dtype=dtype, enabled=dtype is not None):
-            x = self.model(self.x, self.generators, time=self.time)  # no generators: deterministic
+            x = self.model(self.x, noise=self.noise, time=self.time)  # no noise: deterministic
         self.x = x.float()  # the state stays float32 (x + tendency_std * dz promotes already)
         self.time = self.time + SIX_HOURS
         return self.x

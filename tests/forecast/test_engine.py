@@ -345,3 +345,25 @@ def test_resident_models_keep_within_their_budget_and_reload_the_same_weights(ti
     roomy = ResidentModels(torch.device("cpu"), budget_bytes=2 * size)
     roomy.get(paths[0]), roomy.get(paths[1]), roomy.get(paths[0])
     assert roomy.loaded == (paths[1], paths[0])
+
+
+def test_a_members_ar1_noise_state_is_its_own_whatever_the_batch(tiny_checkpoints, world_store):
+    """The engine's rollout carries each member's AR(1) noise state across steps; member seed 7
+    has the same state bits alone and in a batch at every step, and states close to them."""
+    import hens.forecast as hf
+    from hens.models.checkpoint import load_checkpoint
+    from hens.pipelines.steppers import CheckpointStepper
+
+    ckpt = load_checkpoint(tiny_checkpoints["stoch0"])
+    assert ckpt.model.cfg.noise_phi > 0  # the default: AR(1), FourCastNet 3's decorrelation time
+    t0 = np.datetime64("2000-01-10T00", "ns")
+    x = torch.from_numpy(hf.open_source(world_store)([t0], ckpt.channels).values)
+    stepper = CheckpointStepper(ckpt)
+    alone = stepper.start(x, init_time=t0, seeds=[7])
+    batch = stepper.start(x.expand(3, -1, -1, -1), init_time=t0, seeds=[3, 7, 7])
+    with torch.inference_mode():
+        for _ in range(4):
+            a, b = alone.step(), batch.step()
+            assert torch.equal(alone.noise[0], batch.noise[1]) and torch.equal(batch.noise[1], batch.noise[2])
+            torch.testing.assert_close(a[0], b[1], rtol=1e-5, atol=1e-3)
+    assert not torch.equal(batch.noise[0], batch.noise[1])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 import torch
 
@@ -13,6 +14,7 @@ from hens.models.checkpoint import (
     build_model,
     check_compatible,
     check_ensemble,
+    describe,
     description_sha256,
     load_checkpoint,
     save_checkpoint,
@@ -71,6 +73,33 @@ def test_stochastic_round_trip(tmp_path):
     x = torch.randn(1, 4, 16, 32)
     with torch.no_grad():
         assert torch.equal(ckpt.model(x, make_generator(1)), model.eval()(x, make_generator(1)))
+    assert ckpt.config["noise_decorrelation_hours"] == 6.0
+    assert "  noise     2 channels (700, 3000 km), injection both, AR(1), tau 6 h (phi 0.368 per step)" in describe(ckpt)
+
+
+def test_a_stochastic_checkpoint_from_before_the_ar1_noise_keeps_its_bits(tmp_path):
+    """A checkpoint whose config has no decorrelation time (written before it existed) draws
+    white noise: the engine's rollout, which threads the noise state, gives the bits of the
+    earlier engine, which let the model draw afresh from each member's generator every step."""
+    from hens.pipelines.steppers import CheckpointStepper
+
+    base = SFNOConfig(4, 4, grid="16x32", embed_dim=8, num_layers=2)
+    path, _ = _save(tmp_path / "new.pt", model=StochasticSFNO(StochasticSFNOConfig(base, noise_decorrelation_hours=0)))
+    payload = torch.load(path, weights_only=True)
+    payload["model_config"] = {k: v for k, v in payload["model_config"].items() if k != "noise_decorrelation_hours"}
+    assert payload["format_version"] == 2 and set(payload["model_config"]) == {"sfno", "noise_lengths_km", "injection"}
+    old = tmp_path / "old.pt"
+    torch.save(payload, old)
+    ckpt = load_checkpoint(old)
+    assert ckpt.model.cfg.noise_decorrelation_hours == 0.0 and "white in time" in describe(ckpt)
+    x0 = torch.tensor(STATS["mean"]).view(1, 4, 1, 1) + torch.randn(3, 4, 16, 32)
+    seeds = [12, 40, 12]
+    rollout = CheckpointStepper(ckpt).start(x0, init_time=np.datetime64("2000-01-01T00"), seeds=seeds)
+    stepper, gens, x = ckpt.stepper(), [make_generator(s) for s in seeds], x0
+    with torch.inference_mode():
+        for _ in range(3):
+            x = stepper(x, gens)  # the earlier engine's step
+            assert torch.equal(rollout.step(), x)
 
 
 def test_compatibility_with_sources_and_ensembles(tmp_path):

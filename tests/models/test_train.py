@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -128,6 +129,37 @@ def test_stochastic_rollout_and_minutes(tmp_path):
     # the timed run is reproduced exactly by --steps with its recorded total
     again = load_checkpoint(train(_cfg(tmp_path, "t2.pt", steps=steps, rollout=2), source=src))
     assert again.extra["train_loss"] == timed.extra["train_loss"]
+
+
+def test_stochastic_noise_options_reach_the_model_and_the_rollout(tmp_path, monkeypatch):
+    """--injection and --noise-decorrelation-hours: recorded in the checkpoint; the rollout's
+    noise is one AR(1) chain per row (lag-one correlation phi) from a stationary start."""
+    cfg = _cfg(tmp_path, "n.pt", stochastic=True, members=2, steps=3, rollout=3, rollout_fraction=0.3,
+               injection="both", noise_decorrelation_hours=24.0)
+    ckpt = load_checkpoint(train(cfg, source=WaveSource()))
+    assert ckpt.model.cfg.injection == "both" and ckpt.model.cfg.sfno.norm == "layer"
+    assert ckpt.config["noise_decorrelation_hours"] == 24.0
+    run = Run(_cfg(tmp_path, "m.pt", stochastic=True, noise_decorrelation_hours=24.0), Distributed(), WaveSource())
+    try:
+        states = run.noise_states(512, 3, torch.Generator().manual_seed(0), slice(None))
+    finally:
+        run.close()
+    a, b = (torch.view_as_real(s).flatten(1) for s in states[1:])
+    corr = float((a * b).sum() / (a.square().sum() * b.square().sum()).sqrt())
+    assert corr == pytest.approx(np.exp(-0.25), abs=0.05)  # 512 x 2 rows of 4 channels: se < 0.01
+
+
+def test_resume_identity_keeps_runs_from_before_the_noise_options():
+    """Noise options at the values runs had before they existed (or unused) are not part of
+    the identity, so those runs' resume files stay valid."""
+    old = {"stochastic": True, "injection": "input", "noise_decorrelation_hours": 0.0}
+    assert not {"injection", "noise_decorrelation_hours"} & set(_cfg(Path("."), **old).identity())
+    assert not {"injection", "noise_decorrelation_hours"} & set(_cfg(Path("."), stochastic=False).identity())
+    assert _cfg(Path("."), stochastic=True).identity()["noise_decorrelation_hours"] == 6.0
+    with pytest.raises(ConfigError, match="--injection="):
+        _cfg(Path("."), injection="block")
+    with pytest.raises(ConfigError, match="--noise-decorrelation-hours -1"):
+        _cfg(Path("."), noise_decorrelation_hours=-1.0)
 
 
 def test_amse_loss_trains_and_is_recorded(tmp_path):
