@@ -50,7 +50,8 @@ _BOUND = 100.0  # values are searched within start / 100 .. start x 100
 
 @dataclass(frozen=True)
 class Trial:
-    """One forecast run of the search: the value tried and the SSR it gave (mean and per channel)."""
+    """One forecast run of the search: the value tried (dimensionless: a fraction of the
+    perturbation scale, or a factor on the noise) and the SSR it gave (mean and per channel)."""
 
     value: float
     ssr: float
@@ -117,18 +118,17 @@ def next_value(trials: Sequence[Trial], target: float) -> float:
     u = np.log([t.value for t in trials])
     g = np.log([t.ssr / target for t in trials])
     below, above = np.flatnonzero(g < 0), np.flatnonzero(g > 0)
+    k = np.argsort(np.abs(g))  # trials closest to the target first
     if below.size and above.size:  # bracketed: interpolate between the closest trial on each side
         i, j = below[np.argmax(g[below])], above[np.argmin(g[above])]
         guess = u[i] - g[i] * (u[j] - u[i]) / (g[j] - g[i])
     else:
         slope = 1.0  # SSR in proportion to the value, until two trials say otherwise
-        if len(trials) > 1:
-            k = np.argsort(np.abs(g))[:2]
-            if u[k[0]] != u[k[1]]:
-                slope = float(np.clip((g[k[0]] - g[k[1]]) / (u[k[0]] - u[k[1]]), 0.2, 5.0))
-        guess = u[-1] - g[-1] / slope
-    step = float(np.clip(guess - u[-1], -_MAX_STEP, _MAX_STEP))
-    return _round(float(np.exp(u[-1] + step)))
+        if len(trials) > 1 and u[k[0]] != u[k[1]]:
+            slope = float(np.clip((g[k[0]] - g[k[1]]) / (u[k[0]] - u[k[1]]), 0.2, 5.0))
+        guess = u[k[0]] - g[k[0]] / slope
+    step = float(np.clip(guess - u[k[0]], -_MAX_STEP, _MAX_STEP))  # from the closest trial
+    return _round(float(np.exp(u[k[0]] + step)))
 
 
 def search(
@@ -292,7 +292,7 @@ def _check_options(target: float, tolerance: float, max_iterations: int, inits: 
     for name, value in (("--target-ssr", target), ("--tolerance", tolerance)):
         if not (math.isfinite(value) and value > 0):
             raise ConfigError(f"{name} must be a positive number, got {value}")
-    for name, value in (("--max-iterations", max_iterations), ("--inits", inits), ("--pairs", pairs or 1)):
+    for name, value in (("--max-iterations", max_iterations), ("--inits", inits), ("--pairs", 1 if pairs is None else pairs)):
         if value < 1:
             raise ConfigError(f"{name} must be >= 1, got {value}")
 
