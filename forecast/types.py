@@ -15,6 +15,9 @@ HOURS_PER_STEP = 6
 PerturbationKind = Literal["none", "gaussian", "bred_vector", "hemispheric_bred_vector"]
 PERTURBATION_KINDS: tuple[str, ...] = get_args(PerturbationKind)
 
+#: what ``hens calibrate`` tunes: the perturbation's amplitude or a stochastic model's noise_scale
+TunedParameter = Literal["amplitude", "noise_scale"]
+
 
 def check_choice(name: str, value: Any, alias: Any) -> None:
     """Raise :class:`ConfigError` unless ``value`` is one of the ``Literal`` ``alias`` values.

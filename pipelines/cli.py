@@ -16,6 +16,7 @@ from typing import Annotated
 import typer
 
 from hens.forecast.errors import HensError
+from hens.pipelines.calibrate_cli import calibrate
 
 app = typer.Typer(
     name="hens",
@@ -207,6 +208,9 @@ def forecast(
     path = run_forecast(config, resume=resume, overwrite=overwrite, progress=progress)
     if progress and os.environ.get("RANK", "0") == "0":  # torchrun/SLURM: rank 0 speaks
         typer.echo(f"wrote {path}", err=True)
+
+
+app.command()(calibrate)  # its options and body: hens.pipelines.calibrate_cli
 
 
 @app.command()

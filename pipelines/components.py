@@ -60,7 +60,8 @@ def _checkpoints(cfg: ForecastConfig, source: DataSource, device: torch.device) 
                               "members of one ensemble must come from the same recipe")
     channels = headers[0].channels
     resident = ResidentModels(device)
-    steppers = tuple(CheckpointStepper(h, precision=cfg.precision, models=resident) for h in headers)
+    steppers = tuple(CheckpointStepper(h, precision=cfg.precision, models=resident, noise_scale=cfg.noise_scale)
+                     for h in headers)
     for h in headers:
         resident.get(h.path)
     shas = [resident.sha256[h.path] for h in headers]
@@ -112,6 +113,9 @@ def load_models(cfg: ForecastConfig, source: DataSource, device: torch.device) -
     if cfg.seeds > 1 and not models.stochastic:
         raise ConfigError(f"seeds: {cfg.seeds} needs stochastic models; deterministic checkpoints would "
                           "repeat members (use seeds: 1)")
+    if cfg.noise_scale != 1.0 and (cfg.physics or not models.stochastic):
+        raise ConfigError(f"noise_scale: {cfg.noise_scale} scales the noise of stochastic checkpoints; "
+                          "these models have none (drop noise_scale)")
     if cfg.perturbation.kind == "none" and not models.stochastic:
         raise ConfigError("perturbation kind none with deterministic checkpoints makes identical members")
     if not np.isfinite(models.scale).all() or (models.scale <= 0).any():

@@ -16,6 +16,8 @@ Example (``ens.yaml``; relative paths are relative to the YAML file's folder)::
     output_channels: [z500, t2m]  # optional: channels the store keeps (default all)
     region: {lat: [20, 75], lon: [345, 45]}   # optional: a box the store keeps (default the globe)
     output_every_hours: 24        # optional: hours between stored leads (default 6)
+    noise_scale: 1.0              # optional: factor on a stochastic model's noise at inference
+    calibration: {...}            # optional: what `hens calibrate` tuned (provenance, not read)
 
 Every mistake (bad YAML, unknown key, wrong type or value, missing file) raises one
 :class:`~hens.forecast.errors.ConfigError` line ``<dotted.path>: <message>`` naming the key
@@ -43,6 +45,10 @@ Kind = one_of(PerturbationKind)
 Channels = listed(str, "a non-empty list of channel names")
 PrecisionOption = one_of(Precision)
 Region = Annotated[dict[str, Any], expect("{lat: [south, north], lon: [west, east]}")]
+#: the provenance block ``hens calibrate`` writes (recorded in ``hens_config``, never read)
+CalibrationRecord = Annotated[dict[str, Any], expect("the mapping hens calibrate writes")]
+#: keys left out of ``hens_config`` at their default: stores written before they existed still resume
+_UNRECORDED_DEFAULTS = {"precision": "float32", "noise_scale": 1.0, "calibration": None}
 
 
 def _checkpoints(models: tuple[str, ...], info: ValidationInfo) -> tuple[str, ...]:
@@ -97,6 +103,8 @@ class ForecastConfig(Located):
     region: Region | None = None
     output_every_hours: Hours = 6
     precision: PrecisionOption = "float32"
+    noise_scale: Positive = 1.0
+    calibration: CalibrationRecord | None = None
 
     @model_validator(mode="after")
     def _check(self, info: ValidationInfo) -> ForecastConfig:
@@ -153,8 +161,8 @@ class ForecastConfig(Located):
 
     def to_dict(self) -> dict[str, Any]:
         """Plain values as written (paths relative to the YAML): the store's ``hens_config``."""
-        # the default precision is not recorded: stores written before it existed still resume
-        return self.model_dump(mode="json", exclude={"precision"} if self.precision == "float32" else None)
+        exclude = {k for k, default in _UNRECORDED_DEFAULTS.items() if getattr(self, k) == default}
+        return self.model_dump(mode="json", exclude=exclude or None)
 
 
 def parse_config(values: Any, *, base_dir: Path = Path("."), where: str = "the config") -> ForecastConfig:

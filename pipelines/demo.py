@@ -8,8 +8,10 @@ they change and everything made from it):
 2. in parallel on ``workers`` single-threaded processes: ``checkpoints`` deterministic SFNOs
    (seeds 0..C-1), one stochastic SFNO (almost-fair CRPS), and the physics ensemble (the
    world's own solver from bred-vector perturbed analyses, with its stochastic forcing);
-3. the bred-vector multi-checkpoint ensemble (C x pairs x 2 members) and the stochastic
-   ensemble with as many members (pairs x 2 x C noise seeds), in parallel;
+3. the bred-vector multi-checkpoint ensemble (C x pairs x 2 members), its amplitude first
+   tuned by ``hens calibrate`` for spread/skill 1 at days 3-5 on initial times of the
+   training block, and the stochastic ensemble with as many members (pairs x 2 x C noise
+   seeds), in parallel;
 4. ``hens score`` of the three stores against the world, ``hens plot`` of each, figures
    comparing them, ``hens products`` of the bred-vector ensemble, and ``summary.md``
    (:mod:`hens.pipelines.summary`).
@@ -18,12 +20,14 @@ Initial times lie in the world's validation block (the last 15 % of the record, 
 trained on), ``init_spacing_days`` apart, the last one ``lead_days`` before the end.
 
 Products in ``out``: ``world.zarr``, ``checkpoints/``, ``ensembles/{bred,stochastic,physics}``
-(``.yaml`` + ``.zarr``), ``scores/``, ``plots/``, ``products/``, ``logs/``, ``summary.md``.
+(``.yaml`` + ``.zarr``; ``bred.draft.yaml`` is the bred-vector YAML before calibration),
+``scores/``, ``plots/``, ``products/``, ``logs/``, ``summary.md``.
 
 What made a product is read from the product itself (:mod:`hens.pipelines.demo_reuse`):
 a checkpoint's ``extra["options"]`` (its ``hens train`` options and budget), an ensemble
 store's ``hens_config`` and ``checkpoints`` (sha256 of each file) attributes, a score
-store's ``made_from`` attribute and ``products/made_from.json`` (the ensemble's key).
+store's ``made_from`` attribute and ``products/made_from.json`` (the ensemble's key), the
+calibrated YAML's ``bred.calibration.json`` (:func:`hens.pipelines.demo_reuse.calibration_key`).
 """
 
 from __future__ import annotations
@@ -45,6 +49,7 @@ _SEED = 0
 _SPECTRUM_SAMPLES = 120  # saved states averaged for the energy spectrum
 _STOCHASTIC_SEED = 1000  # the stochastic model's training seed (apart from the deterministic ones)
 ENSEMBLES = ("bred", "stochastic", "physics")
+CALIBRATED = "bred"  # the ensemble whose amplitude hens calibrate tunes
 
 
 @dataclass(frozen=True)
@@ -52,7 +57,9 @@ class DemoSettings:
     """Sizes and budgets of the demo (defaults: about 20 minutes on 2 cores).
 
     Budgets are wall-clock minutes per training run (``hens train --minutes``); the
-    deterministic SFNOs train with ``deterministic_loss`` (``hens train --loss``).
+    deterministic SFNOs train with ``deterministic_loss`` (``hens train --loss``). The
+    bred-vector amplitude is calibrated on ``calibration_inits`` initial times of the
+    training block in at most ``calibration_iterations`` runs (``hens calibrate``).
     """
 
     days: float = 730.0
@@ -66,6 +73,8 @@ class DemoSettings:
     init_spacing_days: int = 15
     lead_days: int = 10
     workers: int = 2
+    calibration_inits: int = 2
+    calibration_iterations: int = 4
 
     def __post_init__(self) -> None:
         from hens.forecast.types import check_choice
@@ -140,6 +149,25 @@ def _forecast(config: str) -> str:
     return str(run_forecast(path, resume=store.exists(), progress=False))
 
 
+def _calibrated_forecast(draft: str, config: str, options: dict[str, Any], key: str) -> str:
+    """Calibrate the amplitude of ``draft`` into ``config``, then run its ensemble (a worker job)."""
+    from hens.pipelines.calibrate import calibrate, calibrated_yaml
+
+    path = Path(config)
+    result = calibrate(draft, report=print, **options)
+    path.write_text(calibrated_yaml(draft, result))
+    demo_reuse.record_calibration(path, key)
+    store = path.with_suffix(".zarr")
+    if demo_reuse.stale_store(store, path):  # another amplitude than the store's
+        demo_reuse.remove(store)
+    return _forecast(config)
+
+
+def _calibration_options(settings: DemoSettings) -> dict[str, Any]:
+    """Options of :func:`hens.pipelines.calibrate.calibrate` (cheap: few times, few runs)."""
+    return {"target": 1.0, "inits": settings.calibration_inits, "max_iterations": settings.calibration_iterations}
+
+
 def _yaml(path: Path) -> dict[str, Any]:
     import yaml
 
@@ -176,7 +204,7 @@ def _ensemble_yaml(out: Path, name: str, world: Path, inits: list[str], settings
         values.update(models=["../checkpoints/stochastic.pt"], perturbation=dict(bred, pairs=q), seeds=c)
     else:
         values.update(models=["physics"], perturbation=dict(bred, pairs=c * q))
-    path = out / "ensembles" / f"{name}.yaml"
+    path = out / "ensembles" / (f"{name}.draft.yaml" if name == CALIBRATED else f"{name}.yaml")
     path.parent.mkdir(parents=True, exist_ok=True)
     text = yaml.safe_dump(values, sort_keys=False)
     if not path.exists() or path.read_text() != text:
@@ -257,7 +285,8 @@ def run_demo(out: str | Path, *, settings: DemoSettings | None = None) -> Path:
     began = time.perf_counter()
     console.rule(f"2/4 training ({settings.checkpoints} + 1 SFNOs) and the physics ensemble")
     inits = init_times(world, settings)
-    configs = {name: _ensemble_yaml(out, name, world, inits, settings) for name in ENSEMBLES}
+    drafts = {name: _ensemble_yaml(out, name, world, inits, settings) for name in ENSEMBLES}
+    configs = dict(drafts, **{CALIBRATED: out / "ensembles" / f"{CALIBRATED}.yaml"})
     jobs = []
     for name, values in _train_configs(out, world, settings).items():
         state = demo_reuse.checkpoint_state(values)
@@ -275,11 +304,21 @@ def run_demo(out: str | Path, *, settings: DemoSettings | None = None) -> Path:
     done("training and physics ensemble", began, bool(jobs))
 
     began = time.perf_counter()
-    console.rule("3/4 SFNO ensembles")
-    jobs = [_forecast_task(out, name, configs[name]) for name in ("bred", "stochastic")
-            if not _reuse_store(out, configs[name], console)]
+    console.rule("3/4 calibration and SFNO ensembles")
+    options = _calibration_options(settings)
+    key = demo_reuse.calibration_key(drafts[CALIBRATED], options)
+    jobs = []
+    if not demo_reuse.calibrated(configs[CALIBRATED], key):  # new checkpoints or settings: tune again
+        store = configs[CALIBRATED].with_suffix(".zarr")
+        jobs.append(Task(f"{CALIBRATED} calibration + ensemble", _calibrated_forecast,
+                         (str(drafts[CALIBRATED]), str(configs[CALIBRATED]), options, key),
+                         out / "logs" / f"{CALIBRATED}.log", lambda _elapsed: _store_progress(store)))
+    elif not _reuse_store(out, configs[CALIBRATED], console):
+        jobs.append(_forecast_task(out, CALIBRATED, configs[CALIBRATED]))
+    if not _reuse_store(out, configs["stochastic"], console):
+        jobs.append(_forecast_task(out, "stochastic", configs["stochastic"]))
     run_tasks(jobs, workers=settings.workers)
-    done("SFNO ensembles", began, bool(jobs))
+    done("calibration and SFNO ensembles", began, bool(jobs))
 
     began = time.perf_counter()
     console.rule("4/4 scores, plots, products and the summary")

@@ -6,6 +6,8 @@ it now, read from the product itself.
   checkpoint file it ran (``checkpoints``).
 * A score store (attribute) and the products folder (``made_from.json``) record
   :func:`store_key` of the ensemble they were made from.
+* A calibrated ensemble YAML has its :func:`calibration_key` beside it
+  (``<name>.calibration.json``): the draft YAML, its checkpoint files, the options.
 
 A product made otherwise is rebuilt, and so is everything made from it: new checkpoints
 change the ensemble store's ``checkpoints``, a new store changes its key.
@@ -102,6 +104,31 @@ def stale_store(store: Path, config: Path) -> bool:
     paths = [config.parent / m for m in cfg.models if m != "physics"]
     now = [file_sha256(p) if p.exists() else None for p in paths]
     return [r.get("sha256") for r in _decoded(attrs, "checkpoints") or []][: len(now)] != now
+
+
+def calibration_key(draft: Path, options: dict[str, Any]) -> str:
+    """What a calibrated YAML is made from, as a sha256: the draft's text, the sha256 of its
+    checkpoint files and the calibration options (new checkpoints need a new amplitude)."""
+    from hens.models.checkpoint import description_sha256, file_sha256
+    from hens.pipelines.config import load_config
+
+    files = [file_sha256(p) for p in load_config(draft).model_paths if p.is_file()]
+    return description_sha256({"draft": draft.read_text(), "checkpoints": files, "options": options})
+
+
+def _calibration_record(config: Path) -> Path:
+    return config.with_name(f"{config.stem}.calibration.json")
+
+
+def calibrated(config: Path, key: str) -> bool:
+    """Whether ``config`` was calibrated from what :func:`calibration_key` gave ``key``."""
+    record = _calibration_record(config)
+    return config.exists() and record.exists() and json.loads(record.read_text()).get(_MADE_FROM) == key
+
+
+def record_calibration(config: Path, key: str) -> None:
+    """Record that ``config`` was calibrated from what gave ``key`` (after writing it)."""
+    _calibration_record(config).write_text(json.dumps({_MADE_FROM: key}))
 
 
 def store_key(store: Path) -> str:

@@ -40,7 +40,7 @@ def _config(config: str | Path | ForecastConfig) -> ForecastConfig:
 
 
 @contextmanager
-def _process_settings(threads: int) -> Iterator[None]:
+def process_settings(threads: int) -> Iterator[None]:
     """Deterministic kernels and a fixed thread count for the run, restored afterwards (the
     caller may be a notebook or a test); glibc's heap is kept for activations."""
     import torch
@@ -96,7 +96,7 @@ def run_forecast(
     # heavy imports only after the cheap checks: a bad config fails in a fraction of a second
     from hens.models.runtime import setup_distributed, teardown
 
-    with _process_settings(cfg.threads):
+    with process_settings(cfg.threads):
         info = setup_distributed()
         try:
             _run(cfg, mode, info, progress=progress)
@@ -186,7 +186,7 @@ def compute_member(
     t0 = np.datetime64(init_time, "ns")
     if t0 not in cfg.init_times:
         raise ConfigError(f"{init_time} is not one of the config's init_times")
-    with _process_settings(cfg.threads):
+    with process_settings(cfg.threads):
         plan, spec = build_plan(cfg, torch.device(device))
         _check_recorded_partition(cfg.output_path, plan.partition)
         values = recompute_member(plan, cfg.init_times.index(t0), member)  # (lead, C, lat, lon)

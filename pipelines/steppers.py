@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
@@ -42,18 +43,25 @@ _AUTOCAST = {"bfloat16": torch.bfloat16, "float16": torch.float16}
 class _NetworkRollout:
     def __init__(
         self, model: ModelStepper, x: torch.Tensor, generators: list[torch.Generator] | None, time: np.datetime64,
-        precision: Precision,
+        precision: Precision, noise_scale: float = 1.0,
     ) -> None:
         self.model, self.x, self.generators, self.precision = model, x, generators, precision
         self.time = np.datetime64(time, "ns")  # valid time of ``x`` (the model's forcings need it)
         self.noise: torch.Tensor | None = None  # the members' noise state (stochastic), float32
+        self.noise_scale = noise_scale
 
     def step(self) -> torch.Tensor:
         dtype = _AUTOCAST.get(self.precision)
         if self.generators is not None:  # outside autocast: the state stays float32
             self.noise = self.model.next_noise(self.generators, self.x.shape[0], self.noise)
         with torch.autocast(self.x.device.type, dtype=dtype, enabled=dtype is not None):
-            x = self.model(self.x, noise=self.noise, time=self.time)  # no noise: deterministic
+            noise = self.noise
+            if noise is not None and self.noise_scale != 1.0:
+                # the state advances unscaled and is scaled where the network reads it (the same as
+                # scaling every AR(1) innovation): the network saw unit-std noise in training, so
+                # this widens or narrows the members' spread at inference only
+                noise = noise * self.noise_scale
+            x = self.model(self.x, noise=noise, time=self.time)  # no noise: deterministic
         self.x = x.float()  # the state stays float32 (x + tendency_std * dz promotes already)
         self.time = self.time + SIX_HOURS
         return self.x
@@ -116,14 +124,17 @@ class CheckpointStepper:
     ``precision``: ``"float32"``, or autocast of the network to ``"bfloat16"``/``"float16"``
     (GEMMs and activations; the spherical transforms and the spectral contraction stay
     float32, and the state is float32 between steps). Accuracy cost: docs/gpu.md.
+    ``noise_scale``: factor on a stochastic model's noise draws (1: as trained; the YAML's
+    ``noise_scale``, tuned by ``hens calibrate``); a deterministic model ignores it.
     """
 
     def __init__(
         self, ckpt: Checkpoint | CheckpointHeader, *, precision: Precision = "float32",
-        models: ResidentModels | None = None,
+        models: ResidentModels | None = None, noise_scale: float = 1.0,
     ) -> None:
         check_choice("precision", precision, Precision)
         self.precision = precision
+        self.noise_scale = float(noise_scale)
         self.name = ckpt.path.name
         self.grid = ckpt.grid
         self.channels = ckpt.channels
@@ -142,9 +153,16 @@ class CheckpointStepper:
         """The physical-units model (loaded now if it is not)."""
         return self._model if self._model is not None else self._models.get(self._path)  # type: ignore[union-attr]
 
+    def with_noise_scale(self, noise_scale: float) -> CheckpointStepper:
+        """This stepper with another noise factor, sharing its model (loaded or resident)."""
+        other = copy.copy(self)
+        other.noise_scale = float(noise_scale)
+        return other
+
     def start(self, x: torch.Tensor, *, init_time: np.datetime64, seeds: Sequence[int]) -> _NetworkRollout:
         generators = [make_generator(s, self.device) for s in seeds] if self.noise_stream else None
-        return _NetworkRollout(self.model, x.to(self.device, torch.float32), generators, init_time, self.precision)
+        return _NetworkRollout(self.model, x.to(self.device, torch.float32), generators, init_time, self.precision,
+                               self.noise_scale)
 
 
 class _PhysicsRollout:

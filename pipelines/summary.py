@@ -124,6 +124,27 @@ def _table(scores: Mapping[str, xr.Dataset], variable: str) -> list[str]:
     return lines
 
 
+def _calibration_lines(out: Path, stores: Mapping[str, Path]) -> list[str]:
+    """A table of what ``hens calibrate`` tuned, from the ensemble stores' ``hens_config``."""
+    import zarr
+
+    rows = []
+    for name in stores:
+        config = zarr.open_group(out / "ensembles" / f"{name}.zarr", mode="r").attrs.get("hens_config", {})
+        c = (json.loads(config) if isinstance(config, str) else config).get("calibration")
+        if isinstance(c, dict):
+            rows.append(f"| {name} | {c.get('tuned')} = {c.get('value')} | {c.get('ssr')} ({c.get('target_ssr')}) | "
+                        f"{', '.join(map(str, c.get('init_times', [])))} | {c.get('iterations')} | "
+                        f"{c.get('wall_seconds', '-')} |")
+    if not rows:
+        return []
+    return ["", "## Calibration (hens calibrate)", "",
+            "Spread-skill ratio at leads 72, 96, 120 h (mean over them and over the channels "
+            "verified) on initial times of the training block, never the verified ones.", "",
+            "| ensemble | tuned | SSR (target) | initial times | runs | wall (s) |", "|---|---|---:|---|---:|---:|",
+            *rows]
+
+
 def write_summary(out: Path, stores: Mapping[str, Path], *, settings: Mapping[str, Any],
                   timings: Mapping[str, float]) -> Path:
     """Write ``out/summary.md`` from the scores ``stores`` ``{ensemble name: path}``.
@@ -145,6 +166,7 @@ def write_summary(out: Path, stores: Mapping[str, Path], *, settings: Mapping[st
         r = _run_record(out / "ensembles" / f"{name}.zarr")
         lines.append(f"| {name} | {r['members']} | {r['inits']} | {r['member_steps']} | {r['wall']:.1f} | "
                      f"{r['ranks']} | {r['cost']:.4f} | {_training_minutes(out / 'checkpoints', r['models']):.1f} |")
+    lines += _calibration_lines(out, stores)
     world = out / "world.zarr"
     # not a world: the grid's own truncation
     truncation = world_truncation(world) or next(iter(scores.values())).sizes["wavenumber"]
