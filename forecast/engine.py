@@ -198,6 +198,11 @@ def pending_batches(plan: EnsemblePlan, done: np.ndarray) -> list[tuple[int, sli
     return [(i, b) for i in range(len(plan.init_times)) for b in plan.partition if not done[i, b].all()]
 
 
+def _checkpoints_of(plan: EnsemblePlan, batch: slice) -> set[int]:
+    """Indices (into ``plan.steppers``) of the models the members of ``batch`` come from."""
+    return {plan.layout.member(m).c for m in range(batch.start, batch.stop)}
+
+
 def run_ensemble(
     plan: EnsemblePlan,
     sink: Sink,
@@ -235,6 +240,7 @@ def run_ensemble(
     """
     rounds = math.ceil(len(work) / world_size)
     mine = list(work[rank * rounds:(rank + 1) * rounds])
+    last_use = {c: r for r, (_, batch) in enumerate(mine) for c in _checkpoints_of(plan, batch)}
     start, member_steps = time.perf_counter(), 0
     with BackgroundWriter(sink, slab_bytes=plan.batch_size * plan.output.member_bytes) as writer:
         for r in range(rounds):
@@ -245,6 +251,10 @@ def run_ensemble(
                         writer.put_lead(init_index, batch, k, x.numpy())
                 writer.put_completed(init_index, batch)
                 member_steps += (batch.stop - batch.start) * (len(plan.lead_hours) - 1)
+                for c in _checkpoints_of(plan, batch):
+                    release = getattr(plan.steppers[c], "release", None)
+                    if last_use[c] == r and release is not None:
+                        release()
             # every rank joins every round (some with nothing to do), so the sum is collective
             done = all_sum(writer.completed, device)
             if on_progress is not None:

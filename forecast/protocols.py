@@ -67,6 +67,9 @@ class Stepper(Protocol):
     noise_stream
         The :func:`~hens.forecast.members.stream_seed` stream of its per-member noise, or
         ``None`` for a deterministic model (which then ignores ``seeds``).
+
+    A stepper may also have ``release()``: the engine calls it after a rank's last batch of
+    that model, so that weights loaded on demand do not stay resident.
     """
 
     name: str

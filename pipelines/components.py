@@ -44,8 +44,9 @@ def _checkpoints(cfg: ForecastConfig, source: DataSource, device: torch.device) 
     """Checkpoint steppers from the headers; the weights load when a batch needs them.
 
     Every checkpoint is loaded once here, so that one that is truncated, unsafe or does not
-    fit its config stops the run before the store is touched; those beyond the rank's weight
-    budget are dropped again (:class:`~hens.pipelines.steppers.ResidentModels`).
+    fit its config stops the run before the store is touched, then dropped again: a rank
+    loads the ones its batches need when they need them
+    (:class:`~hens.pipelines.steppers.ResidentModels`).
     """
     from hens.models.checkpoint import check_compatible, check_ensemble, read_header
     from hens.pipelines.steppers import CheckpointStepper, ResidentModels
@@ -80,6 +81,7 @@ def _checkpoints(cfg: ForecastConfig, source: DataSource, device: torch.device) 
         scale_source = (f"6-hour tendency std of the training data (checkpoint normalisation) x sqrt(8), "
                         f"mean over checkpoints (no checkpoint records extra.{RMSE_KEY})")
     records = tuple({"name": h.path.name, "sha256": sha, "kind": h.kind} for h, sha in zip(headers, shas))
+    resident.release()  # a rank loads the checkpoints its batches need, when they need them
     return Models(steppers, records, headers[0].stochastic, scale, scale_source)
 
 

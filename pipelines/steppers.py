@@ -102,6 +102,13 @@ class ResidentModels:
         """Paths of the checkpoints loaded now, least recently used first."""
         return tuple(self._loaded)
 
+    def release(self, path: Path | None = None) -> None:
+        """Drop the checkpoint at ``path`` (every checkpoint: ``None``) until a batch needs it again."""
+        if path is None:
+            self._loaded.clear()
+        else:
+            self._loaded.pop(path, None)
+
     def get(self, path: Path) -> ModelStepper:
         """The physical-units stepper of the checkpoint at ``path``, loading it if needed."""
         if path in self._loaded:
@@ -152,6 +159,12 @@ class CheckpointStepper:
     def model(self) -> ModelStepper:
         """The physical-units model (loaded now if it is not)."""
         return self._model if self._model is not None else self._models.get(self._path)  # type: ignore[union-attr]
+
+    def release(self) -> None:
+        """Let the weights go when this rank needs them no more (a resident model only; one
+        loaded up front stays)."""
+        if self._models is not None:
+            self._models.release(self._path)
 
     def with_noise_scale(self, noise_scale: float) -> CheckpointStepper:
         """This stepper with another noise factor, sharing its model (loaded or resident)."""

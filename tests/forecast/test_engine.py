@@ -347,6 +347,33 @@ def test_resident_models_keep_within_their_budget_and_reload_the_same_weights(ti
     assert roomy.loaded == (paths[1], paths[0])
 
 
+def test_a_rank_lets_each_checkpoint_go_after_its_last_batch(reference, ensemble_yaml, tmp_path, monkeypatch):
+    """The build validates every checkpoint and drops it; the engine loads each when a batch needs
+    it and releases it after the rank's last batch of it (here init 1's), with the same store."""
+    from hens.pipelines.steppers import ResidentModels
+
+    events, rm_get, rm_release = [], ResidentModels.get, ResidentModels.release
+
+    def get(self, path):
+        if path not in self.loaded:
+            events.append(("load", path.name))
+        return rm_get(self, path)
+
+    def release(self, path=None):
+        events.append(("release", None if path is None else path.name))
+        rm_release(self, path)
+
+    monkeypatch.setattr(ResidentModels, "get", get)
+    monkeypatch.setattr(ResidentModels, "release", release)
+    run_forecast(ensemble_yaml(tmp_path), progress=False)
+    build = events.index(("release", None))
+    assert events[:build] == [("load", "stoch0.pt"), ("load", "stoch1.pt")]
+    # 2 inits x 4 batches, checkpoint 0 = batches 0-1, 1 = batches 2-3: loaded once, kept across inits
+    assert events[build + 1:] == [("load", "stoch0.pt"), ("load", "stoch1.pt"), ("release", "stoch0.pt"),
+                                  ("release", "stoch1.pt")]
+    _assert_same_arrays(reference[1], tmp_path / "ens.zarr")
+
+
 def test_a_members_ar1_noise_state_is_its_own_whatever_the_batch(tiny_checkpoints, world_store):
     """The engine's rollout carries each member's AR(1) noise state across steps; member seed 7
     has the same state bits alone and in a batch at every step, and states close to them."""
