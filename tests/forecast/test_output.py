@@ -49,12 +49,12 @@ def test_a_regional_store_is_not_scored_but_refused_with_one_line(ensemble_yaml,
 
 @pytest.mark.parametrize("overrides, message", [
     ({"output_channels": ["t2m", "msl"]}, "output_channels must list distinct channels of the models"),
-    ({"output_channels": "t2m"}, "output_channels must be a non-empty list"),
+    ({"output_channels": "t2m"}, "output_channels: must be a non-empty list of channel names, got 't2m'"),
     ({"region": {"lat": [60, 10], "lon": [0, 40]}}, "region lat"),
     ({"region": {"lat": [10, 60]}}, "region must be"),
     ({"region": {"lat": [89.9, 90], "lon": [0, 1]}}, "holds no point"),
-    ({"output_every_hours": 9}, "output_every_hours must be a multiple of 6"),
-    ({"output_every_hours": 48}, "output_every_hours must be a multiple of 6 up to lead_hours"),
+    ({"output_every_hours": 9}, "output_every_hours: must be a positive integer multiple of 6, got 9"),
+    ({"output_every_hours": 48}, "output_every_hours: must be a multiple of 6 up to lead_hours, got 48"),
 ])
 def test_bad_output_keys_are_one_error_before_the_store(ensemble_yaml, tmp_path, overrides, message):
     config = ensemble_yaml(tmp_path, **overrides)
