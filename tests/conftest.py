@@ -127,3 +127,24 @@ def score_inputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         "incomplete": es.write_ensemble(truth, folder / "incomplete.zarr", kind="calibrated",
                                         skip=(0, 1), lead_chunk=2),
     }
+
+
+@pytest.fixture
+def hens_cli(monkeypatch, capsys):
+    """``hens(*args) -> (exit code, stdout, stderr)``: the ``hens`` command run in this process."""
+    import sys
+
+    from hens.pipelines.cli import main
+
+    def hens(*args: object) -> tuple[int, str, str]:
+        monkeypatch.setattr(sys, "argv", ["hens", *map(str, args)])
+        try:
+            main()
+            code = 0
+        except SystemExit as err:
+            code = err.code
+        captured = capsys.readouterr()
+        return code, captured.out, captured.err
+
+    return hens
+

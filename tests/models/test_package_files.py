@@ -264,20 +264,9 @@ def test_broken_packages_fail_with_one_line_naming_the_file(tmp_path, package, c
     assert message in text and "\n" not in text and str(path) in text, text
 
 
-def test_cli_describes_packages_and_checks_them_as_one_ensemble(tmp_path, monkeypatch, capsys):
-    import sys
-
-    from hens.pipelines.cli import main
-
-    def hens(*args: str) -> tuple[int, str, str]:
-        monkeypatch.setattr(sys, "argv", ["hens", "checkpoint", *map(str, args)])
-        try:
-            main()
-            code = 0
-        except SystemExit as err:
-            code = err.code
-        captured = capsys.readouterr()
-        return code, captured.out, captured.err
+def test_cli_describes_packages_and_checks_them_as_one_ensemble(tmp_path, hens_cli):
+    def hens(*args: object) -> tuple[int, str, str]:
+        return hens_cli("checkpoint", *args)
 
     a = write_package(tmp_path / "a", style="makani-v0.1")
     b = tar_package(write_package(tmp_path / "b", style="hens-conversion", seed=1), tmp_path / "b.tar")

@@ -57,20 +57,11 @@ def test_two_gloo_ranks_follow_the_one_rank_loss_curve(world_store, tmp_path):
             torch.testing.assert_close(two.model.state_dict()[k], v, atol=1e-4, rtol=1e-3)
 
 
-def test_cli_checkpoint_errors_exit_non_zero(world_store, tmp_path, monkeypatch, capsys):
+def test_cli_checkpoint_errors_exit_non_zero(world_store, tmp_path, hens_cli):
     from hens.models.checkpoint import save_checkpoint
     from hens.models.sfno import SFNO, SFNOConfig
-    from hens.pipelines.cli import main
 
-    def hens(*args: str) -> tuple[int, str, str]:
-        monkeypatch.setattr(sys, "argv", ["hens", *args])
-        try:
-            main()
-            code = 0
-        except SystemExit as err:
-            code = err.code
-        captured = capsys.readouterr()
-        return code, captured.out, captured.err
+    hens = hens_cli
 
     def save(name: str, channels: tuple[str, ...], grid: str = "32x64"):
         model = SFNO(SFNOConfig(len(channels), len(channels), grid=grid, embed_dim=4, num_layers=1))
