@@ -23,9 +23,12 @@ import numpy as np
 
 from hens.forecast.protocols import Sink
 
-#: lead slabs queued before the engine waits for the writer: two 10-day batches' worth of
-#: leads would be ~80; a few slabs already hide the write latency of one step
-DEFAULT_DEPTH = 4
+#: lead slabs queued before the engine waits for the writer (and at most DEFAULT_QUEUE_BYTES): on
+#: small grids a shard holds all leads of a batch and is written when the batch ends, so the queue
+#: must cover the steps of the next batch computed meanwhile (4 slabs made the lightest SFNO wait:
+#: streaming/compute 1.11 -> 1.04 with 64, docs/store.md "Writes"); on large grids the byte budget
+#: rules (0.25 degrees: a slab is over it and is handed over)
+DEFAULT_DEPTH = 64
 #: host bytes the queue may hold; a larger slab is handed over without queueing
 DEFAULT_QUEUE_BYTES = 512 << 20
 _POLL_S = 0.5  # how often a blocked producer checks whether the writer died

@@ -298,7 +298,7 @@ def test_a_slab_larger_than_the_queue_budget_is_handed_over_not_queued():
         writer.put_completed(0, slice(0, 2))
     assert [b[:2] for b in sink.blocks] == [(0, 3), (3, 6)] and sink.flags == [slice(0, 2)]
     with BackgroundWriter(SlowSink(), max_bytes=10 * slab.nbytes, slab_bytes=slab.nbytes) as queued:
-        assert not queued.handoff and queued._queue.maxsize == 4
+        assert not queued.handoff and queued._queue.maxsize == 10  # the byte budget, not the depth (64)
 
 
 def test_overlapped_host_copies_write_the_same_store(reference, ensemble_yaml, tmp_path, monkeypatch):
