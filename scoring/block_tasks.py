@@ -17,7 +17,7 @@ reading the sample's whole fields in groups
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import lru_cache, partial
 from typing import Any
 
 import numpy as np
@@ -97,9 +97,7 @@ def score_piece(piece: Piece, weights: np.ndarray, options: PieceOptions) -> dic
 
 
 def _kernel(spec: SpectrumGrid) -> Any:
-    from functools import partial
-
-    from hens.scoring.spectra import spectrum_kernel
+    from hens.scoring.spectra import spectrum_kernel  # torch: imported by the tasks that need it
 
     nlat, nlon, lmax, mmax, grid = spec
     return partial(spectrum_kernel, nlat=nlat, nlon=nlon, lmax=lmax, mmax=mmax, grid=grid, kind="total")

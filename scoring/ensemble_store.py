@@ -31,9 +31,6 @@ from hens.forecast.store_check import reading
 from hens.forecast.store_reader import DIMS, global_grid, open_store
 from hens.forecast.types import check_choice
 from hens.forecast.zarr_sink import FIELDS, READ_BAND_BYTES
-
-#: members whose power spectra are averaged into the mean member spectrum
-SPECTRUM_MEMBERS = 64
 from hens.scoring.types import Incomplete
 
 MEMBER_COORDS = ("checkpoint", "pair", "sign", "seed")
@@ -42,6 +39,8 @@ COMPLETED = "completed"
 BAND_BYTES = READ_BAND_BYTES
 #: bytes of truth (float32, all init times) held for one block of leads
 BLOCK_BYTES = 256 << 20
+#: members whose power spectra are averaged into the mean member spectrum
+SPECTRUM_MEMBERS = 64
 
 
 @dataclass(frozen=True)
