@@ -24,7 +24,7 @@ from pathlib import Path
 import google_crc32c
 import numpy as np
 
-from hens.forecast.shard_writer import EMPTY, encodable
+from hens.forecast.shard_writer import EMPTY, encodable, read_layout
 
 
 class ShardDamage(OSError):
@@ -45,15 +45,8 @@ class ShardReader:
     """
 
     def __init__(self, root: Path, name: str, array) -> None:
-        sharding = array.metadata.codecs[0]
         self.folder = str(Path(root) / name)
-        self._encode_key = array.metadata.encode_chunk_key
-        self.shape = tuple(array.shape)
-        self.shard = tuple(array.shards)
-        self.chunk = tuple(sharding.chunk_shape)
-        self.fill = np.float32(array.metadata.fill_value)
-        self.blosc = sharding.codecs[1]._blosc_codec
-        self.per_shard = tuple(s // c for s, c in zip(self.shard, self.chunk, strict=True))
+        read_layout(self, array)
         self.index_bytes = int(np.prod(self.per_shard)) * 16 + 4
 
     def read(self, init: int, lead: int, channel: int, rows: tuple[int, int],

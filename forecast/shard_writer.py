@@ -42,6 +42,20 @@ DEFAULT_WORKERS = min(4, (os.cpu_count() or 1) // 2)
 EMPTY = np.uint64(2**64 - 1)
 
 
+def read_layout(target: object, array) -> None:
+    """Set on ``target`` what the writer and :mod:`hens.forecast.shard_reader` need of ``array``'s
+    metadata: ``shape``, ``shard``, ``chunk``, ``per_shard`` (chunks per shard dimension),
+    ``fill``, ``blosc`` (the array's own numcodecs Blosc) and ``_encode_key``."""
+    sharding = array.metadata.codecs[0]
+    target._encode_key = array.metadata.encode_chunk_key
+    target.shape = tuple(array.shape)
+    target.shard = tuple(array.shards)
+    target.chunk = tuple(sharding.chunk_shape)
+    target.fill = np.float32(array.metadata.fill_value)
+    target.blosc = sharding.codecs[1]._blosc_codec
+    target.per_shard = tuple(s // c for s, c in zip(target.shard, target.chunk, strict=True))
+
+
 class ShardWriter:
     """Encodes and writes whole shards of one sharded array of a local store.
 
@@ -56,15 +70,8 @@ class ShardWriter:
     """
 
     def __init__(self, root: Path, name: str, array) -> None:
-        sharding = array.metadata.codecs[0]
         self.folder = Path(root) / name
-        self._encode_key = array.metadata.encode_chunk_key
-        self.shape = tuple(array.shape)
-        self.shard = tuple(array.shards)
-        self.chunk = tuple(sharding.chunk_shape)
-        self.fill = np.float32(array.metadata.fill_value)
-        self.blosc = sharding.codecs[1]._blosc_codec  # the array's own numcodecs Blosc
-        self.per_shard = tuple(s // c for s, c in zip(self.shard, self.chunk, strict=True))
+        read_layout(self, array)
 
     def key(self, shard_index: Sequence[int]) -> Path:
         """The shard's file (zarr's chunk key encoding, ``c/i/j/...``)."""
