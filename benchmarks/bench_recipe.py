@@ -12,8 +12,8 @@ next to the almost-fair CRPS (``--spectral-weight``) and in the steps unrolled i
 quarter (``--rollout``). Each is then rolled out with ``--members`` members from held-out
 starts (every 96 h of the validation block) and scored for z500, u500, v500 and t2m at 1, 3,
 5 and 10 days: fair CRPS, spread/skill (1 = reliable) and the members' power spectrum against
-the truth's (``max_l |member / truth - 1|`` over l = 1..L/2, the check of the README's results;
-``hens.models.skill.Skill.spectrum_error``). Existing checkpoints in ``--out`` are reused.
+the truth's at the same valid times (``max_l |member / truth - 1|`` over l = 1..T/2 for the
+world's truncation T, the check of the README's results; ``hens.models.skill.Skill.spectrum_error``). Existing checkpoints in ``--out`` are reused.
 Results append to ``benchmarks/results/recipe_<device>.csv``.
 """
 
@@ -37,6 +37,7 @@ VARIANTS = {
     "r1-s0": (1, 0.0),
     "r1-s1": (1, 1.0),
     "r6-s1": (6, 1.0),
+    "r6-s3": (6, 3.0),
 }
 CHANNELS = ("z500", "u500", "v500", "t2m")
 LEAD_DAYS = (1.0, 3.0, 5.0, 10.0)
@@ -54,19 +55,22 @@ def score(data: str, path: Path, members: int) -> list[dict]:
     from hens.forecast.sources import open_source
     from hens.models.checkpoint import load_checkpoint
     from hens.models.skill import evaluate, held_out_starts
+    from hens.pipelines.summary import world_truncation
 
     ckpt = load_checkpoint(path)
     source = open_source(data)
     starts = held_out_starts(ckpt, source, max_lead_days=max(LEAD_DAYS), every_hours=96)
     result = evaluate(ckpt, source, starts, lead_days=LEAD_DAYS, members=members, spectra=True)
-    spectrum = result.spectrum_error()
+    top = (world_truncation(Path(data)) or source.grid.nlat) // 2
+    spectrum = result.spectrum_error(lmax=top)
     rows = []
     for c in CHANNELS:
         k = result.channels.index(c)
         for i, lead in enumerate(result.lead_days):
             rows.append({"channel": c, "lead_days": lead, "crps": round(float(result.crps[i, k]), 4),
                          "spread_skill": round(float(result.spread_skill[i, k]), 3),
-                         "spectrum_error": round(float(spectrum[i, k]), 3), "starts": result.starts,
+                         "spectrum_error": round(float(spectrum[i, k]), 3), "spectrum_lmax": top,
+                         "starts": result.starts,
                          "members": members, "steps": ckpt.extra["steps"],
                          "train_minutes": round(ckpt.extra["wall_seconds"] / 60, 2)})
     return rows
