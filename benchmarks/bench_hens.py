@@ -59,8 +59,8 @@ def checkpoints(folder: Path, world_path: Path, count: int) -> list[Path]:
 
     from hens.forecast.stats import open_world_stats
     from hens.models.checkpoint import description_sha256, save_checkpoint
-    from hens.models.sfno import SFNO
-    from hens.models.train import TrainConfig, model_config
+    from hens.models.sfno.network import SFNO
+    from hens.models.training import TrainConfig, model_config
 
     stats = open_world_stats(world_path)
     channels = [str(c) for c in stats["channel"].values]

@@ -22,10 +22,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from hens.forecast.errors import ConfigError, DataError
-from hens.models.periods import parse_period
+from hens.forecast.types import HOURS_PER_STEP, STEP
+from hens.models.training.periods import parse_period
 from hens.pipelines.config import ForecastConfig
 
-_SIX_HOURS = np.timedelta64(6, "h")
 
 
 @dataclass(frozen=True)
@@ -42,7 +42,7 @@ def _hour(t: np.datetime64) -> str:
 
 def breeding_hours(cfg: ForecastConfig) -> np.timedelta64:
     """How far before an initial time the perturbation reads analyses (bred vectors only)."""
-    return cfg.perturbation.cycles * _SIX_HOURS if cfg.perturbation.bred else np.timedelta64(0, "h")
+    return cfg.perturbation.cycles * STEP if cfg.perturbation.bred else np.timedelta64(0, "h")
 
 
 def verification_block(cfg: ForecastConfig) -> tuple[np.datetime64, np.datetime64]:
@@ -70,7 +70,7 @@ def training_period(splits: Sequence[object]) -> tuple[np.datetime64, np.datetim
 
 def _windows(starts: np.ndarray, before: np.timedelta64, last_lead: int) -> np.ndarray:
     """``(T, K)`` 6-hourly valid times each initial time's window needs."""
-    steps = np.arange(-(before // _SIX_HOURS), last_lead // 6 + 1) * _SIX_HOURS
+    steps = np.arange(-(before // STEP), last_lead // HOURS_PER_STEP + 1) * STEP
     return starts[:, None] + steps.astype("timedelta64[ns]")[None, :]
 
 
@@ -146,7 +146,7 @@ def calibration_times(
     starts = starts[ok]
     starts = starts[np.isin(_windows(starts, before, last_lead), times).all(axis=1)]
     if starts.size == 0:
-        raise ConfigError(f"no 00 UTC initial time in {origin} has its analyses from {int(before // _SIX_HOURS)} "
+        raise ConfigError(f"no 00 UTC initial time in {origin} has its analyses from {int(before // STEP)} "
                           f"breeding cycles to {last_lead} h in the data, clear of the ensemble's verification "
                           f"block {block}; pass --period or --init-times")
     picks = np.unique(np.linspace(0, starts.size - 1, min(count, starts.size)).round().astype(int))

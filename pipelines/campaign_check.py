@@ -38,7 +38,8 @@ def check_campaign(cfg: CampaignConfig) -> None:
     if cfg.trains:
         _check_training(cfg, source)
     else:
-        from hens.models.checkpoint import check_compatible, check_ensemble, read_header
+        from hens.models.checkpoint import read_header
+        from hens.models.compatibility import check_compatible, check_ensemble
 
         headers = [read_header(p) for p in cfg.model_paths()]
         check_ensemble(headers)
@@ -57,8 +58,8 @@ def check_campaign(cfg: CampaignConfig) -> None:
 def _check_training(cfg: CampaignConfig, source: Any) -> None:
     """`hens train`'s own rules for the campaign's training options, on its data."""
     from hens.models.forcings import parse_forcings
-    from hens.models.train import TrainConfig
-    from hens.models.training_data import split_times
+    from hens.models.training.config import TrainConfig
+    from hens.models.training.data import split_times
 
     opts = {("num_layers" if k == "layers" else k): v for k, v in cfg.train_options.items()}
     if isinstance(opts.get("channels"), str):

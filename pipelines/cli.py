@@ -123,8 +123,8 @@ def train(
     Example: hens train --data era5.zarr --out sfno.pt --steps 20000 --train-period 1979:2015 --valid-period 2016:2017
     """
     from hens.models.forcings import parse_forcings
-    from hens.models.train import TrainConfig
-    from hens.models.train import train as run_training
+    from hens.models.training.config import TrainConfig
+    from hens.models.training.loop import train as run_training
 
     names = tuple(c.strip() for c in channels.split(",") if c.strip()) if channels else None
     options = {} if forcings is None else {"forcings": parse_forcings(forcings)}
@@ -155,8 +155,10 @@ def checkpoint(
 
     Example: hens checkpoint sfno-0.pt sfno-1.pt --data world.zarr
     """
-    from hens.models.checkpoint import check_compatible, check_ensemble, describe, load_checkpoint
-    from hens.models.package_files import describe_package, is_package, read_package
+    from hens.models.checkpoint import describe, load_checkpoint
+    from hens.models.compatibility import check_compatible, check_ensemble
+    from hens.models.makani.archive import is_package
+    from hens.models.makani.files import describe_package, read_package
 
     ckpts = []
     for p in paths:

@@ -48,7 +48,8 @@ def _checkpoints(cfg: ForecastConfig, source: DataSource, device: torch.device) 
     loads the ones its batches need when they need them
     (:class:`~hens.pipelines.steppers.ResidentModels`).
     """
-    from hens.models.checkpoint import check_compatible, check_ensemble, read_header
+    from hens.models.checkpoint import read_header
+    from hens.models.compatibility import check_compatible, check_ensemble
     from hens.pipelines.steppers import CheckpointStepper, ResidentModels
 
     headers = [read_header(p) for p in cfg.model_paths]
@@ -127,7 +128,7 @@ def load_models(cfg: ForecastConfig, source: DataSource, device: torch.device) -
 
 def build_perturbation(cfg: ForecastConfig, source: DataSource, models: Models) -> Perturbation:
     """The perturbation of ``cfg`` with amplitudes ``amplitude x scale`` per channel."""
-    from hens.models.noise import SphericalNoise
+    from hens.models.sfno.noise import SphericalNoise
 
     p = cfg.perturbation
     if p.kind == "none":

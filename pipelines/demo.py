@@ -135,7 +135,8 @@ def init_times(world: Path, settings: DemoSettings) -> list[str]:
 
 # ---------------------------------------------------------------------------------- jobs
 def _train(values: dict[str, Any]) -> str:
-    from hens.models.train import TrainConfig, train
+    from hens.models.training.config import TrainConfig
+    from hens.models.training.loop import train
 
     return str(train(TrainConfig(**values)))
 

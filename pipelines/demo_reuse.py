@@ -41,7 +41,7 @@ def checkpoint_state(values: dict[str, Any]) -> CheckpointState:
     ``train``: none yet. The data path is left out: the demo checks its world itself.
     """
     from hens.models.checkpoint import load_checkpoint
-    from hens.models.train import TrainConfig
+    from hens.models.training.config import TrainConfig
 
     path = Path(values["out"])
     if not path.exists():

@@ -120,15 +120,16 @@ def plan_run(config: str | Path | ForecastConfig, *, ranks: int = 1, device: str
     Raises
     ------
     ConfigError, CheckpointError, GridMismatch, DataError
-        The same one-line errors as the run (:func:`~hens.models.checkpoint.check_ensemble`,
-        :func:`~hens.models.checkpoint.check_compatible`): bad YAML, unreadable checkpoints,
+        The same one-line errors as the run (:func:`~hens.models.compatibility.check_ensemble`,
+        :func:`~hens.models.compatibility.check_compatible`): bad YAML, unreadable checkpoints,
         checkpoints that disagree on channels or grid, data that lack them.
     """
     from hens.forecast.members import MemberLayout
     from hens.forecast.output import select_output
     from hens.forecast.sources import open_source
     from hens.forecast.zarr_sink import batches, lead_chunk_for
-    from hens.models.checkpoint import check_compatible, check_ensemble, read_header
+    from hens.models.checkpoint import read_header
+    from hens.models.compatibility import check_compatible, check_ensemble
 
     cfg = config if isinstance(config, ForecastConfig) else load_config(config)
     if ranks < 1:

@@ -25,6 +25,7 @@ from hens.forecast.durable_store import durable_write
 from hens.forecast.errors import ConfigError, DataError
 from hens.forecast.protocols import DataSource
 from hens.forecast.ranks import agree, share
+from hens.forecast.types import STEP
 
 #: initial times the 48-hour RMSE is measured from, one day apart
 RMSE_INITS = 4
@@ -37,7 +38,7 @@ def measurement_times(source: DataSource, first_init: np.datetime64) -> np.ndarr
     whose 48-hour verification is in ``source`` and not after ``first_init``."""
     times = np.asarray(source.times, dtype="datetime64[ns]")
     available = set(times.astype(np.int64).tolist())
-    six = np.timedelta64(6, "h").astype("timedelta64[ns]").astype(np.int64)
+    six = STEP.astype("timedelta64[ns]").astype(np.int64)
     chosen: list[np.datetime64] = []
     for t in times[times <= first_init - np.timedelta64(48, "h")][::-1]:
         if not all(int(t.astype(np.int64)) + k * six in available for k in range(_STEPS_48H + 1)):

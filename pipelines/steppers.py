@@ -28,12 +28,11 @@ import torch
 from hens.forecast.channels import WORLD_CHANNELS
 from hens.forecast.errors import DataError
 from hens.forecast.members import Stream
-from hens.forecast.types import check_choice
+from hens.forecast.types import STEP, check_choice
 from hens.models.checkpoint import Checkpoint, CheckpointHeader, load_checkpoint
-from hens.models.noise import make_generator
-from hens.models.shallow_water import ShallowWaterWorld, WorldConfig, WorldState
-from hens.models.stepper import Stepper as ModelStepper
-from hens.models.training_data import SIX_HOURS
+from hens.models.sfno.noise import make_generator
+from hens.models.shallow_water.solver import ShallowWaterWorld, WorldConfig, WorldState
+from hens.models.stepper import ModelStep
 from hens.models.types import Precision
 
 
@@ -42,7 +41,7 @@ _AUTOCAST = {"bfloat16": torch.bfloat16, "float16": torch.float16}
 
 class _NetworkRollout:
     def __init__(
-        self, model: ModelStepper, x: torch.Tensor, generators: list[torch.Generator] | None, time: np.datetime64,
+        self, model: ModelStep, x: torch.Tensor, generators: list[torch.Generator] | None, time: np.datetime64,
         precision: Precision, noise_scale: float = 1.0,
     ) -> None:
         self.model, self.x, self.generators, self.precision = model, x, generators, precision
@@ -63,7 +62,7 @@ class _NetworkRollout:
                 noise = noise * self.noise_scale
             x = self.model(self.x, noise=noise, time=self.time)  # no noise: deterministic
         self.x = x.float()  # the state stays float32 (x + tendency_std * dz promotes already)
-        self.time = self.time + SIX_HOURS
+        self.time = self.time + STEP
         return self.x
 
 
@@ -94,7 +93,7 @@ class ResidentModels:
             budget_bytes = (torch.cuda.get_device_properties(self.device).total_memory // 2
                             if self.device.type == "cuda" else CPU_RESIDENT_BYTES)
         self.budget_bytes = int(budget_bytes)
-        self._loaded: OrderedDict[Path, tuple[ModelStepper, int]] = OrderedDict()
+        self._loaded: OrderedDict[Path, tuple[ModelStep, int]] = OrderedDict()
         self.sha256: dict[Path, str] = {}  # of every checkpoint loaded so far
 
     @property
@@ -109,7 +108,7 @@ class ResidentModels:
         else:
             self._loaded.pop(path, None)
 
-    def get(self, path: Path) -> ModelStepper:
+    def get(self, path: Path) -> ModelStep:
         """The physical-units stepper of the checkpoint at ``path``, loading it if needed."""
         if path in self._loaded:
             self._loaded.move_to_end(path)
@@ -148,7 +147,7 @@ class CheckpointStepper:
         self.noise_stream: Stream | None = "model-noise" if ckpt.stochastic else None
         self._path, self._models = ckpt.path, models
         if isinstance(ckpt, Checkpoint):
-            self._model: ModelStepper | None = ckpt.stepper()
+            self._model: ModelStep | None = ckpt.stepper()
             self.device = next(self._model.parameters()).device
         elif models is None:
             raise ValueError("a stepper described by a header needs the ResidentModels that load it")
@@ -156,7 +155,7 @@ class CheckpointStepper:
             self._model, self.device = None, models.device
 
     @property
-    def model(self) -> ModelStepper:
+    def model(self) -> ModelStep:
         """The physical-units model (loaded now if it is not)."""
         return self._model if self._model is not None else self._models.get(self._path)  # type: ignore[union-attr]
 

@@ -52,8 +52,8 @@ def tiny_checkpoints(world_store: Path, tmp_path_factory: pytest.TempPathFactory
     from hens.forecast.stats import open_world_stats
     from hens.models.checkpoint import description_sha256, save_checkpoint
     from hens.models.forcings import forcing_channels
-    from hens.models.sfno import SFNO, SFNOConfig
-    from hens.models.stochastic_sfno import StochasticSFNO, StochasticSFNOConfig
+    from hens.models.sfno.network import SFNO, SFNOConfig
+    from hens.models.sfno.stochastic import StochasticSFNO, StochasticSFNOConfig
 
     folder = tmp_path_factory.mktemp("checkpoints")
     stats = open_world_stats(world_store)

@@ -32,14 +32,14 @@ from hens.forecast.members import MemberId, stream_seed
 from hens.forecast.perturb.gaussian import seed_field
 from hens.forecast.perturb.norms import rescale
 from hens.forecast.protocols import DataSource, NoiseField, Stepper
+from hens.forecast.types import STEP
 
-SIX_HOURS = np.timedelta64(6, "h")
 
 
 def breeding_times(init_time: np.datetime64, cycles: int) -> np.ndarray:
     """Analysis times ``t0 - N 6 h, ..., t0`` (``datetime64[ns]``), ``N + 1`` of them."""
     t0 = np.datetime64(init_time, "ns")
-    return t0 - np.arange(cycles, -1, -1) * SIX_HOURS
+    return t0 - np.arange(cycles, -1, -1) * STEP
 
 
 def breed(

@@ -12,17 +12,16 @@ from hens.forecast.errors import CheckpointError, ConfigError, GridMismatch
 from hens.models.checkpoint import (
     REQUIRED_KEYS,
     build_model,
-    check_compatible,
-    check_ensemble,
     describe,
     description_sha256,
     load_checkpoint,
     save_checkpoint,
 )
-from hens.models.noise import make_generator
-from hens.models.sfno import SFNO, SFNOConfig
+from hens.models.compatibility import check_compatible, check_ensemble
+from hens.models.sfno.noise import make_generator
+from hens.models.sfno.network import SFNO, SFNOConfig
 from hens.models.stepper import Stepper
-from hens.models.stochastic_sfno import StochasticSFNO, StochasticSFNOConfig
+from hens.models.sfno.stochastic import StochasticSFNO, StochasticSFNOConfig
 
 torch.set_num_threads(1)
 CHANNELS = ("z500", "u500", "v500", "t2m")

@@ -2,7 +2,7 @@
 factor 2, the HENS conversion's checkpoint style) on a WeatherBench2-layout ERA5 store with the 74
 variables, hemispheric bred vectors, ``torchrun`` with 2 ranks.
 
-The packages are tiny (embed 8, 2 blocks, 9x16 grid; ``tests/models/package_builders.py``); the
+The packages are tiny (embed 8, 2 blocks, 9x16 grid; ``tests/models/makani/package_builders.py``); the
 perturbation scale is each package's 48-hour RMSE, which hens measures on the store and caches
 beside the output.
 """
