@@ -55,7 +55,7 @@ from hens.models.runtime import tune_cpu_allocator  # noqa: E402
 from hens.models.sfno.network import SFNOConfig  # noqa: E402
 from hens.models.shallow_water.solver import WorldConfig  # noqa: E402
 from hens.models.sfno.stochastic import StochasticSFNO, StochasticSFNOConfig  # noqa: E402
-from hens.pipelines.steppers import CheckpointStepper, PhysicsStepper  # noqa: E402
+from hens.pipelines.forecast.steppers import CheckpointStepper, PhysicsStepper  # noqa: E402
 
 GRID = parse_grid("32x64")
 CHANNELS = ("z500", "u500", "v500", "t2m")

@@ -90,7 +90,7 @@ def config(folder: Path, name: str, world_path: Path, models: list[Path], pairs:
 
 def rank_child(config_path: str) -> None:
     """One rank of the generation (under torchrun): run, then print this process's peak RSS."""
-    from hens.pipelines.forecast import run_forecast
+    from hens.pipelines.forecast.run import run_forecast
 
     run_forecast(config_path, progress=False)
     print(json.dumps({"rank": int(os.environ.get("RANK", "0")), "peak_rss": _peak_rss()}), flush=True)

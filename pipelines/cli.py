@@ -16,7 +16,7 @@ from typing import Annotated
 import typer
 
 from hens.forecast.errors import HensError
-from hens.pipelines.calibrate_cli import calibrate
+from hens.pipelines.calibrate.command import calibrate
 
 app = typer.Typer(
     name="hens",
@@ -180,7 +180,7 @@ def checkpoint(
 
 @app.command()
 def forecast(
-    config: Annotated[Path, typer.Argument(help="YAML run configuration (see hens.pipelines.config).")],
+    config: Annotated[Path, typer.Argument(help="YAML run configuration (see hens.pipelines.forecast.config).")],
     resume: Annotated[bool, typer.Option("--resume", help="Continue an existing store; skip completed batches.")] = False,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing store.")] = False,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Progress bar on rank 0.")] = True,
@@ -201,18 +201,18 @@ def forecast(
     Example: hens forecast ens.yaml --plan --ranks 64 --device cuda
     """
     if plan:
-        from hens.pipelines.forecast_plan import plan_run, print_plan
+        from hens.pipelines.forecast.plan import plan_run, print_plan
 
         typer.echo(print_plan(plan_run(config, ranks=ranks, device=device, time=timed), as_json=as_json))
         return
-    from hens.pipelines.forecast import run_forecast
+    from hens.pipelines.forecast.run import run_forecast
 
     path = run_forecast(config, resume=resume, overwrite=overwrite, progress=progress)
     if progress and os.environ.get("RANK", "0") == "0":  # torchrun/SLURM: rank 0 speaks
         typer.echo(f"wrote {path}", err=True)
 
 
-app.command()(calibrate)  # its options and body: hens.pipelines.calibrate_cli
+app.command()(calibrate)  # its options and body: hens.pipelines.calibrate.command
 
 
 @app.command()
@@ -267,7 +267,7 @@ def products(
 
     Example: hens products ens.zarr --out products --quantile 0.1 --quantile 0.9 --threshold 0.99
     """
-    from hens.pipelines.products import DEFAULT_QUANTILES, DEFAULT_THRESHOLDS, write_products
+    from hens.pipelines.products.write import DEFAULT_QUANTILES, DEFAULT_THRESHOLDS, write_products
 
     paths = write_products(
         ens, out, climatology=climatology, quantiles=tuple(quantile or DEFAULT_QUANTILES),
@@ -297,7 +297,7 @@ def plot(
 
 @app.command()
 def campaign(
-    config: Annotated[Path, typer.Argument(help="Campaign YAML (see hens.pipelines.campaign).")],
+    config: Annotated[Path, typer.Argument(help="Campaign YAML (see hens.pipelines.campaign.submit).")],
     scripts: Annotated[Path | None, typer.Option("--scripts", help="Folder of train.sbatch, forecast.sbatch and score.sbatch (default: the checkout's slurm/).")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Validate, write the forecast configs, print the sbatch commands; submit nothing.")] = False,
 ) -> None:
@@ -311,7 +311,7 @@ def campaign(
     """
     import shlex
 
-    from hens.pipelines.campaign import load_campaign, submit_campaign
+    from hens.pipelines.campaign.submit import load_campaign, submit_campaign
 
     cfg = load_campaign(config)
     sub = submit_campaign(cfg, scripts=scripts, dry_run=dry_run)
@@ -344,7 +344,7 @@ def demo(
 
     Example: hens demo --out demo-out
     """
-    from hens.pipelines.demo import DemoSettings, run_demo
+    from hens.pipelines.demo.run import DemoSettings, run_demo
 
     run_demo(out, settings=DemoSettings(days=days, deterministic_minutes=minutes, stochastic_minutes=1.6 * minutes,
                                         deterministic_loss=loss, inits=inits, lead_days=lead_days, workers=workers))

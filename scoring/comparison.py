@@ -31,7 +31,7 @@ def plot_comparison(
     """Draw the comparison figures of the scores stores ``{name: path}`` into ``out``.
 
     ``references``: per ensemble, a truth spectrum ``(channel, wavenumber)`` to divide by
-    instead of the verifying fields' (e.g. :func:`hens.pipelines.summary.reference_spectrum`);
+    instead of the verifying fields' (e.g. :func:`hens.pipelines.demo.summary.reference_spectrum`);
     ``truncation``: spectra drawn for l < truncation (default: every wavenumber).
     """
     scores = {name: open_scores(path) for name, path in stores.items()}

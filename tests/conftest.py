@@ -23,7 +23,7 @@ def world_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     seed 0, 30 days spin-up, then 60 days (240 times of 6 h) from 2000-01-01T00, with its
     ``world.stats.zarr`` beside it. Read-only: tests that modify a store must copy it first.
     Takes ~25-40 s once per session; a pytest started by another test passes its parent's
-    store in ``HENS_TEST_WORLD`` (``tests/pipelines/test_kernel_paths.py``).
+    store in ``HENS_TEST_WORLD`` (``tests/pipelines/forecast/test_kernel_paths.py``).
     """
     from hens.pipelines.world import generate_world
 

@@ -53,15 +53,16 @@ def hemispheric_norm(d: torch.Tensor, grid: Grid) -> torch.Tensor:
     return torch.where(rows == 0, 1.0, rows)[..., None]
 
 
-def rescale(d: torch.Tensor, amplitude: torch.Tensor, grid: Grid) -> torch.Tensor:
-    """``amplitude_c * d / norm(c, lat)`` (float32): ``d`` gets hemispheric norm ``amplitude`` per channel.
+def rescale(d: torch.Tensor, physical_amplitude: torch.Tensor, grid: Grid) -> torch.Tensor:
+    """``physical_amplitude_c * d / norm(c, lat)`` (float32): ``d`` gets hemispheric norm
+    ``physical_amplitude`` per channel.
 
     Parameters
     ----------
     d
         Fields ``(..., C, nlat, nlon)``.
-    amplitude
+    physical_amplitude
         ``(C,)`` target norm per channel, in the units of the channel.
     """
-    a = torch.as_tensor(amplitude, dtype=torch.float64).view(-1, 1, 1)
+    a = torch.as_tensor(physical_amplitude, dtype=torch.float64).view(-1, 1, 1)
     return (d.to(torch.float64) * (a / hemispheric_norm(d, grid))).to(torch.float32)

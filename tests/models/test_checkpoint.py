@@ -80,7 +80,7 @@ def test_a_stochastic_checkpoint_from_before_the_ar1_noise_keeps_its_bits(tmp_pa
     """A checkpoint whose config has no decorrelation time (written before it existed) draws
     white noise: the engine's rollout, which threads the noise state, gives the bits of the
     earlier engine, which let the model draw afresh from each member's generator every step."""
-    from hens.pipelines.steppers import CheckpointStepper
+    from hens.pipelines.forecast.steppers import CheckpointStepper
 
     base = SFNOConfig(4, 4, grid="16x32", embed_dim=8, num_layers=2)
     path, _ = _save(tmp_path / "new.pt", model=StochasticSFNO(StochasticSFNOConfig(base, noise_decorrelation_hours=0)))

@@ -25,7 +25,7 @@ import yaml
 from hens_packages import era5_and_packages
 
 from hens.forecast.store_reader import open_store
-from hens.pipelines.forecast import run_forecast
+from hens.pipelines.forecast.run import run_forecast
 
 pytestmark = [pytest.mark.slurm, pytest.mark.timeout(600)]
 INITS = ["2000-01-20T00", "2000-01-27T00"]

@@ -3,7 +3,7 @@
 CF attributes. Checkpoints: tiny stochastic SFNOs (embed 16, 2 blocks) quickly trained with
 ``hens train`` (300 steps each, seeds 0-3) on the session's 60-day world.
 
-Run with ``pytest -m slow -s tests/pipelines/test_forecast_acceptance.py`` (prints the wall time).
+Run with ``pytest -m slow -s tests/pipelines/forecast/test_forecast_acceptance.py`` (prints the wall time).
 """
 
 from __future__ import annotations

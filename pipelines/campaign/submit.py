@@ -28,9 +28,9 @@ as a job array over the stores (``afterok`` on the forecasts). All are requeue-s
 resumes, forecasts ``--resume``, finished scores are kept), so resubmitting the same campaign
 continues it.
 
-The work is split by job: :mod:`~hens.pipelines.campaign_config` reads and validates the
-YAML, :mod:`~hens.pipelines.campaign_check` checks it against the data,
-:mod:`~hens.pipelines.campaign_sbatch` builds and submits the sbatch command lines; this
+The work is split by job: :mod:`~hens.pipelines.campaign.config` reads and validates the
+YAML, :mod:`~hens.pipelines.campaign.check` checks it against the data,
+:mod:`~hens.pipelines.campaign.sbatch` builds and submits the sbatch command lines; this
 module writes the forecast configs and chains the three.
 """
 
@@ -42,9 +42,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hens.forecast.errors import ConfigError
-from hens.pipelines.campaign_check import check_campaign
-from hens.pipelines.campaign_config import CampaignConfig, SlurmOptions, load_campaign
-from hens.pipelines.campaign_sbatch import job_arrays, submit_chain
+from hens.pipelines.campaign.check import check_campaign
+from hens.pipelines.campaign.config import CampaignConfig, SlurmOptions, load_campaign
+from hens.pipelines.campaign.sbatch import job_arrays, submit_chain
 
 
 @dataclass(frozen=True)
@@ -59,7 +59,7 @@ class Submission:
 
 def default_scripts() -> Path:
     """The repository's ``slurm/`` folder (hens installed from a checkout)."""
-    return Path(__file__).resolve().parents[1] / "slurm"
+    return Path(__file__).resolve().parents[2] / "slurm"
 
 
 def submit_campaign(cfg: CampaignConfig, *, scripts: Path | None = None, dry_run: bool = False) -> Submission:

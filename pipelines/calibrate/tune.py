@@ -2,7 +2,7 @@
 
 Huge Ensembles Part I set the bred-vector amplitude by hand (0.35 x the 48-h RMSE). Here the
 ensemble of a YAML is run in memory with few members (:func:`default_pairs`) from initial
-times of the training period (:mod:`hens.pipelines.calibration_times`, never the ensemble's
+times of the training period (:mod:`hens.pipelines.calibrate.times`, never the ensemble's
 own verification block) for 120 hours, and one number is searched so that the spread-skill
 ratio (:func:`hens.scoring.moments.spread_skill_ratio`: sqrt((M+1)/M) spread / ensemble-mean
 RMSE, pooled over initial times and the globe) averaged over leads 72, 96 and 120 h and the
@@ -10,7 +10,7 @@ channels equals a target:
 
 * ``amplitude`` (``perturbation.amplitude``), the default whenever the YAML perturbs;
 * ``noise_scale``, the factor on a stochastic model's noise, the default with
-  ``perturbation: {kind: none}`` (:class:`hens.pipelines.steppers.CheckpointStepper`).
+  ``perturbation: {kind: none}`` (:class:`hens.pipelines.forecast.steppers.CheckpointStepper`).
 
 Spread grows roughly in proportion to the amplitude at short leads but not exactly (model
 spread from several checkpoints or noise, nonlinear growth), so :func:`search` works on
@@ -33,8 +33,8 @@ import numpy as np
 
 from hens.forecast.errors import ConfigError, OutputExists
 from hens.forecast.types import TunedParameter, check_choice
-from hens.pipelines.calibration_times import CalibrationTimes, calibration_times
-from hens.pipelines.config import ForecastConfig, load_config, parse_config
+from hens.pipelines.calibrate.times import CalibrationTimes, calibration_times
+from hens.pipelines.forecast.config import ForecastConfig, load_config, parse_config
 
 #: leads verified (hours): days 3, 4 and 5
 LEADS = (72, 96, 120)
@@ -207,7 +207,7 @@ def calibrate(
         ``"amplitude"`` or ``"noise_scale"``; default :func:`default_parameter`.
     init_times, period, inits
         Initial times given, the period to choose ``inits`` of them from (default the
-        checkpoints' training period): :func:`hens.pipelines.calibration_times.calibration_times`.
+        checkpoints' training period): :func:`hens.pipelines.calibrate.times.calibration_times`.
     pairs
         +/- pairs per checkpoint (and noise seed) of the calibration runs; default :func:`default_pairs`.
     channels
@@ -230,9 +230,9 @@ def calibrate(
 
     from hens.forecast.sources import open_source
     from hens.models.checkpoint import read_header
-    from hens.pipelines.calibration_runs import calibration_plan, spread_skill
-    from hens.pipelines.components import check_analyses, load_models
-    from hens.pipelines.forecast import process_settings
+    from hens.pipelines.calibrate.runs import calibration_plan, spread_skill
+    from hens.pipelines.forecast.components import check_analyses, load_models
+    from hens.pipelines.forecast.run import process_settings
 
     began = time.perf_counter()
     say = report or (lambda _line: None)

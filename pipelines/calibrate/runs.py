@@ -16,8 +16,8 @@ import xarray as xr
 from hens.forecast.engine import EnsemblePlan, member_leads
 from hens.forecast.members import MemberLayout
 from hens.forecast.protocols import DataSource
-from hens.pipelines.components import Models, build_perturbation
-from hens.pipelines.config import ForecastConfig
+from hens.pipelines.forecast.components import Models, build_perturbation
+from hens.pipelines.forecast.config import ForecastConfig
 from hens.scoring.moments import spread_skill_ratio
 
 

@@ -21,7 +21,7 @@ from hens_packages import era5_and_packages, write_era5
 from sample_layouts import ERA5_74
 
 from hens.forecast.store_reader import open_store
-from hens.pipelines.forecast import compute_member, run_forecast
+from hens.pipelines.forecast.run import compute_member, run_forecast
 
 pytestmark = pytest.mark.dist
 

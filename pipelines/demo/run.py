@@ -14,7 +14,7 @@ they change and everything made from it):
    seeds), in parallel;
 4. ``hens score`` of the three stores against the world, ``hens plot`` of each, figures
    comparing them, ``hens products`` of the bred-vector ensemble, and ``summary.md``
-   (:mod:`hens.pipelines.summary`).
+   (:mod:`hens.pipelines.demo.summary`).
 
 Initial times lie in the world's validation block (the last 15 % of the record, never
 trained on), ``init_spacing_days`` apart, the last one ``lead_days`` before the end.
@@ -23,11 +23,11 @@ Products in ``out``: ``world.zarr``, ``checkpoints/``, ``ensembles/{bred,stochas
 (``.yaml`` + ``.zarr``; ``bred.draft.yaml`` is the bred-vector YAML before calibration),
 ``scores/``, ``plots/``, ``products/``, ``logs/``, ``summary.md``.
 
-What made a product is read from the product itself (:mod:`hens.pipelines.demo_reuse`):
+What made a product is read from the product itself (:mod:`hens.pipelines.demo.reuse`):
 a checkpoint's ``extra["options"]`` (its ``hens train`` options and budget), an ensemble
 store's ``hens_config`` and ``checkpoints`` (sha256 of each file) attributes, a score
 store's ``made_from`` attribute and ``products/made_from.json`` (the ensemble's key), the
-calibrated YAML's ``bred.calibration.json`` (:func:`hens.pipelines.demo_reuse.calibration_key`).
+calibrated YAML's ``bred.calibration.json`` (:func:`hens.pipelines.demo.reuse.calibration_key`).
 """
 
 from __future__ import annotations
@@ -42,8 +42,8 @@ from typing import Any
 import numpy as np
 
 from hens.forecast.errors import OutputExists
-from hens.pipelines import demo_reuse
-from hens.pipelines.tasks import Task, run_tasks
+from hens.pipelines.demo import reuse as demo_reuse
+from hens.pipelines.demo.tasks import Task, run_tasks
 
 _SEED = 0
 _SPECTRUM_SAMPLES = 120  # saved states averaged for the energy spectrum
@@ -142,7 +142,7 @@ def _train(values: dict[str, Any]) -> str:
 
 
 def _forecast(config: str) -> str:
-    from hens.pipelines.forecast import run_forecast
+    from hens.pipelines.forecast.run import run_forecast
 
     path = Path(config)
     values = _yaml(path)
@@ -152,7 +152,7 @@ def _forecast(config: str) -> str:
 
 def _calibrated_forecast(draft: str, config: str, options: dict[str, Any], key: str) -> str:
     """Calibrate the amplitude of ``draft`` into ``config``, then run its ensemble (a worker job)."""
-    from hens.pipelines.calibrate import calibrate, calibrated_yaml
+    from hens.pipelines.calibrate.tune import calibrate, calibrated_yaml
 
     path = Path(config)
     result = calibrate(draft, report=print, **options)
@@ -165,7 +165,7 @@ def _calibrated_forecast(draft: str, config: str, options: dict[str, Any], key: 
 
 
 def _calibration_options(settings: DemoSettings) -> dict[str, Any]:
-    """Options of :func:`hens.pipelines.calibrate.calibrate` (cheap: few times, few runs)."""
+    """Options of :func:`hens.pipelines.calibrate.tune.calibrate` (cheap: few times, few runs)."""
     return {"target": 1.0, "inits": settings.calibration_inits, "max_iterations": settings.calibration_iterations}
 
 
@@ -260,7 +260,7 @@ def run_demo(out: str | Path, *, settings: DemoSettings | None = None) -> Path:
     """
     from rich.console import Console
 
-    from hens.pipelines.summary import write_summary
+    from hens.pipelines.demo.summary import write_summary
 
     settings = settings or DemoSettings()
     out = Path(out)
@@ -333,7 +333,7 @@ def run_demo(out: str | Path, *, settings: DemoSettings | None = None) -> Path:
 
 
 def _score_all(out: Path, world: Path, configs: dict[str, Path]) -> dict[str, Path]:
-    from hens.pipelines.summary import reference_spectrum, valid_times, world_truncation
+    from hens.pipelines.demo.summary import reference_spectrum, valid_times, world_truncation
     from hens.scoring.comparison import plot_comparison
     from hens.scoring.evaluate import score_ensemble
     from hens.scoring.figures import plot_scores
@@ -358,7 +358,7 @@ def _score_all(out: Path, world: Path, configs: dict[str, Path]) -> dict[str, Pa
 
 def _products(out: Path, configs: dict[str, Path]) -> None:
     """Forecast products of the bred-vector ensemble (CF netCDF per initial time), once."""
-    from hens.pipelines.products import write_products
+    from hens.pipelines.products.write import write_products
 
     folder = out / "products"
     key = demo_reuse.store_key(configs["bred"].with_suffix(".zarr"))

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from hens.forecast.errors import ConfigError, DataError, OutputExists
-from hens.pipelines.config import ForecastConfig, load_config
+from hens.pipelines.forecast.config import ForecastConfig, load_config
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -110,7 +110,7 @@ def _run(cfg: ForecastConfig, mode: str, info: Distributed, *, progress: bool) -
     from hens.forecast.engine import pending_batches, run_ensemble
     from hens.forecast.ranks import agree, barrier, share
     from hens.forecast.zarr_sink import ZarrSink, open_sink
-    from hens.pipelines.components import build_plan, check_analyses
+    from hens.pipelines.forecast.components import build_plan, check_analyses
 
     plan, spec = agree(lambda: build_plan(cfg, info.device))  # type: ignore[misc]
 
@@ -180,7 +180,7 @@ def compute_member(
 
     from hens.forecast.channels import get_channel
     from hens.forecast.engine import recompute_member
-    from hens.pipelines.components import build_plan
+    from hens.pipelines.forecast.components import build_plan
 
     cfg = _config(config)
     t0 = np.datetime64(init_time, "ns")

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from hens.forecast.errors import ConfigError
-from hens.pipelines.config import PerturbationConfig, load_config, parse_config
+from hens.pipelines.forecast.config import PerturbationConfig, load_config, parse_config
 from hens.pipelines.schema import Schema, validate
 
 

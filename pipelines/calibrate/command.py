@@ -37,8 +37,8 @@ def calibrate(
     """
     from rich.console import Console
 
-    from hens.pipelines.calibrate import calibrate as run_calibration
-    from hens.pipelines.calibrate import calibrated_yaml, check_output, write_calibrated
+    from hens.pipelines.calibrate.tune import calibrate as run_calibration
+    from hens.pipelines.calibrate.tune import calibrated_yaml, check_output, write_calibrated
 
     if out is not None:  # before minutes of forecasts
         check_output(out, force=force)

@@ -2,7 +2,7 @@
 
 Each step (train, forecast, score) is one job array; each is submitted ``afterok`` on the
 one before it, so a failed training never starts forecasts. Nothing here validates the
-campaign: :func:`hens.pipelines.campaign.submit_campaign` does that first.
+campaign: :func:`hens.pipelines.campaign.submit.submit_campaign` does that first.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import subprocess
 from pathlib import Path
 
 from hens.forecast.errors import ConfigError
-from hens.pipelines.campaign_config import CampaignConfig
+from hens.pipelines.campaign.config import CampaignConfig
 
 #: a step's sbatch options and its batch script with the script's arguments
 JobArray = tuple[list[str], list[str]]

@@ -12,7 +12,7 @@ uncompressed bytes of ``fields`` and ``completed`` (Blosc-lz4 keeps forecast fie
 Host memory per rank (:func:`rank_memory`): the Python process with torch and the data stack
 (:data:`BASE_PROCESS_BYTES`, measured), the checkpoints' weights a rank keeps loaded (all of
 them, or as many as its weight budget holds and at least the largest one:
-``pipelines/steppers.py::ResidentModels``; a GPU's budget is taken as half of an 80 GB card), and
+``pipelines/forecast/steppers.py::ResidentModels``; a GPU's budget is taken as half of an 80 GB card), and
 the lead slabs in flight (one slab: one lead of a batch, all kept channels) -- the engine's
 current slab, the writer's queue (``forecast/writer.py``: at most ``DEFAULT_DEPTH`` slabs and
 at most ``DEFAULT_QUEUE_BYTES``; none when a slab is larger, it is handed over), the block
@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from hens.forecast.errors import ConfigError
-from hens.pipelines.config import ForecastConfig, load_config
+from hens.pipelines.forecast.config import ForecastConfig, load_config
 
 #: resident memory of a rank before its first batch: Python, torch, torch-harmonics, xarray,
 #: zarr, dask and hens imported (397 MB measured on the development machine) plus allocator slack
@@ -183,7 +183,7 @@ def time_batch_step(path: Path, batch: int, *, device: str, threads: int = 1) ->
     import torch
 
     from hens.models.checkpoint import load_checkpoint
-    from hens.pipelines.steppers import CheckpointStepper
+    from hens.pipelines.forecast.steppers import CheckpointStepper
 
     ckpt = load_checkpoint(path, map_location=device)
     stepper = CheckpointStepper(ckpt)
@@ -219,7 +219,7 @@ def wall_estimate(plan: RunPlan, step_seconds: float) -> float:
 
 def resident_weight_bytes(sizes: list[int], *, device: str) -> int:
     """Weight bytes a rank holds: all checkpoints if they fit its budget, else the budget (>= the largest)."""
-    from hens.pipelines.steppers import CPU_RESIDENT_BYTES
+    from hens.pipelines.forecast.steppers import CPU_RESIDENT_BYTES
 
     budget = CPU_RESIDENT_BYTES if device == "cpu" else PLAN_GPU_RESIDENT_BYTES
     return min(sum(sizes), max(max(sizes), budget))

@@ -144,7 +144,7 @@ class CheckpointStepper:
         self.name = ckpt.path.name
         self.grid = ckpt.grid
         self.channels = ckpt.channels
-        self.noise_stream: Stream | None = "model-noise" if ckpt.stochastic else None
+        self.noise_stream: Stream | None = Stream.MODEL_NOISE if ckpt.stochastic else None
         self._path, self._models = ckpt.path, models
         if isinstance(ckpt, Checkpoint):
             self._model: ModelStep | None = ckpt.stepper()
@@ -198,7 +198,7 @@ class PhysicsStepper:
 
     name = "physics"
     channels = WORLD_CHANNELS
-    noise_stream: Stream | None = "physics-noise"
+    noise_stream: Stream | None = Stream.PHYSICS_NOISE
 
     def __init__(self, config: WorldConfig) -> None:
         self.world = ShallowWaterWorld(config)

@@ -11,8 +11,8 @@ import pytest
 import xarray as xr
 
 from hens.pipelines.cli import main
-from hens.pipelines.forecast import run_forecast
-from hens.pipelines.forecast_plan import plan_run
+from hens.pipelines.forecast.run import run_forecast
+from hens.pipelines.forecast.plan import plan_run
 
 
 def _files(store):
@@ -49,7 +49,7 @@ def test_plan_json_on_the_command_line(ensemble_yaml, tmp_path, monkeypatch, cap
 
 _PEAK = """
 import sys
-from hens.pipelines.forecast import run_forecast
+from hens.pipelines.forecast.run import run_forecast
 run_forecast(sys.argv[1], progress=False)
 status = open("/proc/self/status").read().splitlines()
 print(next(int(line.split()[1]) for line in status if line.startswith("VmHWM:")) * 1024)
@@ -68,7 +68,7 @@ def test_plan_memory_is_within_a_quarter_of_the_peak_rss(ensemble_yaml, tmp_path
 def test_timed_plan_estimates_a_wall_time_that_grows_with_members(ensemble_yaml, tmp_path):
     """--time: one timed batch step, scaled by the steps of each rank (an estimate, not checked
     against a run's wall; the scaling is checked with one step time for both sizes)."""
-    from hens.pipelines.forecast_plan import wall_estimate
+    from hens.pipelines.forecast.plan import wall_estimate
 
     small = plan_run(ensemble_yaml(tmp_path, name="small.yaml"), ranks=2, time=True)
     assert small.step_seconds > 0 and small.seconds_estimate > 0

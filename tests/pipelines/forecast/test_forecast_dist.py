@@ -18,7 +18,7 @@ import pytest
 import xarray as xr
 
 from hens.forecast.store_reader import open_store
-from hens.pipelines.forecast import run_forecast
+from hens.pipelines.forecast.run import run_forecast
 
 pytestmark = pytest.mark.dist
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",

@@ -13,7 +13,7 @@ import yaml
 
 from hens.forecast.errors import OutputExists
 from hens.forecast.stats import stats_path
-from hens.pipelines.demo import ENSEMBLES, DemoSettings, run_demo
+from hens.pipelines.demo.run import ENSEMBLES, DemoSettings, run_demo
 
 #: a 2 + 1 model, 1-pair, one-init, 1-day version of the demo on the session's 60-day world
 #: (its bred-vector amplitude calibrated in 2 runs of 8 members from one initial time)

@@ -1,6 +1,6 @@
 """Checks of a campaign against its data and `hens train`'s own rules, before any submission.
 
-Separate from :mod:`hens.pipelines.campaign_config` because it opens the data and imports
+Separate from :mod:`hens.pipelines.campaign.config` because it opens the data and imports
 torch (through the training code); loading a campaign stays cheap.
 """
 
@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from hens.forecast.errors import ConfigError
-from hens.pipelines.campaign_config import CampaignConfig
+from hens.pipelines.campaign.config import CampaignConfig
 
 
 def check_campaign(cfg: CampaignConfig) -> None:
@@ -20,7 +20,7 @@ def check_campaign(cfg: CampaignConfig) -> None:
     Parameters
     ----------
     cfg
-        A campaign from :func:`hens.pipelines.campaign_config.load_campaign`.
+        A campaign from :func:`hens.pipelines.campaign.config.load_campaign`.
 
     Raises
     ------

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import yaml
 
-from hens.pipelines.calibrate import Trial, calibrate, calibrated_yaml, next_value, search
+from hens.pipelines.calibrate.tune import Trial, calibrate, calibrated_yaml, next_value, search
 
 #: initial times of the ensembles below: late in the 60-day world, so that days 3-5 of the
 #: calibration runs fit before them (data before 2000-02-15) and after them (2000-02-24)
@@ -37,7 +37,7 @@ def calibrated(det_yaml):
 
 
 def test_the_tuned_amplitude_gives_the_target_ssr_when_run_and_scored(calibrated, det_yaml, world_store, tmp_path):
-    from hens.pipelines.forecast import run_forecast
+    from hens.pipelines.forecast.run import run_forecast
     from hens.scoring.evaluate import score_ensemble
     from hens.scoring.figures import open_scores
 
@@ -125,8 +125,8 @@ def test_bad_input_is_one_line(det_yaml, monkeypatch, capsys, case, args, messag
 
 def test_noise_scale_in_the_yaml_scales_a_stochastic_models_noise(ensemble_yaml, tiny_checkpoints, tmp_path):
     from hens.forecast.errors import ConfigError
-    from hens.pipelines.config import load_config
-    from hens.pipelines.forecast import compute_member
+    from hens.pipelines.forecast.config import load_config
+    from hens.pipelines.forecast.run import compute_member
 
     common = {"init_times": VERIFIED, "lead_hours": 12, "seeds": 2, "batch_size": 2, "perturbation": {"kind": "none"}}
     stochastic = [str(tiny_checkpoints["stoch0"])]

@@ -69,9 +69,9 @@ Checkpoints = Annotated[Paths, AfterValidator(_checkpoints)]
 class PerturbationConfig(Schema):
     """Initial-condition perturbation: ``kind``, ``pairs`` Q (+/- pairs per checkpoint),
     breeding ``cycles`` N, ``amplitude`` (fraction of the per-channel scale, see
-    :func:`hens.pipelines.components.load_models`), the seed fields' correlation
+    :func:`hens.pipelines.forecast.components.load_models`), the seed fields' correlation
     ``length_km`` and ``rmse_file``, where the 48-hour RMSE that hens measures for models
-    that record none is cached (default: beside the output, :mod:`hens.pipelines.perturbation_scale`)."""
+    that record none is cached (default: beside the output, :mod:`hens.pipelines.forecast.perturbation_scale`)."""
 
     kind: Kind = "hemispheric_bred_vector"
     pairs: Count = 1

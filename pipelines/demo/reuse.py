@@ -88,7 +88,7 @@ def stale_store(store: Path, config: Path) -> bool:
     checks the same things.
     """
     from hens.models.checkpoint import file_sha256
-    from hens.pipelines.config import load_config
+    from hens.pipelines.forecast.config import load_config
 
     if not store.exists():
         return False
@@ -110,7 +110,7 @@ def calibration_key(draft: Path, options: dict[str, Any]) -> str:
     """What a calibrated YAML is made from, as a sha256: the draft's text, the sha256 of its
     checkpoint files and the calibration options (new checkpoints need a new amplitude)."""
     from hens.models.checkpoint import description_sha256, file_sha256
-    from hens.pipelines.config import load_config
+    from hens.pipelines.forecast.config import load_config
 
     files = [file_sha256(p) for p in load_config(draft).model_paths if p.is_file()]
     return description_sha256({"draft": draft.read_text(), "checkpoints": files, "options": options})

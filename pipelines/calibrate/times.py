@@ -24,7 +24,7 @@ import numpy as np
 from hens.forecast.errors import ConfigError, DataError
 from hens.forecast.types import HOURS_PER_STEP, STEP
 from hens.models.training.periods import parse_period
-from hens.pipelines.config import ForecastConfig
+from hens.pipelines.forecast.config import ForecastConfig
 
 
 

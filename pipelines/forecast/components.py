@@ -22,7 +22,7 @@ from hens.forecast.output import select_output
 from hens.forecast.perturb import BredVector, GaussianPerturbation, NoPerturbation, breeding_times
 from hens.forecast.protocols import DataSource, Perturbation, Stepper
 from hens.forecast.zarr_sink import StoreSpec, lead_chunk_for
-from hens.pipelines.config import ForecastConfig
+from hens.pipelines.forecast.config import ForecastConfig
 
 #: a 6-hour tendency std grows like a random walk to ~sqrt(8) of it in 48 hours (8 steps)
 SQRT_STEPS_48H = math.sqrt(8.0)
@@ -46,11 +46,11 @@ def _checkpoints(cfg: ForecastConfig, source: DataSource, device: torch.device) 
     Every checkpoint is loaded once here, so that one that is truncated, unsafe or does not
     fit its config stops the run before the store is touched, then dropped again: a rank
     loads the ones its batches need when they need them
-    (:class:`~hens.pipelines.steppers.ResidentModels`).
+    (:class:`~hens.pipelines.forecast.steppers.ResidentModels`).
     """
     from hens.models.checkpoint import read_header
     from hens.models.compatibility import check_compatible, check_ensemble
-    from hens.pipelines.steppers import CheckpointStepper, ResidentModels
+    from hens.pipelines.forecast.steppers import CheckpointStepper, ResidentModels
 
     headers = [read_header(p) for p in cfg.model_paths]
     check_ensemble(headers)
@@ -68,7 +68,7 @@ def _checkpoints(cfg: ForecastConfig, source: DataSource, device: torch.device) 
         resident.get(h.path)
     shas = [resident.sha256[h.path] for h in headers]
     if any(h.tendency_std is None for h in headers):  # published packages: measure the RMSE once
-        from hens.pipelines.perturbation_scale import measured_scale
+        from hens.pipelines.forecast.perturbation_scale import measured_scale
 
         scale, scale_source = measured_scale(steppers, shas, source, cfg.init_times[0], cfg.rmse_cache_path)
     elif all(isinstance(h.extra.get(RMSE_KEY), dict) for h in headers):
@@ -91,7 +91,7 @@ def _physics(cfg: ForecastConfig, source: DataSource) -> Models:
 
     from hens.forecast.stats import open_world_stats
     from hens.models.checkpoint import description_sha256
-    from hens.pipelines.steppers import PhysicsStepper, world_config_from_attrs
+    from hens.pipelines.forecast.steppers import PhysicsStepper, world_config_from_attrs
 
     path = cfg.data_paths
     if not isinstance(path, str):
@@ -127,7 +127,8 @@ def load_models(cfg: ForecastConfig, source: DataSource, device: torch.device) -
 
 
 def build_perturbation(cfg: ForecastConfig, source: DataSource, models: Models) -> Perturbation:
-    """The perturbation of ``cfg`` with amplitudes ``amplitude x scale`` per channel."""
+    """The perturbation of ``cfg``: physical amplitudes ``perturbation.amplitude x scale`` per channel
+    (the YAML's amplitude is a fraction of each channel's scale)."""
     from hens.models.sfno.noise import SphericalNoise
 
     p = cfg.perturbation
@@ -135,10 +136,10 @@ def build_perturbation(cfg: ForecastConfig, source: DataSource, models: Models) 
         return NoPerturbation()
     first = models.steppers[0]
     noise = SphericalNoise(first.grid, [p.length_km] * len(first.channels))
-    amplitude = torch.as_tensor(p.amplitude * models.scale, dtype=torch.float64)
+    physical_amplitude = torch.as_tensor(p.amplitude * models.scale, dtype=torch.float64)
     if p.kind == "gaussian":
-        return GaussianPerturbation(noise, amplitude, base_seed=cfg.seed)
-    return BredVector(source, noise, amplitude, cycles=p.cycles, base_seed=cfg.seed,
+        return GaussianPerturbation(noise, physical_amplitude, base_seed=cfg.seed)
+    return BredVector(source, noise, physical_amplitude, cycles=p.cycles, base_seed=cfg.seed,
                       centred=p.kind == "hemispheric_bred_vector")
 
 

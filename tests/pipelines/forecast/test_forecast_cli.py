@@ -13,7 +13,7 @@ import pytest
 import zarr
 
 from hens.forecast.store_reader import open_store
-from hens.pipelines.forecast import run_forecast
+from hens.pipelines.forecast.run import run_forecast
 
 HENS = [sys.executable, "-m", "hens.pipelines.cli"]
 

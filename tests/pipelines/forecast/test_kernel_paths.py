@@ -27,15 +27,15 @@ from pathlib import Path
 import pytest
 
 pytestmark = pytest.mark.dist
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 MEMBER_TESTS = [
     "tests/forecast/test_engine.py::test_a_member_recomputed_from_its_batch_is_bit_equal",
     "tests/forecast/test_engine.py::test_members_of_batches_across_checkpoints_and_a_short_last_batch",
     "tests/forecast/test_engine.py::test_physics_ensemble_through_the_same_engine",
 ]
 RANK_TESTS = [
-    "tests/pipelines/test_forecast_dist.py::test_two_ranks_write_the_one_rank_store",
-    "tests/pipelines/test_forecast_dist.py::test_sigkill_midway_then_resume_equals_the_uninterrupted_run",
+    "tests/pipelines/forecast/test_forecast_dist.py::test_two_ranks_write_the_one_rank_store",
+    "tests/pipelines/forecast/test_forecast_dist.py::test_sigkill_midway_then_resume_equals_the_uninterrupted_run",
 ]
 #: MKL's verbose banner names its code path like this
 MKL_BANNER = {"SSE4_2": "(Intel(R) SSE4.2)", "AVX2": "(Intel(R) AVX2)", "AVX512": "(Intel(R) AVX-512)"}

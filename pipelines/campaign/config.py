@@ -1,9 +1,9 @@
-"""The campaign YAML (format: :mod:`hens.pipelines.campaign`) validated into a frozen
+"""The campaign YAML (format: :mod:`hens.pipelines.campaign.submit`) validated into a frozen
 :class:`CampaignConfig`: keys and types only, without opening the data.
 
 Its sections are built from the definitions of what they configure: ``train:`` from the
-`hens train` command's signature, ``forecast:`` from :class:`~hens.pipelines.config.ForecastConfig`'s
-fields, ``perturbation:`` is :class:`~hens.pipelines.config.PerturbationConfig`. Besides
+`hens train` command's signature, ``forecast:`` from :class:`~hens.pipelines.forecast.config.ForecastConfig`'s
+fields, ``perturbation:`` is :class:`~hens.pipelines.forecast.config.PerturbationConfig`. Besides
 validation, the config derives what each step is given: the `hens train` options, the
 forecast YAML of each initial time and the `hens score` options (paths absolute).
 """
@@ -18,7 +18,7 @@ import numpy as np
 from pydantic import AfterValidator, BeforeValidator, Field, ValidationInfo, create_model, model_validator
 
 from hens.forecast.sources.remote import is_url
-from hens.pipelines.config import Checkpoints, ForecastConfig, PerturbationConfig
+from hens.pipelines.forecast.config import Checkpoints, ForecastConfig, PerturbationConfig
 from hens.pipelines.schema import (Count, Data, Flag, Hours, InitTimes, Located, PathName, Paths,
                                    Schema, Seed, Size, Text, expect, invalid, listed, read_yaml,
                                    validate, yaml_dir)
@@ -290,7 +290,7 @@ def load_campaign(path: str | Path) -> CampaignConfig:
     Returns
     -------
     CampaignConfig
-        The validated campaign; :func:`hens.pipelines.campaign_check.check_campaign` checks it
+        The validated campaign; :func:`hens.pipelines.campaign.check.check_campaign` checks it
         against the data.
 
     Raises
