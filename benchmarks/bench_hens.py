@@ -97,7 +97,7 @@ def rank_child(config_path: str) -> None:
 
 
 def score_child(store: str, truth: str, out: str) -> None:
-    from hens.scoring.evaluate import score_ensemble
+    from hens.scoring.evaluate.score import score_ensemble
 
     score_ensemble(store, truth, out=out, progress=False)
     print(json.dumps({"peak_rss": _peak_rss()}), flush=True)

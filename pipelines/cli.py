@@ -239,7 +239,7 @@ def score(
 
     Example: hens score --forecast ens.zarr --truth world.zarr --out ens.scores.zarr --threshold 0.9 --threshold 0.99
     """
-    from hens.scoring.evaluate import DEFAULT_THRESHOLDS, score_ensemble
+    from hens.scoring.evaluate.score import DEFAULT_THRESHOLDS, score_ensemble
 
     path = score_ensemble(
         forecast, truth if len(truth) > 1 else truth[0], out=out, climatology=climatology,
@@ -289,7 +289,7 @@ def plot(
 
     Example: hens plot ens.scores.zarr --out plots
     """
-    from hens.scoring.figures import plot_scores
+    from hens.scoring.plots.scores import plot_scores
 
     paths = plot_scores(scores, out)
     typer.echo(f"wrote {len(paths)} figures to {out}", err=True)

@@ -107,7 +107,7 @@ def _world(out: Path, settings: DemoSettings) -> Path:
 def _world_plots(world: Path, figures: Path, grid_spec: str) -> None:
     from hens.forecast.grids import parse_grid
     from hens.pipelines.world import load_world
-    from hens.scoring import plots
+    from hens.scoring.plots import world as plots
     from hens.scoring.spectra import kinetic_energy_spectrum
 
     data = load_world(world)
@@ -120,7 +120,7 @@ def _world_plots(world: Path, figures: Path, grid_spec: str) -> None:
     sample = data.isel(time=slice(None, None, max(1, data.sizes["time"] // _SPECTRUM_SAMPLES)))
     spectrum = kinetic_energy_spectrum(sample.sel(channel="u500").values, sample.sel(channel="v500").values, grid,
                                        lmax=grid.lmax)  # the world is truncated there
-    plots.plot_spectra({"world, time mean": spectrum.mean(axis=0)}, figures / "ke_spectrum.png")
+    plots.plot_energy_spectra({"world, time mean": spectrum.mean(axis=0)}, figures / "ke_spectrum.png")
 
 
 def init_times(world: Path, settings: DemoSettings) -> list[str]:
@@ -334,9 +334,9 @@ def run_demo(out: str | Path, *, settings: DemoSettings | None = None) -> Path:
 
 def _score_all(out: Path, world: Path, configs: dict[str, Path]) -> dict[str, Path]:
     from hens.pipelines.demo.summary import reference_spectrum, valid_times, world_truncation
-    from hens.scoring.comparison import plot_comparison
-    from hens.scoring.evaluate import score_ensemble
-    from hens.scoring.figures import plot_scores
+    from hens.scoring.plots.comparison import plot_comparison
+    from hens.scoring.evaluate.score import score_ensemble
+    from hens.scoring.plots.scores import plot_scores
 
     scores: dict[str, Path] = {}
     for name, config in configs.items():

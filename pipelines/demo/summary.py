@@ -16,7 +16,7 @@ import numpy as np
 import xarray as xr
 
 from hens.forecast.types import STEP
-from hens.scoring.figures import open_scores
+from hens.scoring.plots.scores import open_scores
 
 DAYS = (1, 3, 5, 10)
 _METRICS = {"crps": "CRPS", "rmse": "ensemble-mean RMSE", "spread_skill_ratio": "spread-skill ratio"}

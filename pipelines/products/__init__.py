@@ -32,7 +32,7 @@ numbers and text as stored, anything else as JSON text.
 Work: one (initial time, channel) at a time, read lazily in latitude bands of all members and
 written by dask into a temporary file that is renamed when the initial time is complete, so a
 failed run never leaves a half-written product. Memory: per dask thread, a few times one
-band of all members (:data:`~hens.scoring.ensemble_store.BAND_BYTES` as stored, computed in
+band of all members (:data:`~hens.scoring.evaluate.store.BAND_BYTES` as stored, computed in
 float64), plus whole output fields of one lead chunk.
 
 Modules: :mod:`~hens.pipelines.products.inputs` (the store and the climatology),

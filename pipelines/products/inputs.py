@@ -19,7 +19,7 @@ from hens.forecast.grids import Grid
 from hens.forecast.stats import open_world_stats, stats_path
 from hens.forecast.store_check import reading
 from hens.forecast.store_reader import global_grid, open_store
-from hens.scoring.ensemble_store import COMPLETED, DIMS, MEMBER_COORDS
+from hens.scoring.evaluate.store import COMPLETED, DIMS, MEMBER_COORDS
 
 #: a spread needs two members
 MIN_MEMBERS = 2

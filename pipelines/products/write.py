@@ -18,8 +18,8 @@ from hens.pipelines.products.cf import (DDOF, REALIZATION, REALIZATION_BOUNDS, g
                                         product_coords, variable_attrs)
 from hens.pipelines.products.inputs import (Ensemble, climate_at, default_climatology, hour_label,
                                             open_climatology, open_ensemble)
-from hens.scoring.ensemble_store import BAND_BYTES
-from hens.scoring.evaluate import DEFAULT_THRESHOLDS
+from hens.scoring.evaluate.store import BAND_BYTES
+from hens.scoring.evaluate.score import DEFAULT_THRESHOLDS
 
 DEFAULT_QUANTILES = (0.1, 0.5, 0.9)
 
@@ -57,7 +57,7 @@ def channel_products(
     ``sot_lower``, dimensionless.
     """
     import hens.scoring as hs
-    from hens.scoring.verification import thresholds_of
+    from hens.scoring.evaluate.truth import thresholds_of
 
     threshold = thresholds_of(climate, thresholds).rename(threshold="threshold_quantile")
     above = (members > threshold).mean("member")

@@ -42,7 +42,7 @@ def build_demo_folder(out: Path, world: Path, checkpoints: dict[str, Path],
     import yaml
 
     from hens.pipelines.forecast.run import run_forecast
-    from hens.scoring.evaluate import score_ensemble
+    from hens.scoring.evaluate.score import score_ensemble
 
     for part in ("ensembles", "scores"):
         (out / part).mkdir(parents=True, exist_ok=True)

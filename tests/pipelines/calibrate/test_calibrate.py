@@ -38,8 +38,8 @@ def calibrated(det_yaml):
 
 def test_the_tuned_amplitude_gives_the_target_ssr_when_run_and_scored(calibrated, det_yaml, world_store, tmp_path):
     from hens.pipelines.forecast.run import run_forecast
-    from hens.scoring.evaluate import score_ensemble
-    from hens.scoring.figures import open_scores
+    from hens.scoring.evaluate.score import score_ensemble
+    from hens.scoring.plots.scores import open_scores
 
     assert calibrated.converged and abs(calibrated.best.ssr / TARGET - 1.0) <= 0.05
     values = yaml.safe_load(calibrated_yaml(det_yaml, calibrated))

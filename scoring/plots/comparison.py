@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from hens.scoring.figures import open_scores
-from hens.scoring.plots import _figure, _save
+from hens.scoring.plots.scores import open_scores
+from hens.scoring.plots.figure import new_figure, save_figure
 
 
 def _days(ds: xr.Dataset) -> np.ndarray:
@@ -40,7 +40,7 @@ def plot_comparison(
     channels = [str(c) for c in first["channel"].values]
     colours = {name: f"C{i}" for i, name in enumerate(scores)}
 
-    fig = _figure(4.2 * len(channels), 3.6)
+    fig = new_figure(4.2 * len(channels), 3.6)
     for ax, ch in zip(fig.subplots(1, len(channels), squeeze=False)[0], channels, strict=True):
         for name, ds in scores.items():
             s = ds.sel(channel=ch)
@@ -49,9 +49,9 @@ def plot_comparison(
         ax.plot(_days(first), first["persistence_mae"].sel(channel=ch), "k:", label="persistence MAE")
         ax.set(xlabel="lead (days)", ylabel=f"{ch} ({first['channel_units'].sel(channel=ch).item()})", title=ch)
     ax.legend(fontsize=6)
-    errors = _save(fig, out / "comparison_errors.png")
+    errors = save_figure(fig, out / "comparison_errors.png")
 
-    fig = _figure(5.5, 3.6)
+    fig = new_figure(5.5, 3.6)
     ax = fig.add_subplot()
     for name, ds in scores.items():
         for ch, style in zip(channels, ["o-", "s--", "^-.", "v:"], strict=False):
@@ -60,9 +60,9 @@ def plot_comparison(
     ax.axhline(1.0, color="k", lw=0.8)
     ax.set(xlabel="lead (days)", ylabel="spread-skill ratio", title="calibration (1 = spread matches error)")
     ax.legend(fontsize=6, ncol=2)
-    calibration = _save(fig, out / "comparison_calibration.png")
+    calibration = save_figure(fig, out / "comparison_calibration.png")
 
-    fig = _figure(4.2 * len(channels), 3.6)
+    fig = new_figure(4.2 * len(channels), 3.6)
     for ax, ch in zip(fig.subplots(1, len(channels), squeeze=False)[0], channels, strict=True):
         for name, ds in scores.items():
             s = ds.sel(channel=ch).isel(lead_time=-1, wavenumber=slice(1, truncation))  # l = 0: the mean
@@ -77,5 +77,5 @@ def plot_comparison(
         ax.set(xlabel="total wavenumber l", ylabel="power / truth power",
                title=f"{ch}, day {_days(first)[-1]:g}", ylim=(0.0, 1.6))
     ax.legend(fontsize=6)
-    spectra = _save(fig, out / "comparison_spectra.png")
+    spectra = save_figure(fig, out / "comparison_spectra.png")
     return [errors, calibration, spectra]

@@ -1,17 +1,17 @@
 """The task graph of one (channel, block of leads): pieces read, scored and summed.
 
 :func:`score_block` builds one task per (init, lead, latitude band) that reads its members
-itself (:func:`hens.scoring.ensemble_store.read_members`: straight from the shards, no dask
+itself (:func:`hens.scoring.evaluate.store.read_members`: straight from the shards, no dask
 array graph over the stored chunks, whose number grows with the ensemble) and returns the
-weighted sums of :func:`hens.scoring.partials.piece_sums`. The pieces of one (init, lead) are
+weighted sums of :func:`hens.scoring.evaluate.partials.piece_sums`. The pieces of one (init, lead) are
 added first (a fixed tree: the same bits on any scheduler), then the spectra of that field are
 finished (:func:`finish_field`), then the fields of one lead are added over initial times.
 
 Spectra: the ensemble mean's from the mean map the bands return; the mean member spectrum
-over the sample of :meth:`~hens.scoring.ensemble_store.EnsembleStore.spectrum_sample` (all
+over the sample of :meth:`~hens.scoring.evaluate.store.EnsembleStore.spectrum_sample` (all
 members of ensembles up to 64), from the block itself when a piece is a whole field, else from tasks
 reading the sample's whole fields in groups
-(:meth:`~hens.scoring.ensemble_store.EnsembleStore.member_groups`).
+(:meth:`~hens.scoring.evaluate.store.EnsembleStore.member_groups`).
 """
 
 from __future__ import annotations
@@ -24,9 +24,9 @@ import numpy as np
 import xarray as xr
 
 from hens.forecast.sources import SourcePath
-from hens.scoring.ensemble_store import EnsembleStore, read_members
-from hens.scoring.partials import PieceOptions, combine, finish_scores, piece_sums
-from hens.scoring.verification import Verification
+from hens.scoring.evaluate.store import EnsembleStore, read_members
+from hens.scoring.evaluate.partials import PieceOptions, combine, finish_scores, piece_sums
+from hens.scoring.evaluate.truth import Verification
 from hens.scoring.weights import area_weights
 
 #: the spectral transform of a store: nlat, nlon, lmax, mmax, SHT grid

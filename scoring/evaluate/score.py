@@ -1,9 +1,9 @@
 """Score an ensemble store against a truth source into a Zarr store of scores.
 
-:func:`score_ensemble` opens the ensemble lazily (:mod:`hens.scoring.ensemble_store`), reads
-the verifying truth at every valid time init + lead (:mod:`hens.scoring.verification`) and
+:func:`score_ensemble` opens the ensemble lazily (:mod:`hens.scoring.evaluate.store`), reads
+the verifying truth at every valid time init + lead (:mod:`hens.scoring.evaluate.truth`) and
 computes, one (channel, block of leads) at a time with dask tasks, the scores of
-:data:`hens.scoring.scorecard.VARIABLES`, all over ``(channel, lead_time, ...)``:
+:data:`hens.scoring.evaluate.scorecard.VARIABLES`, all over ``(channel, lead_time, ...)``:
 
 * ensemble-mean RMSE and MAE, spread, spread-skill ratio, standard and fair CRPS, and
   persistence RMSE / MAE (the analysis at init as the forecast; its MAE is also its CRPS);
@@ -13,17 +13,17 @@ computes, one (channel, block of leads) at a time with dask tasks, the scores of
   (standard, fair, skill vs the climatological probability), observed frequency, ROC area,
   reliability table over ``probability_bin``;
 * EFI means and the EFI map of the first initial time, SOT means -- against the analysis
-  climate standing in for the model climate (see :mod:`hens.scoring.verification`);
+  climate standing in for the model climate (see :mod:`hens.scoring.evaluate.truth`);
 * spectra over total ``wavenumber``: mean member spectrum (over a balanced sample of up to
-  64 members, :meth:`~hens.scoring.ensemble_store.EnsembleStore.spectrum_sample`), ensemble-mean spectrum, truth;
+  64 members, :meth:`~hens.scoring.evaluate.store.EnsembleStore.spectrum_sample`), ensemble-mean spectrum, truth;
 * best-member MAE and outlier fraction of nested balanced sub-ensembles (``ensemble_size``).
 
 Aggregation: per lead time, cases are pooled over initial times and cells with the grid's
 area weights (``weights`` attribute); squared quantities are averaged over initial times
 after the spatial mean and before the root. Memory: one block's task graph at a time (blocks
 of whole stored lead chunks, their truth under
-:data:`~hens.scoring.ensemble_store.BLOCK_BYTES`; :mod:`hens.scoring.block_tasks`), each task
-holding all members over a latitude band (:data:`~hens.scoring.ensemble_store.BAND_BYTES`).
+:data:`~hens.scoring.evaluate.store.BLOCK_BYTES`; :mod:`hens.scoring.evaluate.tasks`), each task
+holding all members over a latitude band (:data:`~hens.scoring.evaluate.store.BAND_BYTES`).
 
 Members: only members whose ``completed`` flag is set count; by default a store with any
 other member is refused (``incomplete="drop"``: score the members completed at every init).
@@ -33,8 +33,6 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -45,18 +43,19 @@ from hens.forecast.channels import get_channel
 from hens.forecast.errors import ConfigError, DataError, GridMismatch, OutputExists
 from hens.forecast.sources import SourcePath
 from hens.forecast.store_check import reading
-from hens.scoring.block_tasks import score_block
-from hens.scoring.ensemble_store import EnsembleStore, open_ensemble
-from hens.scoring.partials import (
+from hens.scoring.evaluate.cluster import check_cluster, compute_on
+from hens.scoring.evaluate.tasks import score_block
+from hens.scoring.evaluate.store import EnsembleStore, open_ensemble
+from hens.scoring.evaluate.partials import (
     SIGMA_BINS,
     SIGMA_LEVELS,
     PieceOptions,
 )
-from hens.scoring.scorecard import ONE, SAME, VARIABLES
-from hens.scoring.subsets import DRAWS, subset_plan
+from hens.scoring.evaluate.scorecard import ONE, SAME, VARIABLES
+from hens.scoring.evaluate.subsets import DRAWS, subset_plan
 from hens.scoring.tails import expected_max_sigma, expected_outlier_fraction
 from hens.scoring.types import Incomplete
-from hens.scoring.verification import Verification
+from hens.scoring.evaluate.truth import Verification
 
 DEFAULT_THRESHOLDS = (0.9, 0.99)
 AGGREGATION = (
@@ -213,7 +212,7 @@ def _attrs(
         "day-of-year window",
         "expected_outlier_fraction_full": expected_outlier_fraction(store.size),
         "expected_max_sigma_full": expected_max_sigma(store.size, tail="both"),
-        "subsets": f"{draws} random draws of balanced (checkpoint, pair) units (hens.scoring.subsets, "
+        "subsets": f"{draws} random draws of balanced (checkpoint, pair) units (hens.scoring.evaluate.subsets, "
         "seed 0); scores are the mean over draws, *_spread their standard deviation",
         "scheduler": scheduler or (f"LocalCluster, {workers} processes" if workers else "dask threads"),
         "grid": store.grid.spec,
@@ -267,7 +266,7 @@ def score_ensemble(
         Start a ``LocalCluster`` of this many worker processes instead of dask's threads.
         Every choice gives the same scores bit for bit (fixed summation tree).
     draws
-        Random balanced draws per sub-ensemble size (:mod:`hens.scoring.subsets`).
+        Random balanced draws per sub-ensemble size (:mod:`hens.scoring.evaluate.subsets`).
 
     Returns
     -------
@@ -287,7 +286,7 @@ def score_ensemble(
     out = Path(out)
     _claim(out, overwrite=overwrite)
     levels = _check_thresholds(tuple(thresholds))
-    _check_cluster(scheduler, workers)
+    check_cluster(scheduler, workers)
     store = open_ensemble(forecast_path, incomplete=incomplete)
     verification = Verification(truth_path, climatology=climatology)
     verification.check(store)
@@ -311,11 +310,11 @@ def score_ensemble(
     if sample is not None:
         attrs["spectrum_members_sample"] = (
             f"{sample.size} of {store.size} members: the stored batches evenly spaced over the ensemble "
-            "(hens.scoring.ensemble_store.EnsembleStore.spectrum_sample)")
+            "(hens.scoring.evaluate.store.EnsembleStore.spectrum_sample)")
     tmp = out.with_name(f".{out.name}.partial-{os.getpid()}")
     try:
         writer = _Writer(tmp, store, _coords(store, levels, plan.sizes), attrs)
-        with _cluster(scheduler, workers) as compute, rich.progress.Progress(
+        with compute_on(scheduler, workers) as compute, rich.progress.Progress(
             console=Console(stderr=True), disable=not progress
         ) as bar:
             task = bar.add_task("scoring", total=len(store.channels) * len(blocks))
@@ -358,44 +357,3 @@ def _references(sizes: np.ndarray) -> dict[str, Any]:
         "expected_max_sigma": (("ensemble_size",), np.array([expected_max_sigma(int(n), tail="both") for n in sizes]),
                                {"long_name": "E max_m |Z_m| of M Gaussian members", "units": "1"}),
     }
-
-
-def _check_cluster(scheduler: str | None, workers: int | None) -> None:
-    if scheduler is not None and workers is not None:
-        raise ConfigError("pass either --scheduler ADDRESS (an existing dask cluster) or --workers N "
-                          "(a local cluster), not both")
-    if workers is not None and workers < 1:
-        raise ConfigError(f"--workers {workers}: give at least 1 worker process")
-
-
-@contextmanager
-def _cluster(scheduler: str | None, workers: int | None) -> Iterator[Callable[..., Any]]:
-    """A ``compute(*graphs)`` on dask's threads, an existing scheduler or a LocalCluster.
-
-    The sums are added in the graph's fixed order, so every choice gives the same bits.
-    """
-    import dask
-
-    if scheduler is None and workers is None:
-        yield lambda *graphs: dask.compute(*graphs, scheduler="threads")
-        return
-    from distributed import Client, LocalCluster
-
-    if workers is not None:
-        # one thread per process: the kernels are numpy loops that hold the GIL part of the time
-        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                               dashboard_address=None)
-        client = Client(cluster)
-    else:
-        cluster = None
-        try:
-            client = Client(scheduler, timeout="30s")
-        except OSError as err:
-            raise ConfigError(f"cannot reach the dask scheduler at {scheduler} ({err}); start one "
-                              "(`dask scheduler`, docs/slurm.md) or use --workers N") from None
-    try:
-        yield lambda *graphs: client.compute(list(graphs), sync=True)
-    finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()

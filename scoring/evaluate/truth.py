@@ -24,7 +24,7 @@ import xarray as xr
 from hens.forecast.errors import DataError, GridMismatch
 from hens.forecast.sources import SourcePath, open_source
 from hens.forecast.stats import open_world_stats, stats_path
-from hens.scoring.ensemble_store import EnsembleStore
+from hens.scoring.evaluate.store import EnsembleStore
 
 _YEAR_DAYS = 365.25
 

@@ -12,41 +12,24 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from hens.forecast.channels import get_channel
+from hens.scoring.plots.figure import new_figure, save_figure
 
 if TYPE_CHECKING:
     import xarray as xr
-    from matplotlib.figure import Figure
 
     from hens.forecast.grids import Grid
-
-
-def _figure(width: float, height: float) -> Figure:
-    # an explicit Agg canvas: no global pyplot state, no display needed
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(width, height), layout="constrained")
-    FigureCanvasAgg(fig)
-    return fig
-
-
-def _save(fig: Figure, path: str | Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    return path
 
 
 def plot_map(field: xr.DataArray, path: str | Path, *, title: str = "") -> Path:
     """Map of one channel ``(lat, lon)``; the colour bar is labelled with the channel's units."""
     channel = get_channel(str(field["channel"].values))
-    fig = _figure(7.0, 3.6)
+    fig = new_figure(7.0, 3.6)
     ax = fig.add_subplot()
     mesh = ax.pcolormesh(field["lon"].values, field["lat"].values, field.values, shading="nearest", cmap="RdYlBu_r")
     fig.colorbar(mesh, ax=ax, label=f"{channel.name} ({channel.units})", shrink=0.9)
     ax.set(xlabel="longitude (deg E)", ylabel="latitude (deg N)", title=title or channel.name,
            xlim=(0, 360), ylim=(-90, 90), aspect="equal")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_global_means(data: xr.DataArray, grid: Grid, path: str | Path) -> Path:
@@ -56,18 +39,18 @@ def plot_global_means(data: xr.DataArray, grid: Grid, path: str | Path) -> Path:
     weights = xr.DataArray(grid.area_weights, dims="lat")
     means = data.weighted(weights).mean(("lat", "lon")).compute()
     channels = [str(c) for c in means["channel"].values]
-    fig = _figure(8.0, 1.8 * len(channels))
+    fig = new_figure(8.0, 1.8 * len(channels))
     axes = fig.subplots(len(channels), 1, sharex=True, squeeze=False)[:, 0]
     for ax, name in zip(axes, channels, strict=True):
         ax.plot(means["time"].values, means.sel(channel=name).values, lw=0.8)
         ax.set_ylabel(f"{name} ({get_channel(name).units})")
     axes[0].set_title("area-weighted global mean")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
-def plot_spectra(spectra: Mapping[str, np.ndarray], path: str | Path, *, ylabel: str = "kinetic energy (J kg-1)") -> Path:
+def plot_energy_spectra(spectra: Mapping[str, np.ndarray], path: str | Path, *, ylabel: str = "kinetic energy (J kg-1)") -> Path:
     """Log-log plot of spectra per degree ``l`` (degree 0 skipped) with an ``l^-3`` guide."""
-    fig = _figure(5.5, 4.0)
+    fig = new_figure(5.5, 4.0)
     ax = fig.add_subplot()
     for label, spectrum in spectra.items():
         l = np.arange(1, len(spectrum))
@@ -78,4 +61,4 @@ def plot_spectra(spectra: Mapping[str, np.ndarray], path: str | Path, *, ylabel:
         ax.loglog(l, first[3] * (l / 3.0) ** -3.0, "k--", lw=0.8, label="l^-3")
     ax.set(xlabel="spherical harmonic degree l", ylabel=ylabel)
     ax.legend()
-    return _save(fig, path)
+    return save_figure(fig, path)

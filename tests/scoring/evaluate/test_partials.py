@@ -12,11 +12,11 @@ from scipy import stats
 import hens.scoring as hs
 from hens.forecast.grids import Grid
 from hens.forecast.members import MemberLayout
-from hens.scoring import scorecard as sc
-from hens.scoring.fused import cell_statistics, sorted_quantiles
-from hens.scoring.partials import PieceOptions, combine, finish_scores, piece_sums
-from hens.scoring.subsets import subset_plan
-from hens.scoring.verification import thresholds_of
+from hens.scoring.evaluate import scorecard as sc
+from hens.scoring.evaluate.fused import cell_statistics, sorted_quantiles
+from hens.scoring.evaluate.partials import PieceOptions, combine, finish_scores, piece_sums
+from hens.scoring.evaluate.subsets import subset_plan
+from hens.scoring.evaluate.truth import thresholds_of
 
 GRID = Grid(16, 32)
 

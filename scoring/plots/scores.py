@@ -1,4 +1,4 @@
-"""Figures of a scores store (:func:`hens.scoring.evaluate.score_ensemble`), as PNGs.
+"""Figures of a scores store (:func:`hens.scoring.evaluate.score.score_ensemble`), as PNGs.
 
 :func:`plot_scores` draws every figure the store has data for and returns their paths:
 
@@ -27,7 +27,7 @@ import numpy as np
 import xarray as xr
 
 from hens.forecast.errors import DataError
-from hens.scoring.plots import _figure, _save
+from hens.scoring.plots.figure import new_figure, save_figure
 
 _TITLE = "hens ensemble scores"
 
@@ -66,7 +66,7 @@ def _label(ds: xr.Dataset, channel: str) -> str:
 def plot_errors(ds: xr.Dataset, path: Path) -> Path:
     h = _hours(ds)
     channels = [str(c) for c in ds["channel"].values]
-    fig = _figure(9.0, 2.6 * len(channels))
+    fig = new_figure(9.0, 2.6 * len(channels))
     axes = fig.subplots(len(channels), 2, squeeze=False)
     for row, ch in zip(axes, channels, strict=True):
         s = ds.sel(channel=ch)
@@ -81,11 +81,11 @@ def plot_errors(ds: xr.Dataset, path: Path) -> Path:
             ax.legend(fontsize=7)
     axes[0, 0].set_title(f"RMSE and spread, M = {ds.attrs.get('ensemble_size')}")
     axes[0, 1].set_title("CRPS")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_spread_skill(ds: xr.Dataset, path: Path) -> Path:
-    fig = _figure(5.5, 3.6)
+    fig = new_figure(5.5, 3.6)
     ax = fig.add_subplot()
     for ch in ds["channel"].values:
         ax.plot(_hours(ds), ds["spread_skill_ratio"].sel(channel=ch), "o-", label=str(ch))
@@ -93,14 +93,14 @@ def plot_spread_skill(ds: xr.Dataset, path: Path) -> Path:
     ax.set(xlabel="lead time (h)", ylabel="sqrt((M+1)/M) spread / RMSE",
            title="spread-skill ratio (1 = calibrated)")
     ax.legend(fontsize=8)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_rank_histograms(ds: xr.Dataset, path: Path) -> Path:
     leads = _later_leads(ds, 4)
     channels = [str(c) for c in ds["channel"].values]
     nbins = ds.sizes["rank"]
-    fig = _figure(2.6 * len(leads) + 0.6, 2.2 * len(channels))
+    fig = new_figure(2.6 * len(leads) + 0.6, 2.2 * len(channels))
     axes = fig.subplots(len(channels), len(leads), squeeze=False, sharey=True)
     for i, ch in enumerate(channels):
         for j, k in enumerate(leads):
@@ -110,13 +110,13 @@ def plot_rank_histograms(ds: xr.Dataset, path: Path) -> Path:
             axes[i, j].set_title(f"{ch}, {_hours(ds)[k]:g} h", fontsize=9)
             axes[i, j].set_xlabel("rank of the truth")
         axes[i, 0].set_ylabel("frequency x (M + 1)")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
-def plot_spectra(ds: xr.Dataset, channel: str, path: Path) -> Path:
+def plot_channel_spectra(ds: xr.Dataset, channel: str, path: Path) -> Path:
     s = ds.sel(channel=channel)
     l = s["wavenumber"].values[1:]  # noqa: E741  (degree 0 is the mean)
-    fig = _figure(10.0, 4.0)
+    fig = new_figure(10.0, 4.0)
     ax, ratio = fig.subplots(1, 2)
     colours = ["tab:blue", "tab:orange", "tab:green", "tab:red"]
     for colour, k in zip(colours, _later_leads(ds, 4), strict=False):
@@ -136,12 +136,12 @@ def plot_spectra(ds: xr.Dataset, channel: str, path: Path) -> Path:
               title="ratio to the truth (1 = same power)")
     ax.legend(fontsize=6)
     ratio.legend(fontsize=6)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_efi_map(ds: xr.Dataset, channel: str, path: Path) -> Path:
     field = ds["efi_map"].sel(channel=channel).isel(lead_time=-1)
-    fig = _figure(7.0, 3.6)
+    fig = new_figure(7.0, 3.6)
     ax = fig.add_subplot()
     mesh = ax.pcolormesh(ds["lon"].values, ds["lat"].values, field.values, shading="nearest",
                          cmap="RdBu_r", vmin=-1.0, vmax=1.0)
@@ -149,14 +149,14 @@ def plot_efi_map(ds: xr.Dataset, channel: str, path: Path) -> Path:
     ax.set(xlabel="longitude (deg E)", ylabel="latitude (deg N)", xlim=(0, 360), ylim=(-90, 90),
            aspect="equal", title=f"{channel} EFI, init {ds.attrs.get('first_init_time')}, "
                                  f"lead {_hours(ds)[-1]:g} h (analysis climate)")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_reliability(ds: xr.Dataset, path: Path) -> Path:
     channels = [str(c) for c in ds["channel"].values]
     levels = ds["threshold"].values
     later = slice(1, None) if ds.sizes["lead_time"] > 1 else slice(None)
-    fig = _figure(3.4 * len(levels), 3.2 * len(channels))
+    fig = new_figure(3.4 * len(levels), 3.2 * len(channels))
     axes = fig.subplots(len(channels), len(levels), squeeze=False)
     for i, ch in enumerate(channels):
         for j, level in enumerate(levels):
@@ -179,11 +179,11 @@ def plot_reliability(ds: xr.Dataset, path: Path) -> Path:
             sharp.bar(centre, share, width=1.0 / len(centre), color="grey", alpha=0.3)
             sharp.set_yscale("log")
             sharp.set_ylabel("share of cases", fontsize=7)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_outliers(ds: xr.Dataset, path: Path) -> Path:
-    fig = _figure(13.0, 3.8)
+    fig = new_figure(13.0, 3.8)
     ax_lead, ax_size, ax_best = fig.subplots(1, 3)
     expected = ds.attrs.get("expected_outlier_fraction_full")
     later = slice(1, None) if ds.sizes["lead_time"] > 1 else slice(None)
@@ -213,12 +213,12 @@ def plot_outliers(ds: xr.Dataset, path: Path) -> Path:
                 ylabel=f"best-member MAE / MAE at M = {sizes[0]}", title="best-member skill")
     for ax in (ax_lead, ax_size, ax_best):
         ax.legend(fontsize=7)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_tails(ds: xr.Dataset, path: Path) -> Path:
     """k-sigma exceedance of the truth against lead, and the max-sigma distribution."""
-    fig = _figure(11.0, 3.8)
+    fig = new_figure(11.0, 3.8)
     ax_exc, ax_max = fig.subplots(1, 2)
     h = _hours(ds)
     for j, ch in enumerate(ds["channel"].values):
@@ -240,7 +240,7 @@ def plot_tails(ds: xr.Dataset, path: Path) -> Path:
                title=f"most extreme member, M = {ds.attrs.get('ensemble_size')}")
     ax_exc.legend(fontsize=6, ncol=2)
     ax_max.legend(fontsize=7)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_scores(scores: str | Path, out: str | Path) -> list[Path]:
@@ -260,7 +260,7 @@ def plot_scores(scores: str | Path, out: str | Path) -> list[Path]:
         written.append(plot_reliability(ds, out / "reliability.png"))
     for ch in map(str, ds["channel"].values):
         if "spectrum_truth" in ds:
-            written.append(plot_spectra(ds, ch, out / f"spectra_{ch}.png"))
+            written.append(plot_channel_spectra(ds, ch, out / f"spectra_{ch}.png"))
         if "efi_map" in ds and np.isfinite(ds["efi_map"].sel(channel=ch).values).any():
             written.append(plot_efi_map(ds, ch, out / f"efi_{ch}.png"))
     return written

@@ -26,7 +26,7 @@ import zlib
 
 import numpy as np
 
-from hens.scoring.crps import _copy_rows
+from hens.scoring.crps import copy_rows
 
 #: bytes of members copied and sorted per block
 BLOCK_BYTES = 1 << 20
@@ -159,7 +159,7 @@ def cell_statistics(
     buffer = np.empty((min(step, n), m), dtype=np.float32)
     for start in range(0, n, step):
         sl = slice(start, min(start + step, n))
-        block = _copy_rows(x[sl], buffer[: sl.stop - start])
+        block = copy_rows(x[sl], buffer[: sl.stop - start])
         if units is not None:  # member order matters here: before the sort
             grouped = block.reshape(len(block), *units.shape) if consecutive else block[:, units]  # (rows, U, size)
             with np.errstate(invalid="ignore"):

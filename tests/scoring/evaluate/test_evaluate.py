@@ -15,9 +15,9 @@ import xarray as xr
 
 from hens.forecast.errors import ConfigError, DataError, OutputExists
 from hens.forecast.store_reader import open_store
-from hens.scoring.ensemble_store import open_ensemble
-from hens.scoring.evaluate import score_ensemble
-from hens.scoring.figures import plot_scores
+from hens.scoring.evaluate.store import open_ensemble
+from hens.scoring.evaluate.score import score_ensemble
+from hens.scoring.plots.scores import plot_scores
 
 M = es.LAYOUT.size
 
@@ -125,8 +125,8 @@ def test_incomplete_members_are_refused_unless_dropped(score_inputs, tmp_path, m
     np.testing.assert_array_equal(ds["ensemble_size"], [2, 4, 8, 12])  # whole units only
     # one block per stored lead chunk (3) and latitude bands of 8 rows (dask chunks of all
     # members) instead of one block of whole fields give the same scores ...
-    monkeypatch.setattr("hens.scoring.ensemble_store.BAND_BYTES", 12 * 32 * 4 * 8)
-    monkeypatch.setattr("hens.scoring.ensemble_store.BLOCK_BYTES", 1)
+    monkeypatch.setattr("hens.scoring.evaluate.store.BAND_BYTES", 12 * 32 * 4 * 8)
+    monkeypatch.setattr("hens.scoring.evaluate.store.BLOCK_BYTES", 1)
     store = open_ensemble(ens, incomplete="drop")
     assert store.band() == 8 and store.lead_blocks() == [slice(0, 2), slice(2, 4), slice(4, 5)]
     score_ensemble(ens, truth, out=tmp_path / "band.zarr", incomplete="drop", progress=False)
@@ -183,8 +183,8 @@ def test_banded_spectra_use_the_sample_of_whole_batches_and_all_members_for_the_
     spectrum, and the ensemble-mean spectrum (from the bands' mean maps) is the unbanded one."""
     from hens.scoring.spectra import power_spectrum
 
-    monkeypatch.setattr("hens.scoring.ensemble_store.BAND_BYTES", M * 32 * 4 * 8)
-    monkeypatch.setattr("hens.scoring.ensemble_store.SPECTRUM_MEMBERS", 5)
+    monkeypatch.setattr("hens.scoring.evaluate.store.BAND_BYTES", M * 32 * 4 * 8)
+    monkeypatch.setattr("hens.scoring.evaluate.store.SPECTRUM_MEMBERS", 5)
     store = open_ensemble(score_inputs["calibrated"])
     sample = store.spectrum_sample()
     batch = store.stored_batch

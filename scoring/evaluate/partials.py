@@ -1,12 +1,12 @@
 """The scorecard as sums: one task per (init, lead, latitude band), summed, then finished.
 
 :func:`piece_sums` scores one block of all members (``(M, rows, nlon)`` of one init and lead)
-with :func:`hens.scoring.fused.cell_statistics` and returns area-weighted *sums* (float64):
+with :func:`hens.scoring.evaluate.fused.cell_statistics` and returns area-weighted *sums* (float64):
 the weighted means of the scorecard are ratios of sums, and the histograms (ranks,
 exceedance counts per threshold, max-sigma) are weighted counts. :func:`combine` adds pieces
 in a fixed order (bit-for-bit the same result on any scheduler) and :func:`finish_scores`
 turns the sums of one lead time into the scores of
-:data:`hens.scoring.scorecard.VARIABLES`, with the estimators of the public functions:
+:data:`hens.scoring.evaluate.scorecard.VARIABLES`, with the estimators of the public functions:
 
 * skipna=False means (RMSE, MAE, CRPS, spread, persistence, outliers, sub-ensembles): a NaN
   case makes the score NaN; skipna=True means (thresholds, EFI, SOT, sigma diagnostics):
@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from hens.scoring.extremes import efi_from_fraction, sot_from_quantile
-from hens.scoring.fused import cell_statistics
+from hens.scoring.evaluate.fused import cell_statistics
 
 #: k of the truth's k-sigma exceedance frequencies
 SIGMA_LEVELS = (2.0, 3.0, 4.0)
