@@ -14,6 +14,8 @@ from hens.forecast.errors import ConfigError
 HOURS_PER_STEP = 6
 #: the same step as a numpy duration, for time arithmetic on ``datetime64`` arrays
 STEP = np.timedelta64(HOURS_PER_STEP, "h")
+#: model steps in a day
+STEPS_PER_DAY = 24 // HOURS_PER_STEP
 
 #: initial-condition perturbation kinds (:mod:`hens.forecast.perturb`)
 PerturbationKind = Literal["none", "gaussian", "bred_vector", "hemispheric_bred_vector"]

@@ -31,6 +31,7 @@ import torch
 
 from hens.forecast.errors import ConfigError, DataError
 from hens.forecast.grids import Grid
+from hens.forecast.types import STEPS_PER_DAY
 from hens.models.shallow_water import forcing as wf
 from hens.models.shallow_water.config import SAVE_INTERVAL_S, WorldConfig, default_dt
 
@@ -206,7 +207,7 @@ class ShallowWaterWorld:
 
     def spin_up(self, state: WorldState, days: float) -> WorldState:
         """Advance by ``days`` (rounded to whole 6-hour intervals)."""
-        return self.advance(state, round(days * 4) * self.config.steps_per_save)
+        return self.advance(state, round(days * STEPS_PER_DAY) * self.config.steps_per_save)
 
     # ------------------------------------------------------------ states <-> fields
     def _restart(self, spec: torch.Tensor, step: int, seed: int) -> WorldState:

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from hens.forecast.errors import DataError
-from hens.forecast.types import STEP
+from hens.forecast.types import STEP, STEPS_PER_DAY
 from hens.models.checkpoint import Checkpoint
 from hens.models.training.losses import crps
 from hens.models.sfno.noise import make_generator
@@ -99,7 +99,7 @@ def evaluate(
     """
     if members > 1 and not ckpt.stochastic:
         raise DataError("an ensemble needs a stochastic checkpoint")
-    steps = [int(round(d * 4)) for d in lead_days]
+    steps = [int(round(d * STEPS_PER_DAY)) for d in lead_days]
     starts = np.asarray(starts, dtype="datetime64[ns]")
     channels = list(ckpt.channels)
     weights = source.grid.area_weights[:, None] / source.grid.area_weights.sum() / source.grid.nlon

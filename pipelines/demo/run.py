@@ -42,6 +42,7 @@ from typing import Any
 import numpy as np
 
 from hens.forecast.errors import OutputExists
+from hens.forecast.types import STEPS_PER_DAY
 from hens.pipelines.demo import reuse as demo_reuse
 from hens.pipelines.demo.tasks import Task, run_tasks
 
@@ -99,7 +100,7 @@ def _world(out: Path, settings: DemoSettings) -> Path:
         return generate_world(path, grid=settings.grid, days=settings.days, seed=_SEED)
     # generate_world renames the trajectory last, so an existing one is complete
     have = xr.open_zarr(path, consolidated=True).attrs.get("days")
-    if have != round(settings.days * 4) / 4 or not stats_path(path).exists():
+    if have != round(settings.days * STEPS_PER_DAY) / STEPS_PER_DAY or not stats_path(path).exists():
         raise OutputExists(f"{path} holds another world ({have} days); use --days {have} or another --out")
     return path
 

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from hens.forecast.types import STEP
+from hens.forecast.types import STEP, STEPS_PER_DAY
 from hens.scoring.plots.scores import open_scores
 
 DAYS = (1, 3, 5, 10)
@@ -69,7 +69,7 @@ def reference_spectrum(world: Path, valid_times: np.ndarray, *, window_days: int
     from hens.pipelines.world import load_world
 
     data = load_world(world)
-    offsets = np.arange(-4 * window_days, 4 * window_days + 1) * STEP
+    offsets = np.arange(-STEPS_PER_DAY * window_days, STEPS_PER_DAY * window_days + 1) * STEP
     times = np.unique((np.asarray(valid_times, "datetime64[ns]")[:, None] + offsets).ravel())
     times = times[(times >= data["time"].values[0]) & (times <= data["time"].values[-1])]
     return hs.power_spectrum(data.sel(time=times)).mean("time")

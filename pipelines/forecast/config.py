@@ -32,7 +32,7 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, ValidationInfo, model_validator
 
 from hens.forecast.sources.remote import is_url
-from hens.forecast.types import PerturbationKind
+from hens.forecast.types import HOURS_PER_STEP, PerturbationKind
 from hens.models.types import Precision
 from hens.pipelines.schema import (Count, Data, Hours, InitTimes, Located, PathName, Paths, Positive,
                                    Schema, Seed, expect, invalid, listed, one_of, read_yaml, validate,
@@ -101,7 +101,7 @@ class ForecastConfig(Located):
     threads: Count = 1
     output_channels: Channels | None = None
     region: Region | None = None
-    output_every_hours: Hours = 6
+    output_every_hours: Hours = HOURS_PER_STEP
     precision: PrecisionOption = "float32"
     noise_scale: Positive = 1.0
     calibration: CalibrationRecord | None = None
