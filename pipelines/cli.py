@@ -99,6 +99,7 @@ def train(
     batch: Annotated[int, typer.Option("--batch", help="Global batch (samples per step, over all ranks).", min=1)] = 8,
     lr: Annotated[float, typer.Option("--lr", help="Peak learning rate (AdamW, cosine schedule).")] = 2e-3,
     members: Annotated[int, typer.Option("--members", help="Noise draws per sample for the CRPS (stochastic).")] = 4,
+    spectral_weight: Annotated[float | None, typer.Option("--spectral-weight", help="Weight of the spectral CRPS term next to the almost-fair CRPS (stochastic; FourCastNet 3's loss; default 0.1).", min=0)] = None,
     injection: Annotated[str, typer.Option("--injection", help="Where the noise enters a stochastic SFNO: input (extra input channels), norm (every block's conditional layer norm) or both.")] = "input",
     noise_decorrelation_hours: Annotated[float | None, typer.Option("--noise-decorrelation-hours", help="Decorrelation time of the stochastic SFNO's AR(1) noise in hours (default FourCastNet 3's, one model step; 0: white noise, a fresh draw every step).", min=0)] = None,
     channels: Annotated[str | None, typer.Option("--channels", help="Comma-separated channels (default: all of the data).")] = None,
@@ -130,6 +131,8 @@ def train(
     options = {} if forcings is None else {"forcings": parse_forcings(forcings)}
     if noise_decorrelation_hours is not None:
         options["noise_decorrelation_hours"] = noise_decorrelation_hours
+    if spectral_weight is not None:
+        options["spectral_weight"] = spectral_weight
     cfg = TrainConfig(
         data=tuple(data), out=out, seed=seed, stochastic=stochastic, loss=loss, minutes=minutes, steps=steps,
         rollout=rollout, batch=batch, lr=lr, members=members, injection=injection, channels=names, val_days=val_days,

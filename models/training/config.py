@@ -70,6 +70,8 @@ class TrainConfig:
             raise ConfigError(f"--members {self.members}: stochastic training needs at least 2 members")
         if not 0.0 <= self.rollout_fraction <= DECAY_FRACTION or not 0.0 <= self.alpha <= 1.0 or self.lr <= 0:
             raise ConfigError(f"need 0 <= rollout_fraction <= {DECAY_FRACTION}, 0 <= alpha <= 1 and lr > 0")
+        if not 0.0 <= self.spectral_weight < float("inf"):
+            raise ConfigError(f"--spectral-weight {self.spectral_weight} must be >= 0")
         if self.val_days is not None and self.val_days <= 0:
             raise ConfigError(f"--val-days {self.val_days} must be > 0")
         check_periods(self.train_period, self.valid_period, val_days=self.val_days)

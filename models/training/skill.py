@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 import torch
@@ -20,8 +21,9 @@ import torch
 from hens.forecast.errors import DataError
 from hens.forecast.types import STEP, STEPS_PER_DAY
 from hens.models.checkpoint import Checkpoint
-from hens.models.training.losses import crps
 from hens.models.sfno.noise import make_generator
+from hens.models.training.losses import crps
+from hens.scoring.spectra import default_lmax, spectrum_kernel
 
 
 
@@ -56,6 +58,17 @@ class Skill:
     members: int
     starts: int
     crps: np.ndarray | None = None
+    member_power: np.ndarray | None = None
+    truth_power: np.ndarray | None = None
+
+    def spectrum_error(self, lmin: int = 1, lmax: int | None = None) -> np.ndarray:
+        """``max_l |member power / truth's - 1|`` over ``l = lmin..lmax`` (default half the
+        resolved degrees), ``(lead, channel)``; needs ``evaluate(..., spectra=True)``."""
+        if self.member_power is None or self.truth_power is None:
+            raise ValueError("no spectra: evaluate with spectra=True")
+        top = self.truth_power.shape[-1] // 2 if lmax is None else lmax
+        ratio = self.member_power[..., lmin : top + 1] / self.truth_power[..., lmin : top + 1]
+        return np.abs(ratio - 1.0).max(-1)
 
     @property
     def spread_skill(self) -> np.ndarray | None:
@@ -90,12 +103,15 @@ def evaluate(
     climatology: tuple[np.ndarray, np.ndarray] | None = None,
     batch: int = 32,
     seed: int = 0,
+    spectra: bool = False,
 ) -> Skill:
     """Roll ``ckpt`` out from ``starts`` and score it at ``lead_days`` against ``source``.
 
     ``members`` > 1 needs a stochastic checkpoint: member ``j`` of every start uses noise
     seed ``seed + j`` (the same seeds at every start). ``climatology`` is
     ``(centres_dayofyear, values (centre, channel, lat, lon))`` in the checkpoint's channels.
+    ``spectra``: also the angular power spectra (:mod:`hens.scoring.spectra`, [unit]^2 sr) of
+    the members and of the truth, averaged over members and starts, ``(lead, channel, l)``.
     """
     if members > 1 and not ckpt.stochastic:
         raise DataError("an ensemble needs a stochastic checkpoint")
@@ -106,6 +122,11 @@ def evaluate(
     stepper = ckpt.stepper().eval()
     n_lead, n_chan = len(steps), len(channels)
     sums = {k: np.zeros((n_lead, n_chan)) for k in ("model", "persistence", "climatology", "var", "crps")}
+    grid = source.grid
+    lmax = default_lmax(grid)
+    power = partial(spectrum_kernel, nlat=grid.nlat, nlon=grid.nlon, lmax=lmax, mmax=lmax, grid=grid.sht_grid,
+                    kind="total")
+    powers = {k: np.zeros((n_lead, n_chan, lmax)) for k in ("member", "truth")}
     for i in range(0, starts.size, batch):
         when = starts[i : i + batch]
         x0 = torch.from_numpy(source(when, channels).values)
@@ -130,6 +151,9 @@ def evaluate(
                     fair = crps(torch.from_numpy(ens), torch.from_numpy(truth[s]), 1, torch.from_numpy(weights),
                                 kind="fair")
                     sums["crps"][k] += fair.sum(0).numpy()
+                if spectra:
+                    powers["member"][k] += power(ens).mean(1).sum(0)
+                    powers["truth"][k] += power(truth[s]).sum(0)
                 if climatology is not None:
                     clim = climatology_at(climatology[1], climatology[0], when + s * STEP)
                     sums["climatology"][k] += ((clim - truth[s]) ** 2 * weights).sum((-2, -1)).sum(0)
@@ -139,6 +163,7 @@ def evaluate(
         np.sqrt(sums["persistence"] / n), np.sqrt(sums["climatology"] / n) if climatology is not None else None,
         np.sqrt(sums["var"] / n) if members > 1 else None, members, n,
         sums["crps"] / n if members > 1 else None,
+        powers["member"] / n if spectra else None, powers["truth"] / n if spectra else None,
     )
 
 

@@ -90,6 +90,19 @@ def test_cli_checkpoint_errors_exit_non_zero(world_store, tmp_path, hens_cli):
         assert err.startswith("hens: error:") and message in err and err.count("\n") == 1, err
 
 
+def test_cli_spectral_weight_reaches_the_loss_and_the_checkpoint(world_store, tmp_path, hens_cli):
+    out = tmp_path / "spectral.pt"
+    code, _, err = hens_cli("train", "--data", str(world_store), "--out", str(out), "--stochastic", "--members", "2",
+                            "--spectral-weight", "0.5", "--steps", "1", "--batch", "2", "--embed-dim", "8",
+                            "--layers", "1", "--scale-factor", "2", "--val-days", "8", "--no-progress")
+    assert code == 0, err
+    ckpt = load_checkpoint(out)
+    assert ckpt.extra["spectral_weight"] == 0.5
+    code, _, err = hens_cli("train", "--data", str(world_store), "--out", str(tmp_path / "x.pt"), "--stochastic",
+                            "--spectral-weight", "-1", "--steps", "1")
+    assert code == 2 and err.startswith("hens: error:") and "--spectral-weight" in err and err.count("\n") == 1, err
+
+
 @pytest.mark.slow
 def test_short_training_beats_persistence_and_climatology_at_one_day(world_store, tmp_path):
     from hens.forecast.sources import open_source
