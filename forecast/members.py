@@ -101,7 +101,7 @@ class MemberLayout:
 
 
 def stream_seed(base_seed: int, init_time: np.datetime64 | str, stream: Stream, *keys: int) -> int:
-    """A 63-bit seed for one random stream, a pure function of names (perturbations.md 5).
+    """A 63-bit seed for one random stream, a pure function of names (docs/reproducibility.md).
 
     Parameters
     ----------

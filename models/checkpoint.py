@@ -44,8 +44,8 @@ from hens.forecast.grids import Grid, parse_grid
 from hens.models.forcings import check_forcings, forcing_channels
 from hens.models.safe_unpickle import first_line, load_weights_only
 from hens.models.sfno.network import SFNO, SFNOConfig
-from hens.models.stepper import ModelStep
 from hens.models.sfno.stochastic import StochasticSFNO, StochasticSFNOConfig
+from hens.models.stepper import ModelStep
 from hens.models.types import ModelKind
 
 FORMAT = "hens-checkpoint"

@@ -123,7 +123,7 @@ def brier_score(
 
     ``fair=True`` subtracts p (1 - p) / (M - 1) per case (Ferro 2014): unbiased for the score
     of the underlying distribution (needs M >= 2; can be negative for one case).
-    Dimensionless, in [0, 1] for the standard estimator. Worked example (scoring.md, M = 4):
+    Dimensionless, in [0, 1] for the standard estimator. Worked example (tests/scoring/test_probability.py, M = 4):
     BS = 0.175, fair BS = 0.133333.
     """
     m = ensemble_size(forecast, member_dim, minimum=2 if fair else 1, dim=dim)
@@ -254,7 +254,7 @@ def roc_auc(
 
     Equals the probability that a random event case has a higher p than a random
     non-event case, ties counting 1/2 (Mann-Whitney). 0.5 = no skill, 1 = perfect.
-    Worked example (scoring.md): 0.833333.
+    Worked example (tests/scoring/test_probability.py): 0.833333.
     """
     curve = roc_curve(
         forecast, truth, threshold, member_dim, direction=direction, weights=weights, dim=dim

@@ -1,6 +1,6 @@
 """Bred vectors (Toth & Kalnay) rescaled with the hemispheric norm, as in Huge Ensembles.
 
-For pair (c, q) at initial time t0 with N cycles (perturbations.md sections 1-2)::
+For pair (c, q) at initial time t0 with N cycles (docs/architecture.md, perturbations)::
 
     d_0 = rescale(xi)                             xi: seed field from stream bred-seed (c, q)
     for k = 0 .. N-1:                             a_k: analysis at t0 - (N - k) 6 h

@@ -1,4 +1,4 @@
-"""The hemispheric per-channel norm of Huge Ensembles (perturbations.md section 2).
+"""The hemispheric per-channel norm of Huge Ensembles (docs/architecture.md, perturbations).
 
 For each member and channel, an area-weighted RMS over the northern extratropics (the first
 ``n = int(70/180 nlat)`` rows, 90N to ~20N) and, separately, over the southern extratropics
@@ -7,7 +7,7 @@ endpoints included, as earth2studio's ``HemisphericCentredBredVector``) from the
 the southern value. Unlike earth2studio, each band's RMS is a proper weighted mean (weights
 divided by their sum within the band), so a field of constant magnitude ``a`` has norm ``a``.
 Rescaling with this norm gives every channel the same size in both hemispheres, whatever its
-units, so geopotential cannot swamp winds (perturbations.md section 6).
+units, so geopotential cannot swamp winds.
 """
 
 from __future__ import annotations

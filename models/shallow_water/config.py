@@ -1,7 +1,7 @@
 """Settings of the shallow-water world (:mod:`hens.models.shallow_water.solver`), validated once.
 
 Defaults are the recipe measured chaotic at T21 on 32x64 Legendre-Gauss (reference notes
-``shallow-water.md`` section 8) plus a seasonal cycle. The time step follows the grid:
+docs/design.md, the world) plus a seasonal cycle. The time step follows the grid:
 the largest divisor of the 6-hour save interval not above 10,000 s / lmax.
 """
 

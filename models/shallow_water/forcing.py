@@ -2,7 +2,7 @@
 
 Pure functions of time, latitude and (seed, step); the solver in
 :mod:`hens.models.shallow_water.solver` turns them into spectral tendencies. The recipe is the one
-measured chaotic at T21 (reference notes ``shallow-water.md`` sections 6 and 8) plus a
+measured chaotic at T21 (docs/design.md, the world) plus a
 seasonal cycle:
 
 * two Galewsky-type jets, the winter one stronger, both shifted towards the summer

@@ -14,7 +14,7 @@ temperature-like tracer T (K). Tendencies per field:
 
 then an exact implicit del^8 hyperdiffusion on all four. F is AR(1) band-limited noise
 (:mod:`hens.models.shallow_water.forcing`); the equilibria migrate with the seasons. Float64
-throughout. Reference: ``shallow-water.md`` sections 6 and 8 (the T21 recipe).
+throughout. Reference: docs/design.md, the world (the T21 recipe).
 
 Time is counted in solver steps since 1970-01-01T00, so a state's valid time, season and
 forcing noise follow from its step alone: any state is a pure function of (seed, step,

@@ -8,7 +8,7 @@ All functions are differentiable torch code and share one reduction rule:
   Latitude weights must therefore be shaped ``(nlat, 1)`` (see :func:`area_weights`),
   so that they span ``(lat, lon)``. Call ``.mean()`` on the result for a scalar loss.
 
-CRPS estimators for members ``x_1..x_M`` and observation ``y`` (losses.md section 1), with
+CRPS estimators for members ``x_1..x_M`` and observation ``y`` (docs/models.md, Losses), with
 ``skill = mean_i |x_i - y|`` and ``S = sum_{i,j} |x_i - x_j|``:
 
 ============== ======================================= ==========================================
@@ -246,7 +246,7 @@ def spectral_crps(
     lmax: int | None = None,
     absolute: bool = True,
 ) -> torch.Tensor:
-    """CRPS of spherical-harmonic coefficients (FourCastNet 3 / makani, losses.md section 4).
+    """CRPS of spherical-harmonic coefficients (FourCastNet 3 / makani; docs/models.md, Losses).
 
     ``c_lm = SHT(x) / sqrt(4 pi)`` (orthonormal real SHT of each member and of the target);
     the CRPS of the members' ``|c_lm|`` (``absolute=True``) or of their real and imaginary

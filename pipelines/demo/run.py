@@ -335,8 +335,8 @@ def run_demo(out: str | Path, *, settings: DemoSettings | None = None) -> Path:
 
 def _score_all(out: Path, world: Path, configs: dict[str, Path]) -> dict[str, Path]:
     from hens.pipelines.demo.summary import reference_spectrum, valid_times, world_truncation
-    from hens.scoring.plots.comparison import plot_comparison
     from hens.scoring.evaluate.score import score_ensemble
+    from hens.scoring.plots.comparison import plot_comparison
     from hens.scoring.plots.scores import plot_scores
 
     scores: dict[str, Path] = {}

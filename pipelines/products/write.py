@@ -18,8 +18,8 @@ from hens.pipelines.products.cf import (DDOF, REALIZATION, REALIZATION_BOUNDS, g
                                         product_coords, variable_attrs)
 from hens.pipelines.products.inputs import (Ensemble, climate_at, default_climatology, hour_label,
                                             open_climatology, open_ensemble)
-from hens.scoring.evaluate.store import BAND_BYTES
 from hens.scoring.evaluate.score import DEFAULT_THRESHOLDS
+from hens.scoring.evaluate.store import BAND_BYTES
 
 DEFAULT_QUANTILES = (0.1, 0.5, 0.9)
 

@@ -24,8 +24,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from hens.scoring.extremes import efi_from_fraction, sot_from_quantile
 from hens.scoring.evaluate.fused import cell_statistics
+from hens.scoring.extremes import efi_from_fraction, sot_from_quantile
 
 #: k of the truth's k-sigma exceedance frequencies
 SIGMA_LEVELS = (2.0, 3.0, 4.0)

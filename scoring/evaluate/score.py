@@ -44,18 +44,18 @@ from hens.forecast.errors import ConfigError, DataError, GridMismatch, OutputExi
 from hens.forecast.sources import SourcePath
 from hens.forecast.store_check import reading
 from hens.scoring.evaluate.cluster import check_cluster, compute_on
-from hens.scoring.evaluate.tasks import score_block
-from hens.scoring.evaluate.store import EnsembleStore, open_ensemble
 from hens.scoring.evaluate.partials import (
     SIGMA_BINS,
     SIGMA_LEVELS,
     PieceOptions,
 )
 from hens.scoring.evaluate.scorecard import ONE, SAME, VARIABLES
+from hens.scoring.evaluate.store import EnsembleStore, open_ensemble
 from hens.scoring.evaluate.subsets import DRAWS, subset_plan
+from hens.scoring.evaluate.tasks import score_block
+from hens.scoring.evaluate.truth import Verification
 from hens.scoring.tails import expected_max_sigma, expected_outlier_fraction
 from hens.scoring.types import Incomplete
-from hens.scoring.evaluate.truth import Verification
 
 DEFAULT_THRESHOLDS = (0.9, 0.99)
 AGGREGATION = (

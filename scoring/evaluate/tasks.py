@@ -24,8 +24,8 @@ import numpy as np
 import xarray as xr
 
 from hens.forecast.sources import SourcePath
-from hens.scoring.evaluate.store import EnsembleStore, read_members
 from hens.scoring.evaluate.partials import PieceOptions, combine, finish_scores, piece_sums
+from hens.scoring.evaluate.store import EnsembleStore, read_members
 from hens.scoring.evaluate.truth import Verification
 from hens.scoring.weights import area_weights
 

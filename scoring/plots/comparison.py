@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from hens.scoring.plots.scores import open_scores
 from hens.scoring.plots.figure import new_figure, save_figure
+from hens.scoring.plots.scores import open_scores
 
 
 def _days(ds: xr.Dataset) -> np.ndarray:

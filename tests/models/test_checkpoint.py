@@ -18,10 +18,10 @@ from hens.models.checkpoint import (
     save_checkpoint,
 )
 from hens.models.compatibility import check_compatible, check_ensemble
-from hens.models.sfno.noise import make_generator
 from hens.models.sfno.network import SFNO, SFNOConfig
-from hens.models.stepper import Stepper
+from hens.models.sfno.noise import make_generator
 from hens.models.sfno.stochastic import StochasticSFNO, StochasticSFNOConfig
+from hens.models.stepper import Stepper
 
 torch.set_num_threads(1)
 CHANNELS = ("z500", "u500", "v500", "t2m")

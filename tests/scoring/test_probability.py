@@ -19,7 +19,7 @@ from hens.scoring import (
 
 from scoring_data import make_ensemble
 
-# scoring.md section 4 (M = 4, threshold 0)
+# worked example (M = 4, threshold 0)
 EXAMPLE = xr.DataArray(
     [[1, 2, 3, -1], [-1, -2, 1, -3], [2, 2, 1, 0.5], [-1, -1, -2, -3], [0.5, -0.5, 1, -1]],
     dims=("case", "member"),

@@ -8,8 +8,8 @@ import torch
 
 from hens.forecast.errors import DataError
 from hens.forecast.grids import parse_grid
-from hens.models.sfno.network import SFNO, SFNOConfig
 from hens.models.makani.static_fields import grid_fields, land_mask_fields, orography_field, static_fields
+from hens.models.sfno.network import SFNO, SFNOConfig
 from hens.models.stepper import Stepper
 from hens.models.zenith import cos_zenith
 

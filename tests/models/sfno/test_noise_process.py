@@ -14,8 +14,8 @@ from hens.models.sfno.noise import (
     SphericalNoise, advance_coefficients, ar1_factor, draw_coefficients, make_generator,
 )
 from hens.models.sfno.network import SFNOConfig
-from hens.models.stepper import Stepper
 from hens.models.sfno.stochastic import StochasticSFNO, StochasticSFNOConfig
+from hens.models.stepper import Stepper
 
 torch.set_num_threads(1)
 MEMBERS, STEPS = 256, 24

@@ -7,10 +7,10 @@ import pytest
 import torch
 
 from hens.forecast.errors import ConfigError, DataError
-from hens.models.sfno.noise import SphericalNoise, make_generator, noise_amplitudes
 from hens.models.sfno.network import SFNOConfig
-from hens.models.stepper import Stepper
+from hens.models.sfno.noise import SphericalNoise, make_generator, noise_amplitudes
 from hens.models.sfno.stochastic import StochasticSFNO, StochasticSFNOConfig
+from hens.models.stepper import Stepper
 
 torch.set_num_threads(1)
 

@@ -12,11 +12,11 @@ import pytest
 import torch
 
 from hens.forecast.sources import open_source
-from hens.models.training import data as training_data
-from hens.models.training.batches import MemoryBlock, Prefetcher, TimeBlock
 from hens.models.checkpoint import load_checkpoint
 from hens.models.runtime import Distributed
+from hens.models.training import data as training_data
 from hens.models.training import Run, TrainConfig, train
+from hens.models.training.batches import MemoryBlock, Prefetcher, TimeBlock
 from hens.models.training.data import area_weighted_stats, streaming_stats
 
 from test_train import WaveSource, _cfg

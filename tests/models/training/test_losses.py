@@ -1,4 +1,4 @@
-"""Losses: CRPS against properscoring/scoringrules and losses.md's worked examples, gradients."""
+"""Losses: CRPS against properscoring/scoringrules and worked examples, gradients."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ def _t(values) -> torch.Tensor:
     return torch.tensor(values, dtype=torch.float64)
 
 
-# ---------------------------------------------------------------- worked examples (losses.md 6)
+# ---------------------------------------------------------------- worked examples
 @pytest.mark.parametrize(
     ("y", "standard", "fair", "almost_fair"),
     [(3.0, 2 / 3, 1 / 3, 0.35), (5.0, 2.0, 5 / 3, 1.683333), (0.0, 1.666667, 1.333333, 1.35)],

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from hens.forecast.errors import ConfigError, DataError
-from hens.models.training.periods import check_periods, parse_period
 from hens.models.training.data import split_times
+from hens.models.training.periods import check_periods, parse_period
 
 SIX_HOURS = np.timedelta64(6, "h")
 

@@ -14,9 +14,9 @@ from hens.forecast.errors import ConfigError, DataError, OutputExists
 from hens.forecast.grids import parse_grid
 from hens.models.checkpoint import load_checkpoint
 from hens.models.runtime import Distributed, first_host, slurm_environment
-from hens.models.training.schedule import commit_total, decay_start, lr_at
 from hens.models.training import Run, TrainConfig, train
 from hens.models.training.data import GAP, area_weighted_stats, split_times
+from hens.models.training.schedule import commit_total, decay_start, lr_at
 
 torch.set_num_threads(1)
 SIX_HOURS = np.timedelta64(6, "h")

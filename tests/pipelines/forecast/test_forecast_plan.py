@@ -11,8 +11,8 @@ import pytest
 import xarray as xr
 
 from hens.pipelines.cli import main
-from hens.pipelines.forecast.run import run_forecast
 from hens.pipelines.forecast.plan import plan_run
+from hens.pipelines.forecast.run import run_forecast
 
 
 def _files(store):

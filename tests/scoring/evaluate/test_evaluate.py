@@ -15,8 +15,8 @@ import xarray as xr
 
 from hens.forecast.errors import ConfigError, DataError, OutputExists
 from hens.forecast.store_reader import open_store
-from hens.scoring.evaluate.store import open_ensemble
 from hens.scoring.evaluate.score import score_ensemble
+from hens.scoring.evaluate.store import open_ensemble
 from hens.scoring.plots.scores import plot_scores
 
 M = es.LAYOUT.size
