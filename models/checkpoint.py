@@ -41,6 +41,8 @@ from torch import nn
 from hens import __version__
 from hens.forecast.errors import CheckpointError, ConfigError, HensError
 from hens.forecast.grids import Grid, parse_grid
+from hens.models.compatibility import check_compatible as check_compatible  # their home before compatibility.py
+from hens.models.compatibility import check_ensemble as check_ensemble
 from hens.models.forcings import check_forcings, forcing_channels
 from hens.models.safe_unpickle import first_line, load_weights_only
 from hens.models.sfno.network import SFNO, SFNOConfig

@@ -7,11 +7,13 @@ Both checks take loaded :class:`~hens.models.checkpoint.Checkpoint` s or weight-
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hens.forecast.errors import CheckpointError, GridMismatch
 from hens.forecast.grids import Grid, parse_grid
-from hens.models.checkpoint import Checkpoint, CheckpointHeader
+
+if TYPE_CHECKING:
+    from hens.models.checkpoint import Checkpoint, CheckpointHeader
 
 
 def check_compatible(

@@ -10,11 +10,11 @@ normalisation, MLPs), :mod:`~hens.models.sfno.network` (:class:`SFNO`, :class:`S
 from hens.lazy import lazy_exports
 
 __all__ = [
-    "SFNO", "SFNOConfig", "SphericalNoise", "StochasticSFNO", "StochasticSFNOConfig", "make_generator",
+    "SFNO", "SFNOBlock", "SFNOConfig", "SphericalNoise", "StochasticSFNO", "StochasticSFNOConfig", "make_generator",
     "parameter_bytes", "parameter_count",
 ]
 __getattr__ = lazy_exports(__name__, {
-    "SFNO": "network", "SFNOConfig": "network", "parameter_bytes": "network", "parameter_count": "network",
+    "SFNO": "network", "SFNOBlock": "network", "SFNOConfig": "network", "parameter_bytes": "network", "parameter_count": "network",
     "StochasticSFNO": "stochastic", "StochasticSFNOConfig": "stochastic",
     "SphericalNoise": "noise", "make_generator": "noise",
 })

@@ -8,8 +8,9 @@ Modules: :mod:`~hens.pipelines.calibrate.tune` (the search and the calibrated YA
 
 from hens.lazy import lazy_exports
 
-__all__ = ["Calibration", "Trial", "calibrate", "calibrated_yaml", "check_output", "default_parameter",
-           "write_calibrated"]
+__all__ = ["DEFAULT_CHANNELS", "LEADS", "MIN_MEMBERS", "TUNED_KEYS", "Calibration", "Trial", "calibrate",
+           "calibrated_yaml", "check_output", "choose_channels", "default_pairs", "default_parameter", "next_value",
+           "search", "write_calibrated"]
 __getattr__ = lazy_exports(__name__, {
     name: "tune" for name in __all__
 })

@@ -7,5 +7,5 @@ can be reused) and :mod:`~hens.pipelines.demo.summary` (``summary.md``).
 
 from hens.lazy import lazy_exports
 
-__all__ = ["DemoSettings", "init_times", "run_demo"]
+__all__ = ["CALIBRATED", "ENSEMBLES", "DemoSettings", "init_times", "run_demo"]
 __getattr__ = lazy_exports(__name__, {name: "run" for name in __all__})

@@ -42,9 +42,9 @@ Modules: :mod:`~hens.pipelines.products.inputs` (the store and the climatology),
 
 from hens.lazy import lazy_exports
 
-__all__ = ["CONVENTIONS", "DDOF", "DEFAULT_QUANTILES", "DEFAULT_THRESHOLDS", "MIN_MEMBERS", "channel_products",
-           "write_products"]
+__all__ = ["CONVENTIONS", "DDOF", "DEFAULT_QUANTILES", "DEFAULT_THRESHOLDS", "MIN_MEMBERS", "REALIZATION",
+           "REALIZATION_BOUNDS", "channel_products", "write_products"]
 __getattr__ = lazy_exports(__name__, {
-    "CONVENTIONS": "cf", "DDOF": "cf", "MIN_MEMBERS": "inputs",
+    "CONVENTIONS": "cf", "DDOF": "cf", "REALIZATION": "cf", "REALIZATION_BOUNDS": "cf", "MIN_MEMBERS": "inputs",
     "DEFAULT_QUANTILES": "write", "DEFAULT_THRESHOLDS": "write", "channel_products": "write", "write_products": "write",
 })
