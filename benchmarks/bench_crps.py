@@ -80,11 +80,11 @@ def scorecard_case(m: int, repeat: int) -> dict[str, float]:
 
     from hens.forecast.members import MemberLayout
     from hens.scoring import area_weights
-    from hens.scoring import scorecard as sc
-    from hens.scoring.ensemble_store import member_subsets
-    from hens.scoring.partials import PieceOptions, combine, finish_scores, piece_sums
-    from hens.scoring.subsets import subset_plan
-    from hens.scoring.verification import thresholds_of
+    from hens.scoring.evaluate import scorecard as sc
+    from hens.scoring.evaluate.store import member_subsets
+    from hens.scoring.evaluate.partials import PieceOptions, combine, finish_scores, piece_sums
+    from hens.scoring.evaluate.subsets import subset_plan
+    from hens.scoring.evaluate.truth import thresholds_of
 
     grid, rng = Grid(32, 64), np.random.default_rng(0)
     layout = MemberLayout(checkpoints=29 if m % 29 == 0 else 4, pairs=m // (2 * (29 if m % 29 == 0 else 4)), seeds=1)

@@ -50,12 +50,12 @@ from hens.forecast.members import MemberLayout  # noqa: E402
 from hens.forecast.perturb import GaussianPerturbation  # noqa: E402
 from hens.forecast.zarr_sink import StoreSpec, ZarrSink, lead_chunk_for, open_sink  # noqa: E402
 from hens.models.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
-from hens.models.noise import SphericalNoise  # noqa: E402
+from hens.models.sfno.noise import SphericalNoise  # noqa: E402
 from hens.models.runtime import tune_cpu_allocator  # noqa: E402
-from hens.models.sfno import SFNOConfig  # noqa: E402
-from hens.models.shallow_water import WorldConfig  # noqa: E402
-from hens.models.stochastic_sfno import StochasticSFNO, StochasticSFNOConfig  # noqa: E402
-from hens.pipelines.steppers import CheckpointStepper, PhysicsStepper  # noqa: E402
+from hens.models.sfno.network import SFNOConfig  # noqa: E402
+from hens.models.shallow_water.solver import WorldConfig  # noqa: E402
+from hens.models.sfno.stochastic import StochasticSFNO, StochasticSFNOConfig  # noqa: E402
+from hens.pipelines.forecast.steppers import CheckpointStepper, PhysicsStepper  # noqa: E402
 
 GRID = parse_grid("32x64")
 CHANNELS = ("z500", "u500", "v500", "t2m")

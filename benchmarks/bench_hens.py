@@ -59,8 +59,8 @@ def checkpoints(folder: Path, world_path: Path, count: int) -> list[Path]:
 
     from hens.forecast.stats import open_world_stats
     from hens.models.checkpoint import description_sha256, save_checkpoint
-    from hens.models.sfno import SFNO
-    from hens.models.train import TrainConfig, model_config
+    from hens.models.sfno.network import SFNO
+    from hens.models.training import TrainConfig, model_config
 
     stats = open_world_stats(world_path)
     channels = [str(c) for c in stats["channel"].values]
@@ -90,14 +90,14 @@ def config(folder: Path, name: str, world_path: Path, models: list[Path], pairs:
 
 def rank_child(config_path: str) -> None:
     """One rank of the generation (under torchrun): run, then print this process's peak RSS."""
-    from hens.pipelines.forecast import run_forecast
+    from hens.pipelines.forecast.run import run_forecast
 
     run_forecast(config_path, progress=False)
     print(json.dumps({"rank": int(os.environ.get("RANK", "0")), "peak_rss": _peak_rss()}), flush=True)
 
 
 def score_child(store: str, truth: str, out: str) -> None:
-    from hens.scoring.evaluate import score_ensemble
+    from hens.scoring.evaluate.score import score_ensemble
 
     score_ensemble(store, truth, out=out, progress=False)
     print(json.dumps({"peak_rss": _peak_rss()}), flush=True)

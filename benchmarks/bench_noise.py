@@ -46,7 +46,7 @@ def train(data: str, path: Path, injection: str, hours: float, steps: int, embed
 def score(data: str, path: Path, members: int) -> list[dict]:
     from hens.forecast.sources import open_source
     from hens.models.checkpoint import load_checkpoint
-    from hens.models.skill import evaluate, held_out_starts
+    from hens.models.training.skill import evaluate, held_out_starts
 
     ckpt = load_checkpoint(path)
     source = open_source(data)

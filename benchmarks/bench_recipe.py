@@ -13,7 +13,7 @@ quarter (``--rollout``). Each is then rolled out with ``--members`` members from
 starts (every 96 h of the validation block) and scored for z500, u500, v500 and t2m at 1, 3,
 5 and 10 days: fair CRPS, spread/skill (1 = reliable) and the members' power spectrum against
 the truth's at the same valid times (``max_l |member / truth - 1|`` over l = 1..T/2 for the
-world's truncation T, the check of the README's results; ``hens.models.skill.Skill.spectrum_error``). Existing checkpoints in ``--out`` are reused.
+world's truncation T, the check of the README's results; ``hens.models.training.skill.Skill.spectrum_error``). Existing checkpoints in ``--out`` are reused.
 Results append to ``benchmarks/results/recipe_<device>.csv``.
 """
 
@@ -54,8 +54,8 @@ def train(data: str, path: Path, rollout: int, weight: float, steps: int) -> Non
 def score(data: str, path: Path, members: int) -> list[dict]:
     from hens.forecast.sources import open_source
     from hens.models.checkpoint import load_checkpoint
-    from hens.models.skill import evaluate, held_out_starts
-    from hens.pipelines.summary import world_truncation
+    from hens.models.training.skill import evaluate, held_out_starts
+    from hens.pipelines.demo.summary import world_truncation
 
     ckpt = load_checkpoint(path)
     source = open_source(data)

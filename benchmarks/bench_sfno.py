@@ -26,8 +26,8 @@ import warnings
 import torch
 from _results import append_rows, results_path
 
-from hens.models.layers import uses_rfft
-from hens.models.sfno import SFNO, SFNOConfig, parameter_count
+from hens.models.sfno.layers import uses_rfft
+from hens.models.sfno.network import SFNO, SFNOConfig, parameter_count
 
 # (nlat, nlon, embed_dim, num_layers, scale_factor, batch): world-size cases, then larger ones
 CASES = [
@@ -187,7 +187,7 @@ def run_paths(repeats: int, sizes=PATH_SIZES) -> list[dict]:
       721x1440 with E = 64 columns, a fraction of the width: both paths are linear in it).
     """
     from hens.forecast.grids import Grid
-    from hens.models.layers import SphericalTransform, degree_major, mlp
+    from hens.models.sfno.layers import SphericalTransform, degree_major, mlp
 
     rows = []
     dev = platform.processor() or platform.machine()
@@ -246,7 +246,7 @@ HENS = dict(in_channels=110, out_channels=74, grid="721x1440", embed_dim=620, nu
 def hens_model(*, share_weights: bool) -> SFNO:
     """The HENS-size SFNO (today's block layout). ``share_weights``: the 8 spectral weights are
     one tensor (same cost, 7 x 1.1 GB less memory: a 2-core, 23 GB development machine)."""
-    from hens.models.layers import legendre_tables
+    from hens.models.sfno.layers import legendre_tables
 
     model = SFNO(SFNOConfig(**HENS)).eval()
     legendre_tables.cache_clear()  # the float64 tables (1.5 GB at 721x1440) are not needed any more

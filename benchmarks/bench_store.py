@@ -31,8 +31,8 @@ from hens.forecast.grids import Grid
 from hens.forecast.members import MemberLayout
 from hens.forecast.store_reader import open_store
 from hens.forecast.zarr_sink import StoreSpec, open_sink
-from hens.scoring.block_tasks import field_reads
-from hens.scoring.ensemble_store import open_ensemble, read_members
+from hens.scoring.evaluate.tasks import field_reads
+from hens.scoring.evaluate.store import open_ensemble, read_members
 
 GRID = Grid(181, 360, "equiangular")
 CHANNELS = ("z500", "t2m")

@@ -74,7 +74,7 @@ def lazy_vs_memory(data: str, out: Path, steps: int, rounds: int = 6) -> dict:
 
     from hens.forecast.sources import open_source
     from hens.models.runtime import Distributed
-    from hens.models.train import Run, TrainConfig
+    from hens.models.training import Run, TrainConfig
 
     torch.set_num_threads(1)
     source = open_source(data)
@@ -111,7 +111,7 @@ def skill(data: str, ckpt_path: Path, members: int, every_hours: int) -> dict:
     from hens.forecast.sources import open_source
     from hens.forecast.stats import open_world_stats
     from hens.models.checkpoint import load_checkpoint
-    from hens.models.skill import evaluate, held_out_starts, world_climatology
+    from hens.models.training.skill import evaluate, held_out_starts, world_climatology
 
     ckpt = load_checkpoint(ckpt_path)
     source = open_source(data)

@@ -15,7 +15,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import torch  # noqa: E402
 
-from hens.models.shallow_water import ShallowWaterWorld, WorldConfig  # noqa: E402
+from hens.models.shallow_water.solver import ShallowWaterWorld, WorldConfig  # noqa: E402
 
 
 def bench(grid: str, days: float, *, repeats: int = 3) -> float:

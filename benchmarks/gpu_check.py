@@ -53,7 +53,7 @@ def check_transforms(device: torch.device) -> None:
     from torch_harmonics import InverseRealSHT, RealSHT
 
     from hens.forecast.grids import Grid
-    from hens.models.layers import SphericalTransform, degree_major, uses_rfft
+    from hens.models.sfno.layers import SphericalTransform, degree_major, uses_rfft
 
     for grid, lmax in [(Grid(32, 64), 32), (Grid(91, 180, "equiangular"), 46), (Grid(181, 360), 180)]:
         kw = dict(lmax=lmax, mmax=lmax, grid=grid.sht_grid, norm="ortho")
@@ -70,7 +70,7 @@ def check_transforms(device: torch.device) -> None:
 
 
 def check_noise(device: torch.device) -> None:
-    from hens.models.noise import amplitude_table, draw_coefficients, make_generator
+    from hens.models.sfno.noise import amplitude_table, draw_coefficients, make_generator
 
     amps = amplitude_table(180, (500.0, 1000.0, 2000.0, 4000.0)).to(device)
     alone = [make_generator(7, device)]
@@ -83,8 +83,8 @@ def check_noise(device: torch.device) -> None:
 
 
 def _hens_model(quick: bool):
-    from hens.models.layers import legendre_tables
-    from hens.models.sfno import SFNO, SFNOConfig
+    from hens.models.sfno.layers import legendre_tables
+    from hens.models.sfno.network import SFNO, SFNOConfig
 
     cfg = (dict(in_channels=110, out_channels=74, grid="32x64", embed_dim=32, num_layers=2, scale_factor=2) if quick
            else dict(in_channels=110, out_channels=74, grid="721x1440", embed_dim=620, num_layers=8, scale_factor=2))
@@ -180,8 +180,8 @@ def setup_forecast(folder: str) -> None:
 
     from hens.forecast.stats import open_world_stats
     from hens.models.checkpoint import description_sha256, save_checkpoint
-    from hens.models.sfno import SFNOConfig
-    from hens.models.stochastic_sfno import StochasticSFNO, StochasticSFNOConfig
+    from hens.models.sfno.network import SFNOConfig
+    from hens.models.sfno.stochastic import StochasticSFNO, StochasticSFNOConfig
     from hens.pipelines.world import generate_world
 
     out = Path(folder)

@@ -23,7 +23,7 @@ import yaml
 
 from hens.forecast.channels import get_channel
 from hens.models.checkpoint import FORMAT, FORMAT_VERSION
-from hens.pipelines.forecast_plan import plan_run
+from hens.pipelines.forecast.plan import plan_run
 
 LEVELS = (50, 100, 150, 200, 250, 300, 400, 500, 600, 700, 850, 925, 1000)
 SURFACE = ("u10m", "v10m", "u100m", "v100m", "t2m", "d2m", "sp", "msl", "tcwv")

@@ -224,7 +224,7 @@ def run_ensemble(
     work
         The pending batches of the whole run, identical on every rank; this rank takes the
         ``rank``-th of ``world_size`` contiguous runs of it (consecutive batches share a
-        checkpoint, so a rank loads few of them: :class:`hens.pipelines.steppers.ResidentModels`).
+        checkpoint, so a rank loads few of them: :class:`hens.pipelines.forecast.steppers.ResidentModels`).
     rank, world_size
         Position of this process among the ranks (every rank must call this function).
     device

@@ -14,17 +14,24 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from typing import Literal
+from enum import StrEnum
 
 import numpy as np
 
 from hens.forecast.errors import ConfigError
 
-#: random streams: the initial-condition seed field of a pair (``bred-seed``), the model noise
-#: while breeding it (``bred-noise``, shared by its control and perturbed runs), and the
-#: per-member noise of a stochastic SFNO (``model-noise``) or of the world's forcing
-#: (``physics-noise``)
-Stream = Literal["bred-seed", "bred-noise", "model-noise", "physics-noise"]
+class Stream(StrEnum):
+    """The random streams; a stream's name is hashed into its seeds (:func:`stream_seed`), so
+    these strings are part of every store's bits and never change."""
+
+    #: the initial-condition seed field of a pair (bred vectors and Gaussian perturbations)
+    BRED_SEED = "bred-seed"
+    #: the model noise while breeding a pair (shared by its control and perturbed runs)
+    BRED_NOISE = "bred-noise"
+    #: the per-member noise of a stochastic SFNO
+    MODEL_NOISE = "model-noise"
+    #: the per-member noise of the world's forcing
+    PHYSICS_NOISE = "physics-noise"
 
 
 @dataclass(frozen=True)
@@ -94,7 +101,7 @@ class MemberLayout:
 
 
 def stream_seed(base_seed: int, init_time: np.datetime64 | str, stream: Stream, *keys: int) -> int:
-    """A 63-bit seed for one random stream, a pure function of names (perturbations.md 5).
+    """A 63-bit seed for one random stream, a pure function of names (docs/reproducibility.md).
 
     Parameters
     ----------

@@ -88,7 +88,7 @@ class Stepper(Protocol):
 
 @runtime_checkable
 class NoiseField(Protocol):
-    """Seeded random fields on the sphere, e.g. :class:`hens.models.noise.SphericalNoise`."""
+    """Seeded random fields on the sphere, e.g. :class:`hens.models.sfno.noise.SphericalNoise`."""
 
     def __call__(self, generators: Sequence[torch.Generator], batch: int) -> torch.Tensor:
         """``(batch, C, nlat, nlon)`` fields, row ``i`` drawn from ``generators[i]`` only."""

@@ -24,12 +24,12 @@ import xarray as xr
 from hens.forecast.channels import get_channel
 from hens.forecast.errors import DataError
 from hens.forecast.grids import Grid
+from hens.forecast.types import STEP
 
 QUANTILES = np.round(np.linspace(0.0, 1.0, 101), 2)
 #: day-of-year centres of the climatology windows: mid-month, 12 a year
 DAYOFYEAR_CENTRES = np.round(15.2 + np.arange(12) * 365.25 / 12).astype(np.int64)
 WINDOW_HALF_WIDTH_DAYS = 30.0
-_SIX_HOURS = np.timedelta64(6, "h")
 _BLOCK = 64  # time steps read at once for the moments: bounds memory on long records
 _SUFFIX = ".stats.zarr"
 
@@ -57,7 +57,7 @@ def _moments(data: xr.DataArray, weights: np.ndarray) -> dict[str, np.ndarray]:
         if previous is not None:
             block, times = np.concatenate((previous[0], block)), np.concatenate((previous[1], times))
         # only pairs 6 hours apart are tendencies (a record may have gaps)
-        diff = np.diff(block, axis=0)[np.diff(times) == _SIX_HOURS]
+        diff = np.diff(block, axis=0)[np.diff(times) == STEP]
         wd = np.broadcast_to(w, diff.shape)
         tend += [wd.sum((0, 2, 3)), (wd * diff**2).sum((0, 2, 3))]
         previous = (block[-1:], times[-1:])

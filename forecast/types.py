@@ -6,10 +6,16 @@ from __future__ import annotations
 
 from typing import Any, Literal, get_args
 
+import numpy as np
+
 from hens.forecast.errors import ConfigError
 
 #: hours of one model step (every hens model and the world's stores step 6-hourly)
 HOURS_PER_STEP = 6
+#: the same step as a numpy duration, for time arithmetic on ``datetime64`` arrays
+STEP = np.timedelta64(HOURS_PER_STEP, "h")
+#: model steps in a day
+STEPS_PER_DAY = 24 // HOURS_PER_STEP
 
 #: initial-condition perturbation kinds (:mod:`hens.forecast.perturb`)
 PerturbationKind = Literal["none", "gaussian", "bred_vector", "hemispheric_bred_vector"]

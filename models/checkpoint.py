@@ -20,7 +20,7 @@ extra          plain training metadata (steps, losses, wall time, ...)
 ============== ============================================================================
 
 :func:`load_checkpoint` turns every failure into one :class:`CheckpointError` line;
-:func:`check_compatible` and :func:`check_ensemble` compare channels and grids. It also loads
+:mod:`hens.models.compatibility` compares channels and grids. It also loads
 NVIDIA's published SFNO packages (a makani package directory or its ``.tar``) as hens models
 (docs/packages.md); the rest of hens sees the same :class:`Checkpoint`.
 """
@@ -30,7 +30,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,14 +39,15 @@ import torch
 from torch import nn
 
 from hens import __version__
-from hens.forecast.errors import CheckpointError, ConfigError, GridMismatch, HensError
+from hens.forecast.errors import CheckpointError, ConfigError, HensError
 from hens.forecast.grids import Grid, parse_grid
-from hens.forecast.types import HOURS_PER_STEP
+from hens.models.compatibility import check_compatible as check_compatible  # their home before compatibility.py
+from hens.models.compatibility import check_ensemble as check_ensemble
 from hens.models.forcings import check_forcings, forcing_channels
 from hens.models.safe_unpickle import first_line, load_weights_only
-from hens.models.sfno import SFNO, SFNOConfig, parameter_bytes
-from hens.models.stepper import Stepper
-from hens.models.stochastic_sfno import StochasticSFNO, StochasticSFNOConfig
+from hens.models.sfno.network import SFNO, SFNOConfig
+from hens.models.sfno.stochastic import StochasticSFNO, StochasticSFNOConfig
+from hens.models.stepper import ModelStep
 from hens.models.types import ModelKind
 
 FORMAT = "hens-checkpoint"
@@ -146,9 +147,9 @@ class Checkpoint:
     def stochastic(self) -> bool:
         return self.kind == "stochastic_sfno"
 
-    def stepper(self) -> Stepper:
-        """The physical-units :class:`Stepper` of this checkpoint (shares the model)."""
-        stepper = Stepper(self.model, self.mean, self.std, self.tendency_std, self.forcings,
+    def stepper(self) -> ModelStep:
+        """The physical-units :class:`~hens.models.stepper.ModelStep` of this checkpoint (shares the model)."""
+        stepper = ModelStep(self.model, self.mean, self.std, self.tendency_std, self.forcings,
                           output=self.output, static=self.static, lat=self.grid.lat)  # type: ignore[arg-type]
         return stepper.to(next(self.model.parameters()).device)
 
@@ -248,7 +249,7 @@ class CheckpointHeader:
         The file.
     channels, grid, kind
         Model channels, data grid and model kind (as :class:`Checkpoint`, so
-        :func:`check_ensemble` and :func:`check_compatible` take headers too).
+        :mod:`hens.models.compatibility`'s checks take headers too).
     model_config
         The network's config as stored.
     parameter_bytes
@@ -274,87 +275,22 @@ class CheckpointHeader:
 
 
 
-def _is_package(path: Path) -> bool:
-    from hens.models.package_files import is_package
-
-    return is_package(path)
-
-
-def _package_network(files: Any) -> tuple[SFNOConfig, tuple[str, ...], torch.Tensor]:
-    """The network config, forcings and static fields of a read package."""
-    from hens.models.package_network import sfno_config
-    from hens.models.static_fields import static_fields
-
-    params = files.params
-    unsupported = [k for k in ("add_soiltype", "add_copernicus_emb", "normalize_static_features", "add_noise")
-                   if params.get(k)]
-    if params.get("add_grid") and params.get("gridtype", "sinusoidal") != "sinusoidal":
-        unsupported.append(f"gridtype={params.get('gridtype')}")
-    if params.get("add_cos_to_grid"):
-        unsupported.append("add_cos_to_grid")
-    if params.get("data_grid_type", "equiangular") != params.get("model_grid_type", "equiangular"):
-        unsupported.append(f"data_grid_type={params.get('data_grid_type')}")
-    if params.get("add_landmask") and params.get("landmask_preprocessing", "floor") != "floor":
-        unsupported.append(f"landmask_preprocessing={params.get('landmask_preprocessing')}")
-    if unsupported:
-        raise CheckpointError(f"package {files.path.name} uses {', '.join(unsupported)}, which hens does not support")
-    forcings = ("cos_zenith",) if params.get("add_zenith") else ()
-    static = static_fields(
-        *files.grid.shape, grid_frequencies=int(params.get("grid_num_frequencies", 1)) if params.get("add_grid") else 0,
-        orography=files.orography if params.get("add_orography") else None,
-        land_mask=files.land_mask if params.get("add_landmask") else None,
-        lat=params.get("lat"), lon=params.get("lon"),
-    )
-    n = len(files.channels)
-    cfg = sfno_config(params, grid=files.grid.spec, in_channels=n + len(forcings) + static.shape[0], out_channels=n)
-    return cfg, forcings, static
-
-
-def _load_package(path: Path, map_location: str | torch.device) -> Checkpoint:
-    """A published makani package (docs/packages.md) as a :class:`Checkpoint`."""
-    from hens.models.package_files import read_package
-    from hens.models.package_network import hens_state_dict
-
-    files = read_package(path)
-    if files.step_hours != HOURS_PER_STEP:
-        raise CheckpointError(f"package {path} steps {files.step_hours} h; hens ensembles step {HOURS_PER_STEP} h")
-    try:
-        cfg, forcings, static = _package_network(files)
-    except (HensError, ValueError) as err:
-        raise CheckpointError(f"package {path}: {first_line(err)}") from None
-    model = SFNO(cfg)
-    try:
-        model.load_state_dict(hens_state_dict(files.state_dict), strict=True)
-    except RuntimeError as err:
-        raise CheckpointError(f"package {path}: weights do not fit its config.json ({first_line(err)})") from None
-    model.to(map_location).eval()
-    return Checkpoint(
-        path=path, kind="sfno", config=cfg.to_dict(), channels=files.channels, grid=files.grid,
-        mean=torch.as_tensor(files.mean, dtype=torch.float64), std=torch.as_tensor(files.std, dtype=torch.float64),
-        tendency_std=None, seed=None, data_sha256=None, hens_version=__version__, sha256=files.weights_sha256,
-        model=model, extra={"package_style": files.style, "step_hours": files.step_hours}, forcings=forcings,
-        origin="makani-package", output="state", static=static,
-    )
-
-
 def read_header(path: str | Path) -> CheckpointHeader:
     """Read a checkpoint's description; the weights are memory-mapped, never read.
 
     A published package's header comes from its ``config.json`` and statistics; its
-    parameter bytes are counted from its config (:func:`hens.models.sfno.parameter_bytes`).
+    parameter bytes are counted from its config (:func:`hens.models.sfno.network.parameter_bytes`).
 
     Raises
     ------
     CheckpointError
         As :func:`load_checkpoint` for unreadable files and missing keys.
     """
-    path = Path(path)
-    if _is_package(path):
-        from hens.models.package_files import read_package
+    from hens.models.makani.checkpoint import is_package, package_header
 
-        files = read_package(path, weights=False)
-        cfg, _, _ = _package_network(files)
-        return CheckpointHeader(path, files.channels, files.grid, "sfno", cfg.to_dict(), parameter_bytes(cfg))
+    path = Path(path)
+    if is_package(path):
+        return package_header(path)
     payload = _read(path, "cpu", mmap=True)
     try:
         state = payload["state_dict"]
@@ -381,9 +317,11 @@ def load_checkpoint(path: str | Path, *, map_location: str | torch.device = "cpu
         unpickling; missing keys; an unknown model kind or config; weights that do not fit
         the config; statistics that do not fit the channels.
     """
+    from hens.models.makani.checkpoint import is_package, package_checkpoint
+
     path = Path(path)
-    if _is_package(path):
-        return _load_package(path, map_location)
+    if is_package(path):
+        return package_checkpoint(path, map_location)
     payload = _read(path, map_location)
     try:
         channels = tuple(str(c) for c in payload["channels"])
@@ -445,60 +383,3 @@ def describe(ckpt: Checkpoint) -> str:
     if ckpt.stochastic:
         lines.append(f"  noise     {ckpt.model.cfg.describe()}")
     return "\n".join(lines)
-
-
-def check_compatible(
-    ckpt: Checkpoint | CheckpointHeader,
-    source: Any = None,
-    *,
-    grid: Grid | str | None = None,
-    channels: Iterable[str] | None = None,
-) -> None:
-    """Check that a data source (or a grid and the available channels) can feed ``ckpt``.
-
-    Raises
-    ------
-    GridMismatch
-        The data are on another grid; the message names both.
-    CheckpointError
-        The data lack channels the checkpoint needs; the message names them.
-    """
-    if source is not None:
-        grid = source.grid if grid is None else grid
-        channels = source.channels if channels is None else channels
-    if grid is not None:
-        grid = parse_grid(grid)
-        if grid != ckpt.grid:
-            raise GridMismatch(
-                f"checkpoint {ckpt.path.name} is for grid {ckpt.grid.spec}, the data are on {grid.spec}"
-            )
-    if channels is not None:
-        available = list(channels)
-        missing = [c for c in ckpt.channels if c not in available]
-        if missing:
-            raise CheckpointError(
-                f"checkpoint {ckpt.path.name} needs channels {', '.join(missing)} that the data lack "
-                f"(they have {', '.join(available)})"
-            )
-
-
-def check_ensemble(ckpts: Sequence[Checkpoint | CheckpointHeader]) -> None:
-    """Check that checkpoints can form one ensemble: same grid, same channels in the same order."""
-    if not ckpts:
-        raise CheckpointError("an ensemble needs at least one checkpoint")
-    ref = ckpts[0]
-    for other in ckpts[1:]:
-        if other.grid != ref.grid:
-            raise GridMismatch(
-                f"checkpoint {other.path.name} is for grid {other.grid.spec}, "
-                f"{ref.path.name} for {ref.grid.spec}"
-            )
-        if other.channels != ref.channels:
-            extra = [c for c in other.channels if c not in ref.channels]
-            lacks = [c for c in ref.channels if c not in other.channels]
-            parts = ([f"has {', '.join(extra)}"] if extra else []) + ([f"lacks {', '.join(lacks)}"] if lacks else [])
-            detail = "; ".join(parts) or f"orders them {', '.join(other.channels)}"
-            raise CheckpointError(
-                f"checkpoint {other.path.name} has other channels than {ref.path.name}: {detail} "
-                f"(expected {', '.join(ref.channels)})"
-            )

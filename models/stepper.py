@@ -9,29 +9,28 @@ hens' own networks predict the residual increment scaled by the per-channel stan
 deviation of 6-hour tendencies, so every output channel has unit scale; NVIDIA's packages
 predict the whole normalised next state (docs/packages.md). ``forcings(t)`` are the fields of
 :mod:`hens.models.forcings` at the state's valid time ``t`` (none for a model trained
-without), ``static`` fixed fields such as :mod:`hens.models.static_fields`. Training (``hens
-train``) and the ensemble engine use the same :class:`Stepper`. A stochastic model takes its
+without), ``static`` fixed fields such as :mod:`hens.models.makani.static_fields`. Training (``hens
+train``) and the ensemble engine use the same :class:`ModelStep`. A stochastic model takes its
 noise: a rollout holds each member's noise state and advances it once per step,
 
     noise = stepper.next_noise(generators, batch, noise)   # None at the first step
     x = stepper(x, noise=noise, time=t)
 
-(an AR(1) process in time, :mod:`hens.models.noise`); ``stepper(x, generator)`` draws a
+(an AR(1) process in time, :mod:`hens.models.sfno.noise`); ``stepper(x, generator)`` draws a
 stationary state for a single step.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal
-
 import numpy as np
 import torch
 from torch import nn
 
 from hens.forecast.errors import DataError
 from hens.models.forcings import check_forcings, forcing_fields
-from hens.models.noise import Generators
+from hens.models.sfno.noise import Generators
+from hens.models.types import StepOutput
 
 
 def _stat(values: Sequence[float] | torch.Tensor, name: str, channels: int | None) -> torch.Tensor:
@@ -43,13 +42,13 @@ def _stat(values: Sequence[float] | torch.Tensor, name: str, channels: int | Non
     return t.view(1, -1, 1, 1)
 
 
-class Stepper(nn.Module):
+class ModelStep(nn.Module):
     """Physical state ``(B, C, H, W)`` -> next physical state, 6 hours later.
 
     Parameters
     ----------
     model
-        An :class:`~hens.models.sfno.SFNO` or :class:`~hens.models.stochastic_sfno.StochasticSFNO`
+        An :class:`~hens.models.sfno.network.SFNO` or :class:`~hens.models.sfno.stochastic.StochasticSFNO`
         with ``C`` input and output channels.
     mean, std, tendency_std
         Per-channel statistics, ``C`` values each (physical units); ``tendency_std`` only
@@ -73,7 +72,7 @@ class Stepper(nn.Module):
         tendency_std: Sequence[float] | torch.Tensor | None = None,
         forcings: Sequence[str] = (),
         *,
-        output: Literal["increment", "state"] = "increment",
+        output: StepOutput = "increment",
         static: torch.Tensor | None = None,
         lat: np.ndarray | None = None,
     ) -> None:
@@ -100,7 +99,7 @@ class Stepper(nn.Module):
 
     def next_noise(self, generator: Generators, batch: int, state: torch.Tensor | None = None) -> torch.Tensor:
         """The next noise state of ``batch`` members (see
-        :meth:`~hens.models.stochastic_sfno.StochasticSFNO.next_noise`); ``state=None`` starts."""
+        :meth:`~hens.models.sfno.stochastic.StochasticSFNO.next_noise`); ``state=None`` starts."""
         if not self.stochastic:
             raise ValueError("a deterministic model has no noise")
         return self.model.next_noise(generator, batch, state)
@@ -144,3 +143,8 @@ class Stepper(nn.Module):
         if self.output == "state":
             return out * self.std + self.mean
         return x + self.tendency_std * out
+
+
+#: the name of :class:`ModelStep` before it was told apart from the engine's
+#: :class:`hens.forecast.protocols.Stepper`; kept for code that imports it
+Stepper = ModelStep

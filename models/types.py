@@ -35,3 +35,6 @@ PackageStyle = Literal["makani-v0.1", "hens-conversion"]
 LonTransform = Literal["auto", "dft", "rfft"]
 #: arithmetic of an ensemble step: float32, or autocast to bfloat16 / float16 (transforms stay float32)
 Precision = Literal["float32", "bfloat16", "float16"]
+
+#: what a network predicts: the increment in tendency-std units (hens) or the normalised state (packages)
+StepOutput = Literal["increment", "state"]

@@ -16,7 +16,7 @@ from typing import Annotated
 import typer
 
 from hens.forecast.errors import HensError
-from hens.pipelines.calibrate_cli import calibrate
+from hens.pipelines.calibrate.command import calibrate
 
 app = typer.Typer(
     name="hens",
@@ -124,8 +124,8 @@ def train(
     Example: hens train --data era5.zarr --out sfno.pt --steps 20000 --train-period 1979:2015 --valid-period 2016:2017
     """
     from hens.models.forcings import parse_forcings
-    from hens.models.train import TrainConfig
-    from hens.models.train import train as run_training
+    from hens.models.training.config import TrainConfig
+    from hens.models.training.loop import train as run_training
 
     names = tuple(c.strip() for c in channels.split(",") if c.strip()) if channels else None
     options = {} if forcings is None else {"forcings": parse_forcings(forcings)}
@@ -158,8 +158,10 @@ def checkpoint(
 
     Example: hens checkpoint sfno-0.pt sfno-1.pt --data world.zarr
     """
-    from hens.models.checkpoint import check_compatible, check_ensemble, describe, load_checkpoint
-    from hens.models.package_files import describe_package, is_package, read_package
+    from hens.models.checkpoint import describe, load_checkpoint
+    from hens.models.compatibility import check_compatible, check_ensemble
+    from hens.models.makani.archive import is_package
+    from hens.models.makani.files import describe_package, read_package
 
     ckpts = []
     for p in paths:
@@ -181,7 +183,7 @@ def checkpoint(
 
 @app.command()
 def forecast(
-    config: Annotated[Path, typer.Argument(help="YAML run configuration (see hens.pipelines.config).")],
+    config: Annotated[Path, typer.Argument(help="YAML run configuration (see hens.pipelines.forecast.config).")],
     resume: Annotated[bool, typer.Option("--resume", help="Continue an existing store; skip completed batches.")] = False,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing store.")] = False,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Progress bar on rank 0.")] = True,
@@ -202,18 +204,18 @@ def forecast(
     Example: hens forecast ens.yaml --plan --ranks 64 --device cuda
     """
     if plan:
-        from hens.pipelines.forecast_plan import plan_run, print_plan
+        from hens.pipelines.forecast.plan import plan_run, print_plan
 
         typer.echo(print_plan(plan_run(config, ranks=ranks, device=device, time=timed), as_json=as_json))
         return
-    from hens.pipelines.forecast import run_forecast
+    from hens.pipelines.forecast.run import run_forecast
 
     path = run_forecast(config, resume=resume, overwrite=overwrite, progress=progress)
     if progress and os.environ.get("RANK", "0") == "0":  # torchrun/SLURM: rank 0 speaks
         typer.echo(f"wrote {path}", err=True)
 
 
-app.command()(calibrate)  # its options and body: hens.pipelines.calibrate_cli
+app.command()(calibrate)  # its options and body: hens.pipelines.calibrate.command
 
 
 @app.command()
@@ -240,7 +242,7 @@ def score(
 
     Example: hens score --forecast ens.zarr --truth world.zarr --out ens.scores.zarr --threshold 0.9 --threshold 0.99
     """
-    from hens.scoring.evaluate import DEFAULT_THRESHOLDS, score_ensemble
+    from hens.scoring.evaluate.score import DEFAULT_THRESHOLDS, score_ensemble
 
     path = score_ensemble(
         forecast, truth if len(truth) > 1 else truth[0], out=out, climatology=climatology,
@@ -268,7 +270,7 @@ def products(
 
     Example: hens products ens.zarr --out products --quantile 0.1 --quantile 0.9 --threshold 0.99
     """
-    from hens.pipelines.products import DEFAULT_QUANTILES, DEFAULT_THRESHOLDS, write_products
+    from hens.pipelines.products.write import DEFAULT_QUANTILES, DEFAULT_THRESHOLDS, write_products
 
     paths = write_products(
         ens, out, climatology=climatology, quantiles=tuple(quantile or DEFAULT_QUANTILES),
@@ -290,7 +292,7 @@ def plot(
 
     Example: hens plot ens.scores.zarr --out plots
     """
-    from hens.scoring.figures import plot_scores
+    from hens.scoring.plots.scores import plot_scores
 
     paths = plot_scores(scores, out)
     typer.echo(f"wrote {len(paths)} figures to {out}", err=True)
@@ -298,7 +300,7 @@ def plot(
 
 @app.command()
 def campaign(
-    config: Annotated[Path, typer.Argument(help="Campaign YAML (see hens.pipelines.campaign).")],
+    config: Annotated[Path, typer.Argument(help="Campaign YAML (see hens.pipelines.campaign.submit).")],
     scripts: Annotated[Path | None, typer.Option("--scripts", help="Folder of train.sbatch, forecast.sbatch and score.sbatch (default: the checkout's slurm/).")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Validate, write the forecast configs, print the sbatch commands; submit nothing.")] = False,
 ) -> None:
@@ -312,7 +314,7 @@ def campaign(
     """
     import shlex
 
-    from hens.pipelines.campaign import load_campaign, submit_campaign
+    from hens.pipelines.campaign.submit import load_campaign, submit_campaign
 
     cfg = load_campaign(config)
     sub = submit_campaign(cfg, scripts=scripts, dry_run=dry_run)
@@ -345,7 +347,7 @@ def demo(
 
     Example: hens demo --out demo-out
     """
-    from hens.pipelines.demo import DemoSettings, run_demo
+    from hens.pipelines.demo.run import DemoSettings, run_demo
 
     run_demo(out, settings=DemoSettings(days=days, deterministic_minutes=minutes, stochastic_minutes=1.6 * minutes,
                                         deterministic_loss=loss, inits=inits, lead_days=lead_days, workers=workers))

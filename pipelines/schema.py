@@ -1,7 +1,7 @@
 """The schema library of hens' YAML files: pydantic models whose first error is one line.
 
-The forecast YAML (:mod:`hens.pipelines.config`) and the campaign YAML
-(:mod:`hens.pipelines.campaign_config`) are :class:`Schema` models built from the field
+The forecast YAML (:mod:`hens.pipelines.forecast.config`) and the campaign YAML
+(:mod:`hens.pipelines.campaign.config`) are :class:`Schema` models built from the field
 types here. :func:`validate` raises pydantic's first error as one
 :class:`~hens.forecast.errors.ConfigError` line ``<dotted.path>: <message>``, e.g.
 ``perturbation.pairs: must be an integer >= 1, got 0``; the command line prints it after

@@ -23,14 +23,14 @@ import numpy as np
 from hens.forecast.channels import WORLD_CHANNELS, get_channel
 from hens.forecast.errors import ConfigError, OutputExists
 from hens.forecast.stats import compute_stats, stats_path, write_stats
+from hens.forecast.types import HOURS_PER_STEP
 
 if TYPE_CHECKING:
     import xarray as xr
 
     from hens.forecast.grids import Grid
-    from hens.models.shallow_water import ShallowWaterWorld, WorldState
+    from hens.models.shallow_water.solver import ShallowWaterWorld, WorldState
 
-_HOURS_PER_SAVE = 6
 _WRITE_BLOCK = 40  # saved states buffered per region write (10 simulated days)
 _DESCRIPTIONS = {
     "z500": "Phi = g h of a one-layer shallow-water model (m2 s-2, mean ~9.8e4, not rescaled "
@@ -190,12 +190,12 @@ def generate_world(
     from rich.console import Console
 
     from hens import __version__
-    from hens.models.shallow_water import ShallowWaterWorld, WorldConfig
+    from hens.models.shallow_water.solver import ShallowWaterWorld, WorldConfig
 
     out = Path(out)
     targets = [out, stats_path(out)]
     _claim(targets, overwrite=overwrite)
-    n_save = round(days * 24 / _HOURS_PER_SAVE)
+    n_save = round(days * 24 / HOURS_PER_STEP)
     if n_save < 1:
         raise ConfigError(f"days={days} saves nothing; use at least 0.25 days")
     world = ShallowWaterWorld(WorldConfig(grid=grid))
@@ -205,15 +205,15 @@ def generate_world(
     except ValueError:
         raise ConfigError(f"bad start time {start!r}; write e.g. 2000-01-01T00") from None
     first_step = world.step_of(t0)
-    n_spin = round(spinup_days * 24 / _HOURS_PER_SAVE)
-    times = (t0 + np.arange(n_save) * np.timedelta64(_HOURS_PER_SAVE, "h")).astype("datetime64[ns]")
+    n_spin = round(spinup_days * 24 / HOURS_PER_STEP)
+    times = (t0 + np.arange(n_save) * np.timedelta64(HOURS_PER_STEP, "h")).astype("datetime64[ns]")
     attrs = {
         "title": "hens shallow-water world, WeatherBench2 ERA5 layout",
         "source": "hens.models.shallow_water (torch-harmonics ShallowWaterSolver + hens AB3 loop and forcing)",
         "hens_version": __version__,
         "seed": seed,
-        "spinup_days": n_spin * _HOURS_PER_SAVE / 24,
-        "days": n_save * _HOURS_PER_SAVE / 24,
+        "spinup_days": n_spin * HOURS_PER_STEP / 24,
+        "days": n_save * HOURS_PER_STEP / 24,
         "first_step": first_step,
         "step_epoch": "1970-01-01T00:00:00",
         "Conventions": "CF-1.8",

@@ -15,12 +15,16 @@ Conventions shared by every score:
 Importing this package does not import torch or scipy; the spectra import torch and the
 Gaussian reference values import scipy when called.
 
-Scoring a whole ensemble store (``hens score``) is :func:`hens.scoring.evaluate.score_ensemble`
-and its figures (``hens plot``) are :func:`hens.scoring.figures.plot_scores`; import those
-modules directly.
+Layout: the metric families at this level (:mod:`~hens.scoring.crps`,
+:mod:`~hens.scoring.moments`, :mod:`~hens.scoring.ranks` and :mod:`~hens.scoring.tails`
+(ranks, outliers and sub-ensemble tails), :mod:`~hens.scoring.probability` (Brier,
+reliability, ROC), :mod:`~hens.scoring.extremes`, :mod:`~hens.scoring.spectra`) with their
+shared input checks, weights and histograms; scoring a whole ensemble store (``hens score``,
+:func:`hens.scoring.evaluate.score_ensemble`) in :mod:`hens.scoring.evaluate`; figures
+(``hens plot``, :func:`hens.scoring.plots.plot_scores`) in :mod:`hens.scoring.plots`.
 """
 
-from hens.scoring.calibration import (
+from hens.scoring.probability import (
     brier_score,
     exceedance_probability,
     reliability,

@@ -35,7 +35,7 @@ _BLOCK_BYTES = 1 << 20
 _TILE = 32
 
 
-def _copy_rows(src: np.ndarray, out: np.ndarray) -> np.ndarray:
+def copy_rows(src: np.ndarray, out: np.ndarray) -> np.ndarray:
     """Copy ``src`` (cells, M) into C-ordered ``out``; members-first views go tile by tile.
 
     A view whose member axis is strided (a member-first Zarr chunk seen through xarray)
@@ -81,7 +81,7 @@ def crps_kernel(x: np.ndarray, y: np.ndarray, *, fair: bool = False) -> np.ndarr
     buffer = np.empty((min(step, x2.shape[0]), m), dtype=dtype)
     for start in range(0, x2.shape[0], step):
         stop = min(start + step, x2.shape[0])
-        block = _copy_rows(x2[start:stop], buffer[: stop - start])
+        block = copy_rows(x2[start:stop], buffer[: stop - start])
         block.sort(axis=-1)  # NaNs go last and make both terms NaN
         block -= y2[start:stop, None]
         half_pairs = block @ coef  # sum_i (2i - M - 1) (x_(i) - y) = S / 2

@@ -145,7 +145,7 @@ def spread_skill_ratio(
     ``skipna=True`` both means use the same cells (those where the error and variance are
     both defined).
 
-    Worked example (scoring.md): weights [0.25, 0.75], members [1,2,4] / [0,1,2],
+    Worked example (tests/scoring/test_moments.py): weights [0.25, 0.75], members [1,2,4] / [0,1,2],
     y = [3, 0.5] give RMSE 0.546453, spread 1.154701, SSR 2.43998.
     """
     m, forecast, truth = checked_inputs(forecast, truth, member_dim, minimum=2, dim=dim)

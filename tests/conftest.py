@@ -23,7 +23,7 @@ def world_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     seed 0, 30 days spin-up, then 60 days (240 times of 6 h) from 2000-01-01T00, with its
     ``world.stats.zarr`` beside it. Read-only: tests that modify a store must copy it first.
     Takes ~25-40 s once per session; a pytest started by another test passes its parent's
-    store in ``HENS_TEST_WORLD`` (``tests/pipelines/test_kernel_paths.py``).
+    store in ``HENS_TEST_WORLD`` (``tests/pipelines/forecast/test_kernel_paths.py``).
     """
     from hens.pipelines.world import generate_world
 
@@ -52,8 +52,8 @@ def tiny_checkpoints(world_store: Path, tmp_path_factory: pytest.TempPathFactory
     from hens.forecast.stats import open_world_stats
     from hens.models.checkpoint import description_sha256, save_checkpoint
     from hens.models.forcings import forcing_channels
-    from hens.models.sfno import SFNO, SFNOConfig
-    from hens.models.stochastic_sfno import StochasticSFNO, StochasticSFNOConfig
+    from hens.models.sfno.network import SFNO, SFNOConfig
+    from hens.models.sfno.stochastic import StochasticSFNO, StochasticSFNOConfig
 
     folder = tmp_path_factory.mktemp("checkpoints")
     stats = open_world_stats(world_store)

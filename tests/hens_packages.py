@@ -1,5 +1,5 @@
 """A WeatherBench2-layout ERA5 store with the 74 variables of the Huge Ensembles SFNO packages, and
-tiny HENS-style packages on its 9x16 grid (``tests/models/package_builders.py``: legacy checkpoint
+tiny HENS-style packages on its 9x16 grid (``tests/models/makani/package_builders.py``: legacy checkpoint
 style, embed 8, 2 blocks, scale factor 2), for the ensemble and campaign tests of packages."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).parent / "forecast"))
-sys.path.insert(0, str(Path(__file__).parent / "models"))
+sys.path.insert(0, str(Path(__file__).parent / "models" / "makani"))
 from package_builders import CHANNELS_73, write_package  # noqa: E402
 from sample_layouts import ERA5_74, make_truth, write_wb2  # noqa: E402
 

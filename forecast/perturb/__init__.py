@@ -1,4 +1,4 @@
-"""Initial-condition perturbations of ensemble members (perturbations.md).
+"""Initial-condition perturbations of ensemble members (docs/design.md, ensemble engine).
 
 ======================== ==================================================================
 kind                     member (c, q, sign) starts from

@@ -3,7 +3,7 @@
 The channels clipped at 0 are those earth2studio's HENS recipe clips (names starting with
 ``q`` or ``r``, ``tcwv``, names starting with ``tp``). Clipping is applied to every member
 the same way, after the perturbation is added, so it breaks the exact symmetry of a +/- pair
-where it acts (perturbations.md section 6) and nowhere else.
+where it acts and nowhere else.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Bred vectors (Toth & Kalnay) rescaled with the hemispheric norm, as in Huge Ensembles.
 
-For pair (c, q) at initial time t0 with N cycles (perturbations.md sections 1-2)::
+For pair (c, q) at initial time t0 with N cycles (docs/architecture.md, perturbations)::
 
     d_0 = rescale(xi)                             xi: seed field from stream bred-seed (c, q)
     for k = 0 .. N-1:                             a_k: analysis at t0 - (N - k) 6 h
@@ -28,18 +28,18 @@ import numpy as np
 import torch
 
 from hens.forecast.grids import Grid
-from hens.forecast.members import MemberId, stream_seed
+from hens.forecast.members import MemberId, Stream, stream_seed
 from hens.forecast.perturb.gaussian import seed_field
 from hens.forecast.perturb.norms import rescale
 from hens.forecast.protocols import DataSource, NoiseField, Stepper
+from hens.forecast.types import STEP
 
-SIX_HOURS = np.timedelta64(6, "h")
 
 
 def breeding_times(init_time: np.datetime64, cycles: int) -> np.ndarray:
     """Analysis times ``t0 - N 6 h, ..., t0`` (``datetime64[ns]``), ``N + 1`` of them."""
     t0 = np.datetime64(init_time, "ns")
-    return t0 - np.arange(cycles, -1, -1) * SIX_HOURS
+    return t0 - np.arange(cycles, -1, -1) * STEP
 
 
 def breed(
@@ -47,7 +47,7 @@ def breed(
     analyses: torch.Tensor,
     times: np.ndarray,
     seed: torch.Tensor,
-    amplitude: torch.Tensor,
+    physical_amplitude: torch.Tensor,
     grid: Grid,
     noise_seeds: Sequence[int],
 ) -> torch.Tensor:
@@ -63,7 +63,7 @@ def breed(
         ``(N + 1,)`` valid times of ``analyses``.
     seed
         ``(C, nlat, nlon)`` seed field (any scale: it is rescaled first).
-    amplitude
+    physical_amplitude
         ``(C,)`` hemispheric norm of the result per channel, physical units.
     grid
         Grid of the fields.
@@ -73,13 +73,13 @@ def breed(
     Returns
     -------
     torch.Tensor
-        The bred vector ``d_N`` ``(C, nlat, nlon)`` float32, hemispheric norm ``amplitude``.
+        The bred vector ``d_N`` ``(C, nlat, nlon)`` float32, hemispheric norm ``physical_amplitude``.
     """
-    d = rescale(seed, amplitude, grid)
+    d = rescale(seed, physical_amplitude, grid)
     for k, noise_seed in enumerate(noise_seeds):
         a = analyses[k]
         out = stepper.start(torch.stack([a, a + d]), init_time=times[k], seeds=[noise_seed, noise_seed]).step()
-        d = rescale((out[1] - out[0]).cpu(), amplitude, grid)
+        d = rescale((out[1] - out[0]).cpu(), physical_amplitude, grid)
     return d
 
 
@@ -92,7 +92,7 @@ class BredVector:
         Analyses at ``t0 - cycles 6 h .. t0``.
     noise
         Seed fields (unit variance, one per channel).
-    amplitude
+    physical_amplitude
         ``(C,)`` amplitude ``A_c`` per channel (physical units).
     cycles
         Breeding cycles N (>= 1).
@@ -103,12 +103,12 @@ class BredVector:
     """
 
     def __init__(
-        self, source: DataSource, noise: NoiseField, amplitude: torch.Tensor, *, cycles: int, base_seed: int,
+        self, source: DataSource, noise: NoiseField, physical_amplitude: torch.Tensor, *, cycles: int, base_seed: int,
         centred: bool,
     ) -> None:
         self.source = source
         self.noise = noise
-        self.amplitude = torch.as_tensor(amplitude, dtype=torch.float64)
+        self.physical_amplitude = torch.as_tensor(physical_amplitude, dtype=torch.float64)
         self.cycles = cycles
         self.base_seed = base_seed
         self.centred = centred
@@ -126,9 +126,9 @@ class BredVector:
         for m in members:
             key = self._key(checkpoint, m)
             if key not in vectors:
-                seed = seed_field(self.noise, stream_seed(self.base_seed, init_time, "bred-seed", *key))
-                noise_seeds = [stream_seed(self.base_seed, init_time, "bred-noise", *key, k)
+                seed = seed_field(self.noise, stream_seed(self.base_seed, init_time, Stream.BRED_SEED, *key))
+                noise_seeds = [stream_seed(self.base_seed, init_time, Stream.BRED_NOISE, *key, k)
                                for k in range(self.cycles)]
-                vectors[key] = breed(stepper, analyses, times, seed, self.amplitude, stepper.grid, noise_seeds)
+                vectors[key] = breed(stepper, analyses, times, seed, self.physical_amplitude, stepper.grid, noise_seeds)
         sign = [m.sign if self.centred else 1 for m in members]
         return torch.stack([s * vectors[self._key(checkpoint, m)] for s, m in zip(sign, members, strict=True)])

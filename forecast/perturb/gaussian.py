@@ -14,8 +14,13 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from hens.forecast.members import MemberId, stream_seed
+from hens.forecast.members import MemberId, Stream, stream_seed
 from hens.forecast.protocols import NoiseField, Stepper
+
+#: the stream of a Gaussian perturbation's fields: the bred vectors' seed stream, by history
+#: (a pair ``(c, q)`` draws the same field as its bred vector starts from); kept so that
+#: existing stores stay bit-identical
+GAUSSIAN_STREAM = Stream.BRED_SEED
 
 
 def seed_field(noise: NoiseField, seed: int) -> torch.Tensor:
@@ -44,7 +49,7 @@ class GaussianPerturbation:
     ----------
     noise
         Unit-variance random fields, one per channel.
-    amplitude
+    physical_amplitude
         ``(C,)`` amplitude ``A_c`` per channel (physical units).
     base_seed
         The run's seed.
@@ -52,9 +57,9 @@ class GaussianPerturbation:
 
     kind = "gaussian"
 
-    def __init__(self, noise: NoiseField, amplitude: torch.Tensor, *, base_seed: int) -> None:
+    def __init__(self, noise: NoiseField, physical_amplitude: torch.Tensor, *, base_seed: int) -> None:
         self.noise = noise
-        self.amplitude = torch.as_tensor(amplitude, dtype=torch.float32).view(-1, 1, 1)
+        self.physical_amplitude = torch.as_tensor(physical_amplitude, dtype=torch.float32).view(-1, 1, 1)
         self.base_seed = base_seed
 
     def __call__(
@@ -63,6 +68,6 @@ class GaussianPerturbation:
         fields: dict[int, torch.Tensor] = {}
         for m in members:
             if m.q not in fields:
-                seed = stream_seed(self.base_seed, init_time, "bred-seed", checkpoint, m.q)
-                fields[m.q] = self.amplitude * seed_field(self.noise, seed)
+                seed = stream_seed(self.base_seed, init_time, GAUSSIAN_STREAM, checkpoint, m.q)
+                fields[m.q] = self.physical_amplitude * seed_field(self.noise, seed)
         return torch.stack([m.sign * fields[m.q] for m in members])

@@ -1,4 +1,4 @@
-"""The hemispheric per-channel norm of Huge Ensembles (perturbations.md section 2).
+"""The hemispheric per-channel norm of Huge Ensembles (docs/architecture.md, perturbations).
 
 For each member and channel, an area-weighted RMS over the northern extratropics (the first
 ``n = int(70/180 nlat)`` rows, 90N to ~20N) and, separately, over the southern extratropics
@@ -7,7 +7,7 @@ endpoints included, as earth2studio's ``HemisphericCentredBredVector``) from the
 the southern value. Unlike earth2studio, each band's RMS is a proper weighted mean (weights
 divided by their sum within the band), so a field of constant magnitude ``a`` has norm ``a``.
 Rescaling with this norm gives every channel the same size in both hemispheres, whatever its
-units, so geopotential cannot swamp winds (perturbations.md section 6).
+units, so geopotential cannot swamp winds.
 """
 
 from __future__ import annotations
@@ -53,15 +53,16 @@ def hemispheric_norm(d: torch.Tensor, grid: Grid) -> torch.Tensor:
     return torch.where(rows == 0, 1.0, rows)[..., None]
 
 
-def rescale(d: torch.Tensor, amplitude: torch.Tensor, grid: Grid) -> torch.Tensor:
-    """``amplitude_c * d / norm(c, lat)`` (float32): ``d`` gets hemispheric norm ``amplitude`` per channel.
+def rescale(d: torch.Tensor, physical_amplitude: torch.Tensor, grid: Grid) -> torch.Tensor:
+    """``physical_amplitude_c * d / norm(c, lat)`` (float32): ``d`` gets hemispheric norm
+    ``physical_amplitude`` per channel.
 
     Parameters
     ----------
     d
         Fields ``(..., C, nlat, nlon)``.
-    amplitude
+    physical_amplitude
         ``(C,)`` target norm per channel, in the units of the channel.
     """
-    a = torch.as_tensor(amplitude, dtype=torch.float64).view(-1, 1, 1)
+    a = torch.as_tensor(physical_amplitude, dtype=torch.float64).view(-1, 1, 1)
     return (d.to(torch.float64) * (a / hemispheric_norm(d, grid))).to(torch.float32)

@@ -17,9 +17,9 @@ from hens.forecast.store_reader import open_store
 from hens.forecast.writer import BackgroundWriter
 from hens.forecast.zarr_sink import open_sink
 from hens.models.checkpoint import file_sha256
-from hens.pipelines.components import build_plan
-from hens.pipelines.config import load_config
-from hens.pipelines.forecast import compute_member, run_forecast
+from hens.pipelines.forecast.components import build_plan
+from hens.pipelines.forecast.config import load_config
+from hens.pipelines.forecast.run import compute_member, run_forecast
 
 torch.set_num_threads(1)
 DIMS = ("init_time", "member", "lead_time", "lat", "lon")
@@ -68,7 +68,7 @@ def test_store_layout_and_provenance(reference, tiny_checkpoints, world_store):
 @pytest.mark.parametrize("init_time, member", [("2000-01-10T00", 0), ("2000-01-12T06", 7), ("2000-01-12T06", 13)])
 def test_a_member_recomputed_from_its_batch_is_bit_equal(reference, init_time, member):
     """``compute_member`` reruns the member's batch: the stored bits on any CPU kernel path
-    (``tests/pipelines/test_kernel_paths.py`` reruns this test on the others)."""
+    (``tests/pipelines/forecast/test_kernel_paths.py`` reruns this test on the others)."""
     config, path = reference
     alone = compute_member(config, init_time, member)
     stored = open_store(path).sel(init_time=init_time, member=member)
@@ -329,7 +329,7 @@ def test_bfloat16_precision_is_recorded_reproducible_and_close(reference, ensemb
 
 def test_resident_models_keep_within_their_budget_and_reload_the_same_weights(tiny_checkpoints):
     from hens.models.checkpoint import load_checkpoint
-    from hens.pipelines.steppers import ResidentModels
+    from hens.pipelines.forecast.steppers import ResidentModels
 
     paths = [tiny_checkpoints[k] for k in ("stoch0", "stoch1")]
     size = sum(p.numel() * p.element_size() for p in load_checkpoint(paths[0]).model.parameters())
@@ -350,7 +350,7 @@ def test_resident_models_keep_within_their_budget_and_reload_the_same_weights(ti
 def test_a_rank_lets_each_checkpoint_go_after_its_last_batch(reference, ensemble_yaml, tmp_path, monkeypatch):
     """The build validates every checkpoint and drops it; the engine loads each when a batch needs
     it and releases it after the rank's last batch of it (here init 1's), with the same store."""
-    from hens.pipelines.steppers import ResidentModels
+    from hens.pipelines.forecast.steppers import ResidentModels
 
     events, rm_get, rm_release = [], ResidentModels.get, ResidentModels.release
 
@@ -379,7 +379,7 @@ def test_a_members_ar1_noise_state_is_its_own_whatever_the_batch(tiny_checkpoint
     has the same state bits alone and in a batch at every step, and states close to them."""
     import hens.forecast as hf
     from hens.models.checkpoint import load_checkpoint
-    from hens.pipelines.steppers import CheckpointStepper
+    from hens.pipelines.forecast.steppers import CheckpointStepper
 
     ckpt = load_checkpoint(tiny_checkpoints["stoch0"])
     assert ckpt.model.cfg.noise_phi > 0  # the default: AR(1), FourCastNet 3's decorrelation time

@@ -21,7 +21,7 @@ def test_index_and_member_are_inverse(layout):
 
 def test_reference_formula_and_pairs():
     layout = MemberLayout(checkpoints=4, pairs=8, seeds=1)
-    # perturbations.md section 4: member = ((c*Q + q)*2 + sgn)*S + s
+    # forecast/members.py: member = ((c*Q + q)*2 + sgn)*S + s
     assert layout.index(MemberId(c=2, q=3, sgn=1, s=0)) == ((2 * 8 + 3) * 2 + 1)
     for k in range(layout.size // 2):
         a, b = layout.member(2 * k), layout.member(2 * k + 1)

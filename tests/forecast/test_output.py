@@ -10,9 +10,9 @@ import xarray as xr
 
 from hens.forecast.errors import ConfigError, DataError
 from hens.forecast.store_reader import open_store
-from hens.pipelines.forecast import compute_member, run_forecast
-from hens.pipelines.forecast_plan import plan_run
-from hens.scoring.evaluate import score_ensemble
+from hens.pipelines.forecast.plan import plan_run
+from hens.pipelines.forecast.run import compute_member, run_forecast
+from hens.scoring.evaluate.score import score_ensemble
 
 KEEP = {"output_channels": ["t2m", "z500"], "region": {"lat": [10.0, 60.0], "lon": [350.0, 40.0]},
         "output_every_hours": 12}

@@ -17,7 +17,7 @@ from hens.forecast.perturb import (
     rescale,
 )
 from hens.forecast.protocols import Perturbation, Stepper
-from hens.models.noise import SphericalNoise
+from hens.models.sfno.noise import SphericalNoise
 
 torch.set_num_threads(1)
 GRID = parse_grid("16x32")

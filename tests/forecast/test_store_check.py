@@ -9,7 +9,7 @@ from test_store_reader import _format1_copy
 
 from hens.forecast.errors import DataError
 from hens.forecast.store_check import reading, unreadable_chunk
-from hens.scoring.evaluate import score_ensemble
+from hens.scoring.evaluate.score import score_ensemble
 
 # (format, damaged file, its array, a selection that excludes it)
 CASES = [

@@ -12,7 +12,7 @@ from hens.forecast.grids import parse_grid
 from hens.forecast.members import MemberLayout
 from hens.forecast.store_reader import open_store
 from hens.forecast.zarr_sink import StoreSpec, open_sink
-from hens.scoring.evaluate import score_ensemble
+from hens.scoring.evaluate.score import score_ensemble
 
 
 def _format1_copy(path, out):

@@ -12,17 +12,16 @@ from hens.forecast.errors import CheckpointError, ConfigError, GridMismatch
 from hens.models.checkpoint import (
     REQUIRED_KEYS,
     build_model,
-    check_compatible,
-    check_ensemble,
     describe,
     description_sha256,
     load_checkpoint,
     save_checkpoint,
 )
-from hens.models.noise import make_generator
-from hens.models.sfno import SFNO, SFNOConfig
+from hens.models.compatibility import check_compatible, check_ensemble
+from hens.models.sfno.network import SFNO, SFNOConfig
+from hens.models.sfno.noise import make_generator
+from hens.models.sfno.stochastic import StochasticSFNO, StochasticSFNOConfig
 from hens.models.stepper import Stepper
-from hens.models.stochastic_sfno import StochasticSFNO, StochasticSFNOConfig
 
 torch.set_num_threads(1)
 CHANNELS = ("z500", "u500", "v500", "t2m")
@@ -81,7 +80,7 @@ def test_a_stochastic_checkpoint_from_before_the_ar1_noise_keeps_its_bits(tmp_pa
     """A checkpoint whose config has no decorrelation time (written before it existed) draws
     white noise: the engine's rollout, which threads the noise state, gives the bits of the
     earlier engine, which let the model draw afresh from each member's generator every step."""
-    from hens.pipelines.steppers import CheckpointStepper
+    from hens.pipelines.forecast.steppers import CheckpointStepper
 
     base = SFNOConfig(4, 4, grid="16x32", embed_dim=8, num_layers=2)
     path, _ = _save(tmp_path / "new.pt", model=StochasticSFNO(StochasticSFNOConfig(base, noise_decorrelation_hours=0)))

@@ -9,7 +9,7 @@ import torch
 from hens.forecast.errors import CheckpointError, ConfigError, DataError
 from hens.models.checkpoint import load_checkpoint, save_checkpoint
 from hens.models.forcings import forcing_channels, forcing_fields, parse_forcings
-from hens.models.sfno import SFNO, SFNOConfig
+from hens.models.sfno.network import SFNO, SFNOConfig
 from hens.models.stepper import Stepper
 
 torch.set_num_threads(1)

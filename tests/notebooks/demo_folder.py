@@ -41,8 +41,8 @@ def build_demo_folder(out: Path, world: Path, checkpoints: dict[str, Path],
     """Write the demo layout under ``out`` with the ensembles ``names`` (of :data:`ENSEMBLES`)."""
     import yaml
 
-    from hens.pipelines.forecast import run_forecast
-    from hens.scoring.evaluate import score_ensemble
+    from hens.pipelines.forecast.run import run_forecast
+    from hens.scoring.evaluate.score import score_ensemble
 
     for part in ("ensembles", "scores"):
         (out / part).mkdir(parents=True, exist_ok=True)

@@ -82,7 +82,7 @@ def test_bad_input_is_one_error_line(score_inputs, tmp_path, case, message):
 
 def test_local_cluster_scores_equal_the_threaded_ones_bit_for_bit(score_inputs, tmp_path):
     """`--workers 2` (a LocalCluster of 2 processes) sums the same pieces in the same tree."""
-    from hens.scoring.evaluate import score_ensemble
+    from hens.scoring.evaluate.score import score_ensemble
 
     common = {"incomplete": "drop", "progress": False}
     threads = score_ensemble(score_inputs["incomplete"], score_inputs["truth"], out=tmp_path / "t.zarr", **common)

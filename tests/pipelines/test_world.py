@@ -130,7 +130,7 @@ def test_energy_enstrophy_and_tracer_variance_are_stationary(world_store):
     Tolerance 15%: monthly means of kinetic energy vary by ~+-8% in a 2-year run, and the
     tracer variance has a semiannual cycle of ~+-18%; the slow test compares whole years.
     """
-    from hens.models.shallow_water import ShallowWaterWorld
+    from hens.models.shallow_water.solver import ShallowWaterWorld
 
     world = ShallowWaterWorld()
     data = load_world(world_store)
@@ -147,7 +147,7 @@ def test_energy_enstrophy_and_tracer_variance_are_stationary(world_store):
 @pytest.mark.slow
 def test_two_year_run_is_stationary():
     """Year 1 and year 2 means (after 60 days spin-up) agree within 3% (measured 0.3-0.9%)."""
-    from hens.models.shallow_water import ShallowWaterWorld
+    from hens.models.shallow_water.solver import ShallowWaterWorld
 
     world = ShallowWaterWorld()
     state = world.spin_up(world.initial_state(0, "1999-11-02T00"), 60)
@@ -176,7 +176,7 @@ def test_existing_output_is_refused_and_failures_leave_nothing(tmp_path, monkeyp
     with pytest.raises(OutputExists, match="--overwrite"):
         _tiny(out)
     assert _digest(out) == before
-    from hens.models.shallow_water import ShallowWaterWorld
+    from hens.models.shallow_water.solver import ShallowWaterWorld
 
     def explode(self, state, n_steps):
         raise DataError("the world blew up (test)")

@@ -1,4 +1,4 @@
-"""EFI and SOT: worked examples (scoring.md 6-7), properties, climate quantiles, dask, and
+"""EFI and SOT: worked examples, properties, climate quantiles, dask, and
 agreement with ECMWF's earthkit-meteo."""
 
 from __future__ import annotations

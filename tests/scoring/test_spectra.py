@@ -20,7 +20,7 @@ def test_solid_body_rotation_is_all_in_degree_one(grid):
 
 
 def test_parseval_for_the_world_winds():
-    from hens.models.shallow_water import ShallowWaterWorld
+    from hens.models.shallow_water.solver import ShallowWaterWorld
 
     world = ShallowWaterWorld()
     state = world.advance(world.initial_state(0, "2000-01-01T00"), 20)

@@ -1,4 +1,4 @@
-"""Outliers, best member and sigma diagnostics (scoring.md section 8)."""
+"""Outliers, best member and sigma diagnostics."""
 
 from __future__ import annotations
 

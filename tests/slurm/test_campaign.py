@@ -25,7 +25,7 @@ import yaml
 from hens_packages import era5_and_packages
 
 from hens.forecast.store_reader import open_store
-from hens.pipelines.forecast import run_forecast
+from hens.pipelines.forecast.run import run_forecast
 
 pytestmark = [pytest.mark.slurm, pytest.mark.timeout(600)]
 INITS = ["2000-01-20T00", "2000-01-27T00"]
@@ -139,7 +139,7 @@ def test_campaign_trains_forecasts_scores_and_survives_a_requeue(slurm_cluster, 
 
 
 def test_a_campaign_runs_published_packages_without_training(slurm_cluster, tmp_path):
-    """Given models (two Huge-Ensembles-style packages, tests/models/package_builders.py) on an ERA5
+    """Given models (two Huge-Ensembles-style packages, tests/models/makani/package_builders.py) on an ERA5
     store: the forecast array starts at once and the score array follows it."""
     era5, packages = era5_and_packages(tmp_path)
     models = [p.name for p in packages]

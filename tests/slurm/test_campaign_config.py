@@ -17,7 +17,7 @@ import yaml
 from hens_packages import era5_and_packages
 
 from hens.forecast.errors import ConfigError, HensError
-from hens.pipelines.campaign import load_campaign, submit_campaign
+from hens.pipelines.campaign.submit import load_campaign, submit_campaign
 
 REPO = Path(__file__).resolve().parents[2]
 SLURM = REPO / "slurm"
@@ -262,7 +262,7 @@ def test_given_models_are_checked_against_each_other_and_the_data(world_store, t
 
 def test_forecast_options_are_the_forecast_yamls_own(world_store, tmp_path):
     """forecast: keys are checked by the forecast YAML's own fields and reach each forecast YAML."""
-    from hens.pipelines.campaign_config import FORECAST_OPTIONS, ForecastOptions
+    from hens.pipelines.campaign.config import FORECAST_OPTIONS, ForecastOptions
 
     assert tuple(ForecastOptions.model_fields) == FORECAST_OPTIONS
     cfg = load_campaign(_write(tmp_path, _values(world_store, forecast={"precision": "bfloat16", "batch_size": 8})))
@@ -273,7 +273,7 @@ def test_forecast_options_are_the_forecast_yamls_own(world_store, tmp_path):
 def test_training_periods_pass_through_the_campaign(world_store, tmp_path):
     """The campaign's train: keys are `hens train`'s own options (its signature), periods too."""
     from hens.pipelines import cli
-    from hens.pipelines.campaign_config import TRAIN_OPTIONS
+    from hens.pipelines.campaign.config import TRAIN_OPTIONS
 
     import inspect
 
