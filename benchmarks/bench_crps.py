@@ -14,9 +14,9 @@ and case, replaced on each run).
 
 ``--scorecard`` times the whole scorecard of ``hens score`` per cell (spectra aside: they are
 per field, not per cell) at each ``--members`` value, in the same run: today's composition of
-the public metric functions on dask (``hens.scoring.scorecard``: moments, CRPS x2, ranks,
+the public metric functions on dask (``hens.scoring.evaluate.scorecard``: moments, CRPS x2, ranks,
 outliers, Brier/reliability/ROC at 2 thresholds, EFI, SOT x2, nested sub-ensembles) against
-the fused one-sort kernel (``hens.scoring.partials``), on one init and lead of the 32 x 64
+the fused one-sort kernel (``hens.scoring.evaluate.partials``), on one init and lead of the 32 x 64
 grid with a 101-quantile climate. Rows go to ``benchmarks/results/scorecard.csv``.
 """
 

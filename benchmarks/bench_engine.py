@@ -286,7 +286,7 @@ def _cpu_model() -> str:
 
 
 def _kernel_path() -> str:
-    """torch's CPU capability and any MKL instruction setting (see tests/pipelines/test_kernel_paths.py)."""
+    """torch's CPU capability and any MKL instruction setting (see tests/pipelines/forecast/test_kernel_paths.py)."""
     mkl = os.environ.get("MKL_ENABLE_INSTRUCTIONS") or os.environ.get("MKL_CBWR") or "native"
     return f"aten {torch.backends.cpu.get_cpu_capability()}, mkl {mkl}"
 

@@ -5,7 +5,7 @@ Standalone: ``python benchmarks/bench_store.py [--members 256]``. Writes one 1-d
 with smooth fields plus noise (they compress like forecasts, random numbers would not), once
 in format 2 (``forecast/zarr_sink.py``) and once in format 1 (one Zarr v2 array per channel,
 chunks of a batch x all leads x whole fields), then reads it as ``hens score`` does
-(``scoring/block_tasks.py::field_reads``: for every channel, init and lead, latitude bands of
+(``scoring/evaluate/tasks.py::field_reads``: for every channel, init and lead, latitude bands of
 all members and, when the bands are not whole fields, the whole fields of the spectrum sample)
 and counts the bytes taken from disk (zarr's ``LocalStore`` reads for format 1, the shard
 reader's ``os.pread`` for format 2). Printed: bytes read / bytes stored (each chunk read is

@@ -99,7 +99,7 @@ def train(
     batch: Annotated[int, typer.Option("--batch", help="Global batch (samples per step, over all ranks).", min=1)] = 8,
     lr: Annotated[float, typer.Option("--lr", help="Peak learning rate (AdamW, cosine schedule).")] = 2e-3,
     members: Annotated[int, typer.Option("--members", help="Noise draws per sample for the CRPS (stochastic).")] = 4,
-    spectral_weight: Annotated[float | None, typer.Option("--spectral-weight", help="Weight of the spectral CRPS term next to the almost-fair CRPS (stochastic; FourCastNet 3's loss; default 0.1).", min=0)] = None,
+    spectral_weight: Annotated[float | None, typer.Option("--spectral-weight", help="Weight of the spectral CRPS term next to the almost-fair CRPS (stochastic; FourCastNet 3's loss; default 1.0, chosen in docs/models.md).", min=0)] = None,
     injection: Annotated[str, typer.Option("--injection", help="Where the noise enters a stochastic SFNO: input (extra input channels), norm (every block's conditional layer norm) or both.")] = "input",
     noise_decorrelation_hours: Annotated[float | None, typer.Option("--noise-decorrelation-hours", help="Decorrelation time of the stochastic SFNO's AR(1) noise in hours (default FourCastNet 3's, one model step; 0: white noise, a fresh draw every step).", min=0)] = None,
     channels: Annotated[str | None, typer.Option("--channels", help="Comma-separated channels (default: all of the data).")] = None,

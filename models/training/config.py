@@ -34,7 +34,7 @@ class TrainConfig:
     lr: float = 2e-3
     members: int = 4
     alpha: float = 0.95
-    spectral_weight: float = 0.1
+    spectral_weight: float = 1.0  # chosen by measurement: docs/models.md, "The stochastic recipe"
     injection: NoiseInjection = "input"
     noise_decorrelation_hours: float = DEFAULT_DECORRELATION_HOURS
     channels: tuple[str, ...] | None = None

@@ -212,9 +212,7 @@ def _attrs(
         "day-of-year window",
         "expected_outlier_fraction_full": expected_outlier_fraction(store.size),
         "expected_max_sigma_full": expected_max_sigma(store.size, tail="both"),
-        # the module paths in these two attributes are historical (now hens.scoring.evaluate.subsets
-        # and .store): scores stores keep the text they always had
-        "subsets": f"{draws} random draws of balanced (checkpoint, pair) units (hens.scoring.subsets, "
+        "subsets": f"{draws} random draws of balanced (checkpoint, pair) units (hens.scoring.evaluate.subsets, "
         "seed 0); scores are the mean over draws, *_spread their standard deviation",
         "scheduler": scheduler or (f"LocalCluster, {workers} processes" if workers else "dask threads"),
         "grid": store.grid.spec,
@@ -312,7 +310,7 @@ def score_ensemble(
     if sample is not None:
         attrs["spectrum_members_sample"] = (
             f"{sample.size} of {store.size} members: the stored batches evenly spaced over the ensemble "
-            "(hens.scoring.ensemble_store.EnsembleStore.spectrum_sample)")
+            "(hens.scoring.evaluate.store.EnsembleStore.spectrum_sample)")
     tmp = out.with_name(f".{out.name}.partial-{os.getpid()}")
     try:
         writer = _Writer(tmp, store, _coords(store, levels, plan.sizes), attrs)
