@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from hens.forecast.errors import ConfigError, OutputExists
-from hens.forecast.types import TunedParameter, check_choice
+from hens.forecast.types import HOURS_PER_STEP, TunedParameter, check_choice
 from hens.pipelines.calibrate.times import CalibrationTimes, calibration_times
 from hens.pipelines.forecast.config import ForecastConfig, load_config, parse_config
 
@@ -256,7 +256,7 @@ def calibrate(
 
         def trial_config(amplitude: float) -> ForecastConfig:
             values = cfg.to_dict()
-            values.update(init_times=[str(t) for t in times.times], lead_hours=LEADS[-1], output_every_hours=6)
+            values.update(init_times=[str(t) for t in times.times], lead_hours=LEADS[-1], output_every_hours=HOURS_PER_STEP)
             values["perturbation"].update(amplitude=amplitude, pairs=q)
             return parse_config(values, base_dir=cfg.base_dir)
 
