@@ -25,7 +25,8 @@ from collections.abc import Hashable
 import numpy as np
 import xarray as xr
 
-from hens.scoring.inputs import align_truth, ensemble_size, finish_score, member_chunks, units_of
+from hens.scoring.attributes import finish_score, units_of
+from hens.scoring.inputs import align_truth, ensemble_size, member_chunks
 from hens.scoring.types import Dims, XrObj
 from hens.scoring.weights import weighted_mean
 

@@ -50,7 +50,8 @@ import xarray as xr
 
 from hens.forecast.errors import DataError
 from hens.forecast.types import check_choice
-from hens.scoring.inputs import checked_inputs, core_chunks, finish, finish_score, reduce_dims
+from hens.scoring.attributes import finish, finish_score
+from hens.scoring.inputs import checked_inputs, core_chunks, reduce_dims
 from hens.scoring.types import Dims, Tail
 from hens.scoring.weights import weighted_mean
 

@@ -1,5 +1,6 @@
-"""Checks shared by every scoring function: the member dim, the truth, the dims to reduce;
-and the attributes every result carries.
+"""Checks shared by every scoring function: the member dim, the truth, the dims to reduce,
+and the dask chunks a metric's kernel sees (the attributes results carry:
+:mod:`hens.scoring.attributes`).
 
 All checks look at dims and coordinates only, so they never load dask-backed data.
 Problems with the data raise :class:`hens.forecast.errors.DataError` naming the dim and the fix.
@@ -7,7 +8,7 @@ Problems with the data raise :class:`hens.forecast.errors.DataError` naming the 
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Mapping
+from collections.abc import Hashable
 from typing import Any
 
 import numpy as np
@@ -152,42 +153,3 @@ def reduce_dims(
             f"dim must not contain the member dim {member_dim!r}: members are always reduced"
         )
     return dims
-
-
-def finish(out: XrObj, attrs: Mapping[str, Any], *, name: str | None = None) -> XrObj:
-    """Attach ``attrs`` (and a name) to a result, on the Dataset and each of its variables."""
-    out = out.copy(deep=False)
-    clean = {k: v for k, v in attrs.items() if v is not None}
-    if isinstance(out, xr.Dataset):
-        out.attrs = {**clean}
-        for var in out.data_vars.values():
-            var.attrs = {**var.attrs, **clean}
-    else:
-        out.attrs = {**out.attrs, **clean}
-        if name is not None:
-            out.name = name
-    return out
-
-
-def finish_score(out: XrObj, attrs: Mapping[str, Any], *, ensemble_size: int, name: str) -> XrObj:
-    """:func:`finish` a score averaged by :func:`hens.scoring.weights.weighted_mean`.
-
-    Parameters
-    ----------
-    out
-        The score; the ``weights`` attribute that the mean set is kept, and where nothing
-        was averaged it is ``"none (pointwise)"``.
-    attrs
-        The score's own attributes (``long_name``, ``units``...).
-    ensemble_size
-        ``M``, recorded as the ``ensemble_size`` attribute.
-    name
-        Name of the result.
-    """
-    weights = out.attrs.get("weights", "none (pointwise)")
-    return finish(out, {**attrs, "ensemble_size": ensemble_size, "weights": weights}, name=name)
-
-
-def units_of(obj: Any) -> str | None:
-    """The ``units`` attribute of a DataArray, if any."""
-    return obj.attrs.get("units") if isinstance(obj, xr.DataArray) else None

@@ -24,13 +24,8 @@ from collections.abc import Hashable
 import numpy as np
 import xarray as xr
 
-from hens.scoring.inputs import (
-    checked_inputs,
-    checked_members,
-    finish,
-    finish_score,
-    units_of,
-)
+from hens.scoring.attributes import finish, finish_score, units_of
+from hens.scoring.inputs import checked_inputs, checked_members
 from hens.scoring.types import Dims, XrObj
 from hens.scoring.weights import weighted_mean
 

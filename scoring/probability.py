@@ -26,14 +26,8 @@ import xarray as xr
 from hens.forecast.errors import ConfigError
 from hens.forecast.types import check_choice
 from hens.scoring.histogram import weighted_histogram
-from hens.scoring.inputs import (
-    align_truth,
-    checked_inputs,
-    ensemble_size,
-    finish,
-    finish_score,
-    reduce_dims,
-)
+from hens.scoring.attributes import finish, finish_score
+from hens.scoring.inputs import align_truth, checked_inputs, ensemble_size, reduce_dims
 from hens.scoring.types import Dims, EventDirection
 from hens.scoring.weights import case_weights, weighted_mean, weights_label
 

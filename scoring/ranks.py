@@ -21,7 +21,8 @@ import numpy as np
 import xarray as xr
 
 from hens.scoring.histogram import weighted_histogram
-from hens.scoring.inputs import checked_inputs, ensemble_size, finish, reduce_dims
+from hens.scoring.attributes import finish
+from hens.scoring.inputs import checked_inputs, ensemble_size, reduce_dims
 from hens.scoring.types import Dims
 from hens.scoring.weights import case_weights, weights_label
 

@@ -43,7 +43,8 @@ import xarray as xr
 from hens.forecast.errors import ConfigError, DataError
 from hens.forecast.grids import Grid
 from hens.forecast.types import check_choice
-from hens.scoring.inputs import core_chunks, finish, units_of
+from hens.scoring.attributes import finish, units_of
+from hens.scoring.inputs import core_chunks
 from hens.scoring.types import SpectrumKind
 from hens.scoring.weights import LAT, LON
 

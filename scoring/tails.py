@@ -27,7 +27,8 @@ import numpy as np
 import xarray as xr
 
 from hens.forecast.types import check_choice
-from hens.scoring.inputs import checked_inputs, checked_members, finish_score, units_of
+from hens.scoring.attributes import finish_score, units_of
+from hens.scoring.inputs import checked_inputs, checked_members
 from hens.scoring.types import BestMemberMetric, Dims, SigmaTail
 from hens.scoring.weights import weighted_mean
 
