@@ -53,15 +53,8 @@ def score(data: str, path: Path, members: int) -> list[dict]:
     starts = held_out_starts(ckpt, source, max_lead_days=5.0, every_hours=48)
     result = evaluate(ckpt, source, starts, members=members)
     print(result.table(["z500", "t2m"]), flush=True)
-    rows = []
-    for c in ("z500", "t2m"):
-        k = result.channels.index(c)
-        for i, lead in enumerate(result.lead_days):
-            rows.append({"channel": c, "lead_days": lead, "crps": round(float(result.crps[i, k]), 4),
-                         "ens_mean_rmse": round(float(result.model[i, k]), 4),
-                         "spread_skill": round(float(result.spread_skill[i, k]), 3), "starts": result.starts,
-                         "members": members, "steps": ckpt.extra["steps"],
-                         "train_minutes": round(ckpt.extra["wall_seconds"] / 60, 2)})
+    rows = [{**row, "members": members, "steps": ckpt.extra["steps"],
+             "train_minutes": round(ckpt.extra["wall_seconds"] / 60, 2)} for row in result.records(["z500", "t2m"])]
     return rows
 
 

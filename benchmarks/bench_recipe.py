@@ -62,17 +62,9 @@ def score(data: str, path: Path, members: int) -> list[dict]:
     starts = held_out_starts(ckpt, source, max_lead_days=max(LEAD_DAYS), every_hours=96)
     result = evaluate(ckpt, source, starts, lead_days=LEAD_DAYS, members=members, spectra=True)
     top = (world_truncation(Path(data)) or source.grid.nlat) // 2
-    spectrum = result.spectrum_error(lmax=top)
-    rows = []
-    for c in CHANNELS:
-        k = result.channels.index(c)
-        for i, lead in enumerate(result.lead_days):
-            rows.append({"channel": c, "lead_days": lead, "crps": round(float(result.crps[i, k]), 4),
-                         "spread_skill": round(float(result.spread_skill[i, k]), 3),
-                         "spectrum_error": round(float(spectrum[i, k]), 3), "spectrum_lmax": top,
-                         "starts": result.starts,
-                         "members": members, "steps": ckpt.extra["steps"],
-                         "train_minutes": round(ckpt.extra["wall_seconds"] / 60, 2)})
+    rows = [{**row, "spectrum_lmax": top, "members": members, "steps": ckpt.extra["steps"],
+             "train_minutes": round(ckpt.extra["wall_seconds"] / 60, 2)}
+            for row in result.records(CHANNELS, spectrum_lmax=top)]
     return rows
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
+from typing import Any
 
 import numpy as np
 import torch
@@ -60,6 +61,22 @@ class Skill:
     crps: np.ndarray | None = None
     member_power: np.ndarray | None = None
     truth_power: np.ndarray | None = None
+
+    def records(self, channels: Sequence[str], *, spectrum_lmax: int | None = None) -> list[dict[str, Any]]:
+        """One flat dict per (channel, lead): CRPS, ensemble-mean RMSE, spread/skill and, with
+        spectra, :meth:`spectrum_error` up to ``spectrum_lmax`` (rows of a results table)."""
+        spectrum = None if self.member_power is None else self.spectrum_error(lmax=spectrum_lmax)
+        rows = []
+        for c in channels:
+            k = self.channels.index(c)
+            for i, lead in enumerate(self.lead_days):
+                row = {"channel": c, "lead_days": lead, "crps": round(float(self.crps[i, k]), 4),
+                       "ens_mean_rmse": round(float(self.model[i, k]), 4),
+                       "spread_skill": round(float(self.spread_skill[i, k]), 3), "starts": self.starts}
+                if spectrum is not None:
+                    row["spectrum_error"] = round(float(spectrum[i, k]), 3)
+                rows.append(row)
+        return rows
 
     def spectrum_error(self, lmin: int = 1, lmax: int | None = None) -> np.ndarray:
         """``max_l |member power / truth's - 1|`` over ``l = lmin..lmax`` (default half the

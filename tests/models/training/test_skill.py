@@ -24,6 +24,10 @@ def test_evaluate_gathers_the_truth_spectrum_of_the_valid_times(world_store, tin
         expected = power_spectrum(source(valid, list(skill.channels))).mean("time")
         np.testing.assert_allclose(skill.truth_power[i], expected.transpose("channel", "wavenumber").values,
                                    rtol=1e-10)
+    rows = skill.records(["t2m"], spectrum_lmax=10)
+    assert [(r["channel"], r["lead_days"]) for r in rows] == [("t2m", 0.5), ("t2m", 1.0)]
+    assert [r["spectrum_error"] for r in rows] == [round(float(e), 3) for e in skill.spectrum_error(lmax=10)[:, 3]]
+    assert [r["crps"] for r in rows] == [round(float(c), 4) for c in skill.crps[:, 3]]
     # untrained members are not the truth: their spectra differ, and the check says so
     assert (skill.spectrum_error() > 0.05).all()
 
