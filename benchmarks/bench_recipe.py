@@ -41,6 +41,8 @@ VARIANTS = {
     "r6-s3": (6, 3.0),
 }
 CHANNELS = ("z500", "u500", "v500", "t2m")
+#: training seed of the first search; other seeds' checkpoints carry theirs in the file name
+DEFAULT_SEED = 1000
 LEAD_DAYS = (1.0, 3.0, 5.0, 10.0)
 
 
@@ -76,11 +78,11 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--members", type=int, default=16)
     parser.add_argument("--jobs", type=int, default=1, help="variants trained side by side (one core each)")
-    parser.add_argument("--seed", type=int, default=1000, help="training seed of every variant")
+    parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help="training seed of every variant")
     parser.add_argument("--variants", nargs="*", default=list(VARIANTS), choices=list(VARIANTS))
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
-    paths = {n: args.out / (f"{n}.pt" if args.seed == 1000 else f"{n}-seed{args.seed}.pt") for n in args.variants}
+    paths = {n: args.out / (f"{n}.pt" if args.seed == DEFAULT_SEED else f"{n}-seed{args.seed}.pt") for n in args.variants}
     missing = [n for n in args.variants if not paths[n].exists()]
     with ThreadPoolExecutor(args.jobs) as pool:
         list(pool.map(lambda n: train(args.data, paths[n], *VARIANTS[n], args.steps, args.seed), missing))

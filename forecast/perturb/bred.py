@@ -35,7 +35,6 @@ from hens.forecast.protocols import DataSource, NoiseField, Stepper
 from hens.forecast.types import STEP
 
 
-
 def breeding_times(init_time: np.datetime64, cycles: int) -> np.ndarray:
     """Analysis times ``t0 - N 6 h, ..., t0`` (``datetime64[ns]``), ``N + 1`` of them."""
     t0 = np.datetime64(init_time, "ns")

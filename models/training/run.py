@@ -35,6 +35,11 @@ NOISE_STREAM, VALIDATION_STREAM, SKILL_STREAM, TIMING_STREAM = 1, 2, 3, 5
 _LOSS_NAMES = {"mse": "area-weighted MSE", "amse": "adjusted spectral MSE (AMSE)", "crps": "almost-fair CRPS"}
 
 
+def stream_generator(seed: int, stream: int) -> torch.Generator:
+    """The generator of a run's random ``stream`` (``NOISE_STREAM``, ...) for its ``seed``."""
+    return make_generator(seed + stream * SEED_STRIDE)
+
+
 class Run:
     """State of a training run on one rank: data, model, optimizer, generators, history.
 
@@ -92,7 +97,7 @@ class Run:
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, betas=(0.9, 0.95), weight_decay=0.0)
         self.weights = losses.area_weights(self.grid, device=info.device)
         self.batches = make_generator(cfg.seed)
-        self.noise = make_generator(cfg.seed + NOISE_STREAM * SEED_STRIDE)
+        self.noise = stream_generator(cfg.seed, NOISE_STREAM)
         self.step = 0
         self.total: int | None = cfg.steps
         self.train_loss: list[float] = []
@@ -154,7 +159,7 @@ class Run:
         """
         if self.cfg.rollout == 1:
             return 1.0
-        generator = make_generator(self.cfg.seed + TIMING_STREAM * SEED_STRIDE)
+        generator = stream_generator(self.cfg.seed, TIMING_STREAM)
         per_rank = self.cfg.batch // self.info.world_size
         seconds = []
         self.model.train()
@@ -230,7 +235,7 @@ class Run:
     def validate(self) -> float:
         """One-step validation loss over fixed samples and fixed noise (rank 0's full set)."""
         self.model.eval()
-        generator = make_generator(self.cfg.seed + VALIDATION_STREAM * SEED_STRIDE)
+        generator = stream_generator(self.cfg.seed, VALIDATION_STREAM)
         values = []
         for i in range(0, self.val_starts.size, 16):
             starts = self.val_starts[i : i + 16]
@@ -255,7 +260,7 @@ class Run:
         starts = starts[np.linspace(0, starts.size - 1, min(32, starts.size)).astype(int)]
         self.model.eval()
         x0, targets = (t.to(self.info.device) for t in self.val_data.batch(starts, 8))
-        generator = make_generator(self.cfg.seed + SKILL_STREAM * SEED_STRIDE)
+        generator = stream_generator(self.cfg.seed, SKILL_STREAM)
         x, noise = x0, None
         for k in range(8):
             when = self.val_data.times[starts] + k * STEP
