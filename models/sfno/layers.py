@@ -37,6 +37,8 @@ from hens.models.types import Activation, BlockNorm, LonTransform
 
 #: point-wise non-linearities by name (nn.GELU: the exact, erf form)
 ACTIVATIONS = {"gelu": nn.GELU, "silu": nn.SiLU}
+#: the same non-linearities applied in place (inference only)
+INPLACE_ACTIVATIONS = {nn.GELU: torch.ops.aten.gelu_, nn.SiLU: lambda x: F.silu(x, inplace=True)}
 
 #: on CPU, grids with at least this many longitudes use ``torch.fft`` (below it the dense DFT
 #: GEMM is faster: 1 thread, B E = 512, nlon 64: DFT 1.1 ms vs rfft 1.4 ms; nlon 128: 7.1 vs
@@ -280,11 +282,31 @@ class PointwiseMLP(nn.Module):
         chunk = max(1, self._CHUNK_FLOATS // width)
         if torch.is_grad_enabled() or x.device.type != "cpu" or not self.chunked or rows <= chunk:
             return self._rows(x)
-        flat = x.reshape(rows, x.shape[-1])
-        out = torch.empty(rows, self.out_dim, dtype=x.dtype, device=x.device)
+        return self._chunked(x.reshape(rows, x.shape[-1]), chunk).view(*x.shape[:-1], self.out_dim)
+
+    def _chunked(self, flat: torch.Tensor, chunk: int) -> torch.Tensor:
+        # Every GEMM writes into a buffer allocated once (the hidden ones stay in cache) and the
+        # activation runs in place: no fresh tensor, no copy of the output rows. Measured on one
+        # core (2026-12-06): the last block's MLP at 32x64, batch 16, 17.4 -> 12.5 ms.
+        rows = flat.shape[0]
+        out = torch.empty(rows, self.out_dim, dtype=flat.dtype, device=flat.device)
+        buffers = [torch.empty(chunk, layer.out_features, dtype=flat.dtype, device=flat.device)
+                   for layer in self.hidden]
+        act = INPLACE_ACTIVATIONS[type(self.act)]
         for start in range(0, rows, chunk):
-            out[start : start + chunk] = self._rows(flat[start : start + chunk])
-        return out.view(*x.shape[:-1], self.out_dim)
+            h = flat[start : start + chunk]
+            for layer, buffer in zip(self.hidden, buffers):
+                h = _linear_into(layer, h, buffer[: h.shape[0]])
+                act(h)
+            _linear_into(self.out, h, out[start : start + chunk])
+        return out
+
+
+def _linear_into(layer: nn.Linear, x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    """``layer(x)`` written into ``out`` (rows of a contiguous buffer)."""
+    if layer.bias is None:
+        return torch.mm(x, layer.weight.t(), out=out)
+    return torch.addmm(layer.bias, x, layer.weight.t(), out=out)
 
 
 def mlp(

@@ -188,8 +188,14 @@ class SFNOBlock(nn.Module):
         if self.post_norm is not None:
             y = self.post_norm(y)
         if self.outer_skip is not None:
-            y = y + self.outer_skip(residual)
+            y = add_to_fresh(y, self.outer_skip(residual))
         return y
+
+
+def add_to_fresh(y: torch.Tensor, other: torch.Tensor) -> torch.Tensor:
+    """``y + other``, in place when nothing records (``y`` is a layer's fresh output): a new
+    multi-MB activation costs more than the addition itself on the CPU."""
+    return y + other if torch.is_grad_enabled() else y.add_(other)
 
 
 def _skip(kind: str, dim: int, gain: float) -> nn.Module | None:
@@ -253,7 +259,7 @@ class SFNO(nn.Module):
         h = x.permute(2, 3, 0, 1)  # grid-major (K, N, B, C)
         z = self.encoder(h)
         if self.pos_embed is not None:
-            z = z + self.pos_embed
+            z = add_to_fresh(z, self.pos_embed)
         cond_data = cond_internal = None
         if self.cfg.cond_dim > 0:
             if cond is None or len(cond) != 2:
@@ -264,7 +270,7 @@ class SFNO(nn.Module):
             z = block(z, cond_data if i == last else cond_internal)
         y = self.decoder(z)
         if self.big_skip is not None:
-            y = y + self.big_skip(h)
+            y = add_to_fresh(y, self.big_skip(h))
         return y.permute(2, 3, 0, 1).contiguous()
 
 

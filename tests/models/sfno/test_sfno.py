@@ -225,15 +225,17 @@ def test_converted_weight_follows_optimizer_steps_and_load_state_dict():
         torch.testing.assert_close(fresh.float()(x.float())[0], conv.float()(x.float())[0], atol=1e-6, rtol=0)
 
 
-def test_cpu_row_chunks_give_the_same_numbers():
+@pytest.mark.parametrize("activation, hidden_layers, out_bias", [("gelu", 1, False), ("silu", 2, True)])
+def test_cpu_row_chunks_give_the_same_numbers(activation, hidden_layers, out_bias):
     from hens.models.sfno.layers import mlp
 
     torch.manual_seed(0)
-    layer = mlp(8, 64, 8, hidden_layers=1, activation="gelu", gain=1.0, out_bias=False)
-    layer._CHUNK_FLOATS = 1 << 10  # many chunks at this size
-    x = torch.randn(40, 50, 2, 8)
+    layer = mlp(8, 64, 8, hidden_layers=hidden_layers, activation=activation, gain=1.0, out_bias=out_bias)
+    layer._CHUNK_FLOATS = 1 << 10  # many chunks at this size, the last one short
+    x = torch.randn(41, 50, 3, 8)
     with torch.inference_mode():
         chunked = layer(x)
         layer.chunked = False
         whole = layer(x)
     torch.testing.assert_close(chunked, whole, atol=1e-6, rtol=0)
+    assert chunked.shape == (41, 50, 3, 8) and chunked.is_contiguous()
