@@ -14,7 +14,8 @@ import xarray as xr
 
 from hens.forecast.channels import get_channel
 from hens.forecast.grids import Grid
-from hens.pipelines.products.inputs import Ensemble, hour_label
+from hens.forecast.store_reader import CheckedStore
+from hens.pipelines.products.inputs import hour_label
 
 CONVENTIONS = "CF-1.11"
 #: degrees of freedom of the spread: the unbiased sample variance, as ``hens score``
@@ -74,7 +75,7 @@ def _ranges(index: np.ndarray) -> list[list[int]]:
     return [[int(run[0]), int(run[-1]) + 1] for run in np.split(index, breaks)]
 
 
-def global_attrs(ens: Ensemble, i: int, members: np.ndarray, climatology: Path,
+def global_attrs(ens: CheckedStore, i: int, members: np.ndarray, climatology: Path,
                  institution: str) -> dict[str, Any]:
     """CF global attributes of the file of initial time ``i`` from ``members`` (indices), with
     the store's own attributes as ``ensemble_<name>`` (see :mod:`hens.pipelines.products`)."""
@@ -103,7 +104,7 @@ def global_attrs(ens: Ensemble, i: int, members: np.ndarray, climatology: Path,
     }
 
 
-def product_coords(ens: Ensemble, i: int, members: np.ndarray, channel: str,
+def product_coords(ens: CheckedStore, i: int, members: np.ndarray, channel: str,
                    quantiles: tuple[float, ...], thresholds: tuple[float, ...]) -> dict[str, Any]:
     """CF coordinates of ``channel``'s products in the file of initial time ``i``.
 

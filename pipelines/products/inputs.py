@@ -6,72 +6,39 @@ data the ensemble started from), and the climate quantiles of each valid time.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import xarray as xr
 
-from hens.forecast.channels import CHANNELS
 from hens.forecast.errors import DataError
-from hens.forecast.grids import Grid
 from hens.forecast.stats import open_world_stats, stats_path
-from hens.forecast.store_check import reading
-from hens.forecast.store_reader import global_grid, open_store
-from hens.scoring.evaluate.store import COMPLETED, DIMS, MEMBER_COORDS
+from hens.forecast.store_reader import CheckedStore, open_checked
 
 #: a spread needs two members
 MIN_MEMBERS = 2
 _YEAR_DAYS = 365.25
 
 
-@dataclass(frozen=True)
-class Ensemble:
-    """An opened, checked ensemble store: fields lazily, completion flags in memory."""
-
-    path: Path
-    dataset: xr.Dataset
-    channels: tuple[str, ...]
-    grid: Grid
-    completed: np.ndarray  # (init_time, member) bool
-
-
-def _not_hens(path: Path, why: str) -> DataError:
-    return DataError(f"{path} is not a hens ensemble store ({why}); make one with `hens forecast`")
-
-
-def open_ensemble(path: Path) -> Ensemble:
-    """Open ``path`` and check the hens layout and that every init has enough members.
+def open_ensemble(path: Path) -> CheckedStore:
+    """Open ``path``, check the hens layout and that every init has enough members.
 
     Unlike scoring, each initial time uses its own completed members, so a member missing
     at one initial time does not remove it from the others.
     """
-    if not path.exists():
-        raise DataError(f"{path}: no such ensemble store")
-    try:
-        ds = open_store(path)
-    except DataError as err:
-        raise _not_hens(path, f"cannot open it as Zarr: {err}") from None
-    if COMPLETED not in ds.data_vars or any(c not in ds.coords for c in MEMBER_COORDS):
-        raise _not_hens(path, "no `completed` flags or member coordinates")
-    held = {str(n) for n, v in ds.data_vars.items() if v.dims == DIMS}
-    channels = tuple(c for c in CHANNELS if c in held)  # registry order
-    if not channels:
-        raise _not_hens(path, f"no hens channel over {', '.join(DIMS)}")
-    grid = global_grid(ds, path, "hens products")
-    with reading(path, COMPLETED):
-        done = np.asarray(ds[COMPLETED].values).astype(bool)
+    store = open_checked(path, "hens products")
+    done = store.completed
     short = np.flatnonzero(done.sum(axis=1) < MIN_MEMBERS)
     if short.size:
         i = short[0]
         raise DataError(
             f"{path}: {short.size} of {done.shape[0]} initial times have fewer than "
-            f"{MIN_MEMBERS} completed members (first {hour_label(ds['init_time'].values[i])}: "
+            f"{MIN_MEMBERS} completed members (first {hour_label(store.dataset['init_time'].values[i])}: "
             f"{int(done[i].sum())} of {done.shape[1]}); finish the run with "
             "`hens forecast CONFIG --resume`"
         )
-    return Ensemble(path, ds, channels, grid, done)
+    return store
 
 
 def hour_label(t: np.datetime64) -> str:
@@ -79,7 +46,7 @@ def hour_label(t: np.datetime64) -> str:
     return str(np.datetime_as_string(np.datetime64(t, "h"), unit="h"))
 
 
-def default_climatology(ens: Ensemble) -> Path:
+def default_climatology(ens: CheckedStore) -> Path:
     """The statistics store of the data the ensemble was started from (``hens_config.data``).
 
     Relative data paths are relative to the run's YAML folder, found by removing the
@@ -108,7 +75,7 @@ def default_climatology(ens: Ensemble) -> Path:
     return target
 
 
-def open_climatology(path: Path, ens: Ensemble, thresholds: tuple[float, ...]) -> xr.Dataset:
+def open_climatology(path: Path, ens: CheckedStore, thresholds: tuple[float, ...]) -> xr.Dataset:
     """The statistics store at ``path`` checked against the ensemble's grid and channels and
     holding the quantile level of every threshold."""
     if not path.exists():

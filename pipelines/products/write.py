@@ -13,10 +13,10 @@ import xarray as xr
 from hens.forecast.errors import ConfigError, OutputExists
 from hens.forecast.stats import stats_path
 from hens.forecast.store_check import reading
-from hens.forecast.store_reader import open_store
+from hens.forecast.store_reader import CheckedStore, open_store
 from hens.pipelines.products.cf import (DDOF, REALIZATION, REALIZATION_BOUNDS, global_attrs, netcdf_encoding,
                                         product_coords, variable_attrs)
-from hens.pipelines.products.inputs import (Ensemble, climate_at, default_climatology, hour_label,
+from hens.pipelines.products.inputs import (climate_at, default_climatology, hour_label,
                                             open_climatology, open_ensemble)
 from hens.scoring.evaluate.score import DEFAULT_THRESHOLDS
 from hens.scoring.evaluate.store import BAND_BYTES
@@ -73,7 +73,7 @@ def channel_products(
     }
 
 
-def _members(ens: Ensemble, channel: str, i: int, members: np.ndarray) -> xr.DataArray:
+def _members(ens: CheckedStore, channel: str, i: int, members: np.ndarray) -> xr.DataArray:
     """``(member, time, lat, lon)`` float64 of one init, lazily in latitude bands of all
     members and whole stored lead chunks (each stored chunk is read once per band)."""
     lead_chunk = max(1, int(ens.dataset.attrs.get("lead_chunk", 1)))
@@ -88,7 +88,7 @@ def _members(ens: Ensemble, channel: str, i: int, members: np.ndarray) -> xr.Dat
     return da.astype(np.float64)
 
 
-def _channel_dataset(ens: Ensemble, stats: xr.Dataset, i: int, members: np.ndarray,
+def _channel_dataset(ens: CheckedStore, stats: xr.Dataset, i: int, members: np.ndarray,
                      channel: str, quantiles: tuple[float, ...],
                      thresholds: tuple[float, ...]) -> xr.Dataset:
     """The lazy products of one channel at initial time ``i``, with CF coordinates."""
@@ -120,7 +120,7 @@ def _channel_dataset(ens: Ensemble, stats: xr.Dataset, i: int, members: np.ndarr
     return ds
 
 
-def _targets(ens: Ensemble, out: Path) -> list[Path]:
+def _targets(ens: CheckedStore, out: Path) -> list[Path]:
     """The file of each initial time: ``out/<ens stem>_<YYYYMMDDTHH>.nc``."""
     stem = ens.path.name.removesuffix(".zarr")
     inits = ens.dataset["init_time"].values
@@ -140,7 +140,7 @@ def _check_outputs(out: Path, targets: list[Path], *, overwrite: bool) -> None:
         raise OutputExists(f"{odd[0]} exists and is not a file; refusing to replace it")
 
 
-def _write(ds: xr.Dataset, tmp: Path, *, append: bool, ens: Ensemble) -> None:
+def _write(ds: xr.Dataset, tmp: Path, *, append: bool, ens: CheckedStore) -> None:
     ds.to_netcdf(tmp, mode="a" if append else "w", engine="netcdf4", format="NETCDF4",
                  encoding=netcdf_encoding(ds, ens.grid))
 

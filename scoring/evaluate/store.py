@@ -23,18 +23,14 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from hens.forecast.channels import CHANNELS
 from hens.forecast.errors import DataError
 from hens.forecast.grids import Grid
 from hens.forecast.shard_reader import ShardReader, shard_reader_for
-from hens.forecast.store_check import reading
-from hens.forecast.store_reader import DIMS, global_grid, open_store
+from hens.forecast.store_reader import open_checked, open_store
 from hens.forecast.types import check_choice
 from hens.forecast.zarr_sink import FIELDS, READ_BAND_BYTES
 from hens.scoring.types import Incomplete
 
-MEMBER_COORDS = ("checkpoint", "pair", "sign", "seed")
-COMPLETED = "completed"
 #: bytes of all members over a latitude band read by one task (the store's inner chunks fit it)
 BAND_BYTES = READ_BAND_BYTES
 #: bytes of truth (float32, all init times) held for one block of leads
@@ -129,12 +125,6 @@ class EnsembleStore:
         return [chosen[i:i + size] for i in range(0, chosen.size, size)]
 
 
-def _not_hens(path: Path, why: str) -> DataError:
-    return DataError(
-        f"{path} is not a hens ensemble store ({why}); score stores written by `hens forecast`"
-    )
-
-
 def open_ensemble(path: str | Path, *, incomplete: Incomplete = "raise") -> EnsembleStore:
     """Open and check an ensemble store; decide which members are scored.
 
@@ -148,27 +138,9 @@ def open_ensemble(path: str | Path, *, incomplete: Incomplete = "raise") -> Ense
         Coordinates of no registered grid.
     """
     check_choice("incomplete", incomplete, Incomplete)
-    path = Path(path)
-    if not path.exists():
-        raise DataError(f"{path}: no such ensemble store")
-    try:
-        ds = open_store(path)
-    except DataError as err:
-        raise _not_hens(path, f"cannot open it as Zarr: {err}") from None
-    if COMPLETED not in ds.data_vars:
-        raise _not_hens(path, "no `completed` flags")
-    missing = [c for c in MEMBER_COORDS if c not in ds.coords]
-    if missing:
-        raise _not_hens(path, f"no member coordinates {', '.join(missing)}")
-    held = {str(n) for n, v in ds.data_vars.items() if v.dims == DIMS}
-    channels = tuple(c for c in CHANNELS if c in held)  # registry order
-    if not channels:
-        raise _not_hens(path, f"no hens channel over {', '.join(DIMS)}")
-    grid = global_grid(ds, path, "hens score")
-    if not (np.all(np.diff(ds["lat"].values) < 0) and np.all(np.diff(ds["lon"].values) > 0)):
-        raise _not_hens(path, "latitude must run north first and longitude ascend")
-    with reading(path, COMPLETED):
-        done = np.asarray(ds[COMPLETED].values).astype(bool)
+    checked = open_checked(path, "hens score")
+    path, ds, channels, grid, done = (checked.path, checked.dataset, checked.channels, checked.grid,
+                                      checked.completed)
     members = np.flatnonzero(done.all(axis=0))
     dropped = int(done.shape[1] - members.size)
     if dropped and incomplete == "raise":
