@@ -339,6 +339,9 @@ def demo(
     inits: Annotated[int, typer.Option("--inits", help="Initial times of each ensemble.", min=1)] = 3,
     lead_days: Annotated[int, typer.Option("--lead-days", help="Forecast length (days).", min=1)] = 10,
     workers: Annotated[int, typer.Option("--workers", help="Jobs run side by side (one core each).", min=1)] = 2,
+    training_seed: Annotated[int, typer.Option(
+        "--training-seed", help="Another draw of the trained SFNOs (their seeds; world and ensembles unchanged).", min=0,
+    )] = 0,
 ) -> None:
     """Run the whole chain on the world: train 4+1 SFNOs, three ensembles, scores, summary.md.
 
@@ -350,7 +353,8 @@ def demo(
     from hens.pipelines.demo.run import DemoSettings, run_demo
 
     run_demo(out, settings=DemoSettings(days=days, deterministic_minutes=minutes, stochastic_minutes=1.6 * minutes,
-                                        deterministic_loss=loss, inits=inits, lead_days=lead_days, workers=workers))
+                                        deterministic_loss=loss, inits=inits, lead_days=lead_days, workers=workers,
+                                        training_seed=training_seed))
 
 
 def main() -> None:

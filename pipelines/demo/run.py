@@ -6,7 +6,8 @@ they change and everything made from it):
 
 1. the world (``world.zarr`` + ``world.stats.zarr``) and its quick-look plots;
 2. in parallel on ``workers`` single-threaded processes: ``checkpoints`` deterministic SFNOs
-   (seeds 0..C-1), one stochastic SFNO (almost-fair CRPS), and the physics ensemble (the
+   (training seeds ``S C .. S C + C - 1`` for ``training_seed`` S), one stochastic SFNO
+   (almost-fair CRPS, seed ``1000 + S``), and the physics ensemble (the
    world's own solver from bred-vector perturbed analyses, with its stochastic forcing);
 3. the bred-vector multi-checkpoint ensemble (C x pairs x 2 members), its amplitude first
    tuned by ``hens calibrate`` for spread/skill 1 at days 3-5 on initial times of the
@@ -48,7 +49,7 @@ from hens.pipelines.demo.tasks import Task, run_tasks
 
 _SEED = 0
 _SPECTRUM_SAMPLES = 120  # saved states averaged for the energy spectrum
-_STOCHASTIC_SEED = 1000  # the stochastic model's training seed (apart from the deterministic ones)
+_STOCHASTIC_SEED = 1000  # the stochastic model's training seed at S = 0 (apart from the deterministic ones)
 ENSEMBLES = ("bred", "stochastic", "physics")
 CALIBRATED = "bred"  # the ensemble whose amplitude hens calibrate tunes
 
@@ -58,7 +59,10 @@ class DemoSettings:
     """Sizes and budgets of the demo (defaults: about 20 minutes on 2 cores).
 
     Budgets are wall-clock minutes per training run (``hens train --minutes``); the
-    deterministic SFNOs train with ``deterministic_loss`` (``hens train --loss``). The
+    deterministic SFNOs train with ``deterministic_loss`` (``hens train --loss``).
+    ``training_seed`` S picks another set of training seeds (module docstring), e.g. to check
+    that a result holds for more than one draw of the trained models; the world, the initial
+    times and the ensembles' perturbation seeds do not change with it. The
     bred-vector amplitude is calibrated on ``calibration_inits`` initial times of the
     training block in at most ``calibration_iterations`` runs (``hens calibrate``).
     """
@@ -69,6 +73,7 @@ class DemoSettings:
     deterministic_minutes: float = 2.5
     deterministic_loss: str = "amse"
     stochastic_minutes: float = 4.0
+    training_seed: int = 0
     pairs: int = 4
     inits: int = 3
     init_spacing_days: int = 15
@@ -182,11 +187,13 @@ def _train_configs(out: Path, world: Path, settings: DemoSettings) -> dict[str, 
     configs = {
         # one-step training at half resolution inside the network: measured to keep the members'
         # spectra at day 10 (rollout fine-tuning and the full internal grid lose or gain energy)
-        f"sfno-{i}": dict(common, out=folder / f"sfno-{i}.pt", seed=i, minutes=settings.deterministic_minutes,
+        f"sfno-{i}": dict(common, out=folder / f"sfno-{i}.pt", seed=settings.training_seed * settings.checkpoints + i,
+                          minutes=settings.deterministic_minutes,
                           loss=settings.deterministic_loss, scale_factor=2)
         for i in range(settings.checkpoints)
     }
-    configs["stochastic"] = dict(common, out=folder / "stochastic.pt", seed=_STOCHASTIC_SEED, stochastic=True,
+    configs["stochastic"] = dict(common, out=folder / "stochastic.pt", seed=_STOCHASTIC_SEED + settings.training_seed,
+                                 stochastic=True,
                                  minutes=settings.stochastic_minutes, rollout=6, scale_factor=2)
     return configs
 

@@ -89,3 +89,14 @@ def test_demo_refuses_an_unknown_loss_before_any_work(tmp_path, capsys, monkeypa
 def test_demo_refuses_another_world_length(demo_folder):
     with pytest.raises(OutputExists, match="--days 60.0"):
         run_demo(demo_folder, settings=DemoSettings(days=90.0))
+
+
+def test_another_training_seed_draws_other_models_only(tmp_path):
+    from hens.pipelines.demo.run import _train_configs
+
+    def seeds(settings):
+        return {name: values["seed"] for name, values in _train_configs(tmp_path, tmp_path / "w.zarr", settings).items()}
+
+    first, second = seeds(TOY), seeds(dataclasses.replace(TOY, training_seed=1))
+    assert first == {"sfno-0": 0, "sfno-1": 1, "stochastic": 1000}  # the documented runs' seeds
+    assert set(first) == set(second) and not set(first.values()) & set(second.values())
