@@ -120,6 +120,45 @@ def test_a_pair_gets_the_same_vector_whatever_the_batch():
     assert not torch.equal(other_checkpoint, alone) and not torch.equal(other_time, alone)
 
 
+class DeterministicToyStepper(ToyStepper):
+    """The toy model without noise (it ignores seeds); counts the rows of each call."""
+
+    noise_stream = None
+
+    def __init__(self):
+        self.rows = []
+
+    def start(self, x, *, init_time, seeds):
+        self.rows.append(x.shape[0])
+        return ToyRollout(x.clone(), [0] * len(seeds))
+
+
+def test_a_deterministic_model_runs_its_control_once_per_checkpoint_and_time():
+    from hens.forecast.perturb.bred import breed, breeding_times
+
+    bred, stepper = _bred(), DeterministicToyStepper()
+    batch = bred(T0, _ids((0, 0), (0, 1), (1, 0), (2, 1)), checkpoint=0, stepper=stepper)
+    assert stepper.rows == [1] * 3 + [1] * 3 * 3  # 3 control rows, then one row per pair and cycle
+    stepper.rows.clear()
+    later = bred(T0, _ids((5, 0)), checkpoint=0, stepper=stepper)  # the next batch: controls kept
+    assert stepper.rows == [1] * 3
+    # the same vectors as breeding each pair beside its own control run (the definition)
+    times = breeding_times(T0, 3)
+    analyses = torch.from_numpy(WaveSource()(times, CHANNELS).values)
+    from hens.forecast.members import Stream, stream_seed
+    from hens.forecast.perturb.gaussian import seed_field
+
+    for q, got in ((0, batch[0]), (2, -batch[3]), (5, later[0])):
+        seed = seed_field(bred.noise, stream_seed(0, T0, Stream.BRED_SEED, 0, q))
+        want = breed(stepper, analyses, times, seed, AMPLITUDE, GRID, [0, 0, 0])
+        unit = AMPLITUDE.float().view(-1, 1, 1)  # each channel in units of its amplitude
+        torch.testing.assert_close(got / unit, want / unit, rtol=0, atol=1e-5)
+        assert not torch.equal(got, torch.zeros_like(got))
+    # and a pair's bits do not depend on the batch, nor on what was bred before
+    fresh = _bred()(T0, _ids((2, 1)), checkpoint=0, stepper=DeterministicToyStepper())
+    assert torch.equal(fresh[0], batch[3])
+
+
 def test_breeding_changes_the_seed_field():
     stepper = ToyStepper()
     one, three = (_bred(cycles=k)(T0, _ids((0, 0)), checkpoint=0, stepper=stepper) for k in (1, 3))
