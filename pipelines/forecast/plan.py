@@ -158,8 +158,11 @@ def plan_run(config: str | Path | ForecastConfig, *, ranks: int = 1, device: str
     activations = ACTIVATION_TENSORS * batch * int(net["embed_dim"]) * max(internal, grid.nlat * grid.nlon // 4) * 4
     weights = resident_weight_bytes([h.parameter_bytes for h in headers], device=device)
     host, on_device = rank_memory(slab, lead_chunk, weights, activations, device=device)
-    # breeding steps a batch's pairs (half its rows) through ``cycles`` steps
-    steps = len(cfg.lead_steps) - 1 + (math.ceil(cfg.perturbation.cycles / 2) if cfg.perturbation.bred else 0)
+    # breeding runs ``cycles`` steps of the batch's pairs (half its rows): one row per pair after a
+    # deterministic model's shared control runs, two (control and perturbed) with a model's noise
+    rows_per_pair = 2 if any(h.stochastic for h in headers) else 1
+    steps = len(cfg.lead_steps) - 1 + (math.ceil(cfg.perturbation.cycles * rows_per_pair / 2)
+                                       if cfg.perturbation.bred else 0)
     plan = RunPlan(
         members=layout.size, init_times=n_init, leads=n_leads, channels=n_chan, grid=grid.spec,
         batch_size=batch, batches_per_init=n_batches, ranks=ranks,

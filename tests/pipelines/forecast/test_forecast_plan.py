@@ -65,14 +65,17 @@ def test_plan_memory_is_within_a_quarter_of_the_peak_rss(ensemble_yaml, tmp_path
     assert abs(plan.rank_memory_bytes - peak) <= 0.25 * peak, (plan.rank_memory_bytes, peak)
 
 
-def test_timed_plan_estimates_a_wall_time_that_grows_with_members(ensemble_yaml, tmp_path):
+def test_timed_plan_estimates_a_wall_time_that_grows_with_members(ensemble_yaml, tiny_checkpoints, tmp_path):
     """--time: one timed batch step, scaled by the steps of each rank (an estimate, not checked
     against a run's wall; the scaling is checked with one step time for both sizes)."""
     from hens.pipelines.forecast.plan import wall_estimate
 
     small = plan_run(ensemble_yaml(tmp_path, name="small.yaml"), ranks=2, time=True)
     assert small.step_seconds > 0 and small.seconds_estimate > 0
-    assert small.steps_per_batch == 4 + 1  # 24 h of 6-hourly steps, breeding 2 cycles on half the rows
+    # 24 h of 6-hourly steps; breeding 2 cycles of two rows (control, perturbed) per pair, half the batch's rows
+    assert small.steps_per_batch == 4 + 2
+    deterministic = plan_run(ensemble_yaml(tmp_path, name="det.yaml", models=[str(tiny_checkpoints["det0"])], seeds=1))
+    assert deterministic.steps_per_batch == 4 + 1  # one row per pair after the shared control runs
     big = plan_run(ensemble_yaml(tmp_path, name="big.yaml", perturbation={
         "kind": "hemispheric_bred_vector", "pairs": 8, "cycles": 2, "amplitude": 0.35}), ranks=2)
     assert big.seconds_estimate is None and big.members == 4 * small.members
