@@ -1,7 +1,7 @@
 """``hens calibrate``: tune a perturbation amplitude or a model's noise for spread/skill ~1.
 
 Modules: :mod:`~hens.pipelines.calibrate.tune` (the search and the calibrated YAML),
-:mod:`~hens.pipelines.calibrate.times` (initial times from the training period),
+:mod:`~hens.pipelines.calibrate.times` (initial times held out from training),
 :mod:`~hens.pipelines.calibrate.runs` (the in-memory trial ensembles) and
 :mod:`~hens.pipelines.calibrate.command` (the command line).
 """

@@ -16,7 +16,7 @@ def calibrate(
     force: Annotated[bool, typer.Option("--force", help="Replace an existing --out file.")] = False,
     tune: Annotated[str | None, typer.Option("--tune", help="amplitude (perturbation.amplitude; the default when the YAML perturbs) or noise_scale (a stochastic model's noise; the default with perturbation kind none).")] = None,
     init_times: Annotated[str | None, typer.Option("--init-times", help="Comma-separated initial times to tune on, e.g. 2000-03-01T00,2000-04-01T00 (default: --inits times chosen from --period).")] = None,
-    period: Annotated[str | None, typer.Option("--period", help="FIRST:LAST to choose initial times from (default: the checkpoints' training period, else the data); never the ensemble's own verification block.")] = None,
+    period: Annotated[str | None, typer.Option("--period", help="FIRST:LAST to choose initial times from (default: the checkpoints' validation period, else their training period, else the data); never the ensemble's own verification block.")] = None,
     inits: Annotated[int, typer.Option("--inits", help="Initial times chosen from the period (00 UTC, spread evenly).", min=1)] = 4,
     pairs: Annotated[int | None, typer.Option("--pairs", help="+/- pairs of the calibration runs (default: the fewest giving >= 8 members per init).", min=1)] = None,
     channels: Annotated[str | None, typer.Option("--channels", help="Comma-separated channels verified (default: the YAML's output_channels, else z500,t2m where present, else all).")] = None,
@@ -27,7 +27,8 @@ def calibrate(
 ) -> None:
     """Tune the bred-vector amplitude (or a stochastic model's noise_scale) for spread/skill ~1.
 
-    Runs the ensemble with few members from initial times of the training period for 120 h,
+    Runs the ensemble with few members for 120 h from initial times the checkpoints were not
+    trained on (their validation period, else their training period, else the data),
     searches the value whose spread-skill ratio (mean over leads 72, 96, 120 h and the
     channels) is --target-ssr, and prints the YAML with that value and a calibration: block
     (target, SSR reached, initial times, iterations). Initial times whose breeding or

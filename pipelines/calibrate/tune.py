@@ -2,8 +2,8 @@
 
 Huge Ensembles Part I set the bred-vector amplitude by hand (0.35 x the 48-h RMSE). Here the
 ensemble of a YAML is run in memory with few members (:func:`default_pairs`) from initial
-times of the training period (:mod:`hens.pipelines.calibrate.times`, never the ensemble's
-own verification block) for 120 hours, and one number is searched so that the spread-skill
+times held out from the checkpoints' training (:mod:`hens.pipelines.calibrate.times`, never
+the ensemble's own verification block) for 120 hours, and one number is searched so that the spread-skill
 ratio (:func:`hens.scoring.moments.spread_skill_ratio`: sqrt((M+1)/M) spread / ensemble-mean
 RMSE, pooled over initial times and the globe) averaged over leads 72, 96 and 120 h and the
 channels equals a target:
@@ -207,7 +207,7 @@ def calibrate(
         ``"amplitude"`` or ``"noise_scale"``; default :func:`default_parameter`.
     init_times, period, inits
         Initial times given, the period to choose ``inits`` of them from (default the
-        checkpoints' training period): :func:`hens.pipelines.calibrate.times.calibration_times`.
+        checkpoints' validation period): :func:`hens.pipelines.calibrate.times.calibration_times`.
     pairs
         +/- pairs per checkpoint (and noise seed) of the calibration runs; default :func:`default_pairs`.
     channels

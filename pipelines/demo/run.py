@@ -11,7 +11,7 @@ they change and everything made from it):
    world's own solver from bred-vector perturbed analyses, with its stochastic forcing);
 3. the bred-vector multi-checkpoint ensemble (C x pairs x 2 members), its amplitude first
    tuned by ``hens calibrate`` for spread/skill 1 at days 3-5 on initial times of the
-   training block, and the stochastic ensemble with as many members (pairs x 2 x C noise
+   validation block before the verified ones, and the stochastic ensemble with as many members (pairs x 2 x C noise
    seeds), in parallel;
 4. ``hens score`` of the three stores against the world, ``hens plot`` of each, figures
    comparing them, ``hens products`` of the bred-vector ensemble, and ``summary.md``
@@ -64,7 +64,7 @@ class DemoSettings:
     that a result holds for more than one draw of the trained models; the world, the initial
     times and the ensembles' perturbation seeds do not change with it. The
     bred-vector amplitude is calibrated on ``calibration_inits`` initial times of the
-    training block in at most ``calibration_iterations`` runs (``hens calibrate``).
+    validation block before the verified ones in at most ``calibration_iterations`` runs (``hens calibrate``).
     """
 
     days: float = 730.0

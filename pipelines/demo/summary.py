@@ -135,13 +135,14 @@ def _calibration_lines(out: Path, stores: Mapping[str, Path]) -> list[str]:
         c = (json.loads(config) if isinstance(config, str) else config).get("calibration")
         if isinstance(c, dict):
             rows.append(f"| {name} | {c.get('tuned')} = {c.get('value')} | {c.get('ssr')} ({c.get('target_ssr')}) | "
-                        f"{', '.join(map(str, c.get('init_times', [])))} | {c.get('iterations')} | "
-                        f"{c.get('wall_seconds', '-')} |")
+                        f"{', '.join(map(str, c.get('init_times', [])))} ({c.get('init_times_from', '-')}) | "
+                        f"{c.get('iterations')} | {c.get('wall_seconds', '-')} |")
     if not rows:
         return []
     return ["", "## Calibration (hens calibrate)", "",
             "Spread-skill ratio at leads 72, 96, 120 h (mean over them and over the channels "
-            "verified) on initial times of the training block, never the verified ones.", "",
+            "verified) on initial times held out from the checkpoints' training when their validation "
+            "period leaves room, never the verified ones.", "",
             "| ensemble | tuned | SSR (target) | initial times | runs | wall (s) |", "|---|---|---:|---|---:|---:|",
             *rows]
 

@@ -101,7 +101,7 @@ def test_initial_times_in_the_verification_block_are_refused(det_yaml, monkeypat
     assert code == 2 and len(lines) == 1 and out.out == ""
     assert lines[0] == ("hens: error: calibration init time 2000-02-17T00 uses 2000-02-16T12 .. 2000-02-22T00, which "
                         "meets the ensemble's verification block 2000-02-19T12 .. 2000-02-22T00 (its init_times, "
-                        "breeding analyses and 48 h of leads); calibrate on times of the training period")
+                        "breeding analyses and 48 h of leads); choose times outside it")
 
 
 @pytest.mark.parametrize("case, args, message", [
@@ -140,3 +140,34 @@ def test_noise_scale_in_the_yaml_scales_a_stochastic_models_noise(ensemble_yaml,
                                   **dict(common, seeds=1, perturbation={"kind": "gaussian"}))
     with pytest.raises(ConfigError, match="noise_scale: 2.0 scales the noise of stochastic checkpoints"):
         compute_member(deterministic, VERIFIED[0], 0)
+
+
+def test_times_come_from_the_validation_period_then_the_training_period_then_the_data():
+    from types import SimpleNamespace
+
+    from hens.pipelines.calibrate.times import calibration_times
+
+    def ns(text):
+        return np.datetime64(text, "ns")
+
+    # only what calibration_times reads of a ForecastConfig: the verification block's ends
+    cfg = SimpleNamespace(init_times=[ns("2000-03-20T00")], lead_hours=48,
+                          perturbation=SimpleNamespace(cycles=2, bred=True))
+    data = np.arange(ns("2000-01-01T00"), ns("2000-04-01T00"), np.timedelta64(6, "h"))
+    split = {"train": ["2000-01-01T00", "2000-02-15T18", 188], "val": ["2000-02-20T00", "2000-03-31T18", 168]}
+    block = (ns("2000-03-19T12"), ns("2000-03-22T00"))
+    got = calibration_times(cfg, data, last_lead=120, splits=[split, split], count=3)
+    assert got.origin == "the checkpoints' validation period 2000-02-20T00 .. 2000-03-31T18"
+    assert len(got.times) == 3
+    for t in got.times:  # the whole window held out from training and clear of the verified cases
+        first, last = t - np.timedelta64(12, "h"), t + np.timedelta64(120, "h")
+        assert ns("2000-02-20T00") <= first and last <= ns("2000-03-31T18")
+        assert last < block[0] or first > block[1]
+    # a validation period the verification block leaves no room in: the training period
+    short = dict(split, val=["2000-03-16T00", "2000-03-26T00", 40])
+    got = calibration_times(cfg, data, last_lead=120, splits=[short], count=2)
+    assert got.origin.startswith("the checkpoints' training period 2000-01-01T00")
+    assert all(t + np.timedelta64(120, "h") <= ns("2000-02-15T18") for t in got.times)
+    # checkpoints that record no split (published packages): the data's record
+    got = calibration_times(cfg, data, last_lead=120, splits=[{}], count=2)
+    assert got.origin.startswith("the data") and got.times[0] == ns("2000-01-02T00")
