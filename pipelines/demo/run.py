@@ -9,10 +9,10 @@ they change and everything made from it):
    (training seeds ``S C .. S C + C - 1`` for ``training_seed`` S), one stochastic SFNO
    (almost-fair CRPS, seed ``1000 + S``), and the physics ensemble (the
    world's own solver from bred-vector perturbed analyses, with its stochastic forcing);
-3. the bred-vector multi-checkpoint ensemble (C x pairs x 2 members), its amplitude first
-   tuned by ``hens calibrate`` for spread/skill 1 at days 3-5 on initial times of the
-   validation block before the verified ones, and the stochastic ensemble with as many members (pairs x 2 x C noise
-   seeds), in parallel;
+3. the bred-vector multi-checkpoint ensemble (C x pairs x 2 members) and the stochastic
+   ensemble with as many members (pairs x 2 x C noise seeds), in parallel, each with its
+   bred-vector amplitude first tuned by ``hens calibrate`` for spread/skill 1 at days 3-5 on
+   initial times of the validation block before the verified ones;
 4. ``hens score`` of the three stores against the world, ``hens plot`` of each, figures
    comparing them, ``hens products`` of the bred-vector ensemble, and ``summary.md``
    (:mod:`hens.pipelines.demo.summary`).
@@ -21,14 +21,15 @@ Initial times lie in the world's validation block (the last 15 % of the record, 
 trained on), ``init_spacing_days`` apart, the last one ``lead_days`` before the end.
 
 Products in ``out``: ``world.zarr``, ``checkpoints/``, ``ensembles/{bred,stochastic,physics}``
-(``.yaml`` + ``.zarr``; ``bred.draft.yaml`` is the bred-vector YAML before calibration),
+(``.yaml`` + ``.zarr``; ``bred.draft.yaml`` and ``stochastic.draft.yaml`` are the YAMLs before
+calibration),
 ``scores/``, ``plots/``, ``products/``, ``logs/``, ``summary.md``.
 
 What made a product is read from the product itself (:mod:`hens.pipelines.demo.reuse`):
 a checkpoint's ``extra["options"]`` (its ``hens train`` options and budget), an ensemble
 store's ``hens_config`` and ``checkpoints`` (sha256 of each file) attributes, a score
-store's ``made_from`` attribute and ``products/made_from.json`` (the ensemble's key), the
-calibrated YAML's ``bred.calibration.json`` (:func:`hens.pipelines.demo.reuse.calibration_key`).
+store's ``made_from`` attribute and ``products/made_from.json`` (the ensemble's key), a
+calibrated YAML's ``<name>.calibration.json`` (:func:`hens.pipelines.demo.reuse.calibration_key`).
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ _SEED = 0
 _SPECTRUM_SAMPLES = 120  # saved states averaged for the energy spectrum
 _STOCHASTIC_SEED = 1000  # the stochastic model's training seed at S = 0 (apart from the deterministic ones)
 ENSEMBLES = ("bred", "stochastic", "physics")
-CALIBRATED = "bred"  # the ensemble whose amplitude hens calibrate tunes
+CALIBRATED = ("bred", "stochastic")  # the ensembles whose bred-vector amplitude hens calibrate tunes
 
 
 @dataclass(frozen=True)
@@ -63,7 +64,7 @@ class DemoSettings:
     ``training_seed`` S picks another set of training seeds (module docstring), e.g. to check
     that a result holds for more than one draw of the trained models; the world, the initial
     times and the ensembles' perturbation seeds do not change with it. The
-    bred-vector amplitude is calibrated on ``calibration_inits`` initial times of the
+    SFNO ensembles' bred-vector amplitudes are calibrated on ``calibration_inits`` initial times of the
     validation block before the verified ones in at most ``calibration_iterations`` runs (``hens calibrate``).
     """
 
@@ -213,7 +214,7 @@ def _ensemble_yaml(out: Path, name: str, world: Path, inits: list[str], settings
         values.update(models=["../checkpoints/stochastic.pt"], perturbation=dict(bred, pairs=q), seeds=c)
     else:
         values.update(models=["physics"], perturbation=dict(bred, pairs=c * q))
-    path = out / "ensembles" / (f"{name}.draft.yaml" if name == CALIBRATED else f"{name}.yaml")
+    path = out / "ensembles" / (f"{name}.draft.yaml" if name in CALIBRATED else f"{name}.yaml")
     path.parent.mkdir(parents=True, exist_ok=True)
     text = yaml.safe_dump(values, sort_keys=False)
     if not path.exists() or path.read_text() != text:
@@ -247,6 +248,20 @@ def _store_progress(store: Path) -> float:
 
 def _budget_progress(minutes: float) -> Any:
     return lambda elapsed: elapsed / (60.0 * minutes)
+
+
+def _calibrated_task(out: Path, name: str, draft: Path, config: Path, options: dict[str, Any],
+                     console: Any) -> Task | None:
+    """The job that calibrates ``draft`` into ``config`` and runs it, or only runs it, or none
+    (calibration and store both made from today's draft, checkpoints and options)."""
+    key = demo_reuse.calibration_key(draft, options)
+    if not demo_reuse.calibrated(config, key):  # new checkpoints or settings: tune again
+        store = config.with_suffix(".zarr")
+        return Task(f"{name} calibration + ensemble", _calibrated_forecast, (str(draft), str(config), options, key),
+                    out / "logs" / f"{name}.log", lambda _elapsed: _store_progress(store))
+    if not _reuse_store(out, config, console):
+        return _forecast_task(out, name, config)
+    return None
 
 
 def _forecast_task(out: Path, name: str, config: Path) -> Task:
@@ -295,7 +310,7 @@ def run_demo(out: str | Path, *, settings: DemoSettings | None = None) -> Path:
     console.rule(f"2/4 training ({settings.checkpoints} + 1 SFNOs) and the physics ensemble")
     inits = init_times(world, settings)
     drafts = {name: _ensemble_yaml(out, name, world, inits, settings) for name in ENSEMBLES}
-    configs = dict(drafts, **{CALIBRATED: out / "ensembles" / f"{CALIBRATED}.yaml"})
+    configs = dict(drafts, **{name: out / "ensembles" / f"{name}.yaml" for name in CALIBRATED})
     jobs = []
     for name, values in _train_configs(out, world, settings).items():
         state = demo_reuse.checkpoint_state(values)
@@ -315,17 +330,8 @@ def run_demo(out: str | Path, *, settings: DemoSettings | None = None) -> Path:
     began = time.perf_counter()
     console.rule("3/4 calibration and SFNO ensembles")
     options = _calibration_options(settings)
-    key = demo_reuse.calibration_key(drafts[CALIBRATED], options)
-    jobs = []
-    if not demo_reuse.calibrated(configs[CALIBRATED], key):  # new checkpoints or settings: tune again
-        store = configs[CALIBRATED].with_suffix(".zarr")
-        jobs.append(Task(f"{CALIBRATED} calibration + ensemble", _calibrated_forecast,
-                         (str(drafts[CALIBRATED]), str(configs[CALIBRATED]), options, key),
-                         out / "logs" / f"{CALIBRATED}.log", lambda _elapsed: _store_progress(store)))
-    elif not _reuse_store(out, configs[CALIBRATED], console):
-        jobs.append(_forecast_task(out, CALIBRATED, configs[CALIBRATED]))
-    if not _reuse_store(out, configs["stochastic"], console):
-        jobs.append(_forecast_task(out, "stochastic", configs["stochastic"]))
+    jobs = [job for name in CALIBRATED if (job := _calibrated_task(out, name, drafts[name], configs[name], options,
+                                                                    console)) is not None]
     run_tasks(jobs, workers=settings.workers)
     done("calibration and SFNO ensembles", began, bool(jobs))
 
