@@ -15,7 +15,7 @@ time:
    intersection of theirs): forecasts there are out of sample, as the verified ones are. On
    the training period itself the models' errors are smaller than on unseen weather, so an
    amplitude tuned there is too small: measured on the world (docs/calibration.md), an
-   amplitude tuned to SSR 1.00 on two training-period times gave 0.68-0.76 at days 3-5 on the
+   amplitude tuned to SSR 1.00 on two training-period times gave 0.68-0.82 at days 3-5 on the
    held-out block;
 2. the checkpoints' training period (``extra.split.train``), when the validation period has
    no eligible time (e.g. the verification block covers it);
@@ -150,7 +150,7 @@ def calibration_times(
                       for part, name in (("val", "validation"), ("train", "training"))
                       if (span := recorded_period(splits, part)) is not None]
         if not candidates:
-            candidates = [(times[0], times[-1], "the data (no checkpoint records its training period)")]
+            candidates = [(times[0], times[-1], "the data (the checkpoints record no training or validation period)")]
     starts = times[(times - times.astype("datetime64[D]")) == np.timedelta64(0, "ns")]  # 00 UTC
     ends = starts + np.timedelta64(last_lead, "h")
     clear = ~((starts - before <= v1) & (v0 <= ends)) & np.isin(_windows(starts, before, last_lead), times).all(axis=1)
