@@ -335,6 +335,9 @@ def demo(
     minutes: Annotated[float, typer.Option(
         "--minutes", help="Training budget of each deterministic SFNO (the stochastic one gets 1.6x).", min=0.05,
     )] = 2.5,
+    stochastic_minutes: Annotated[float | None, typer.Option(
+        "--stochastic-minutes", help="Training budget of the stochastic SFNO (default: 1.6 x --minutes).", min=0.05,
+    )] = None,
     loss: Annotated[str, typer.Option("--loss", help="Loss of the deterministic SFNOs: amse or mse (hens train --loss).")] = "amse",
     inits: Annotated[int, typer.Option("--inits", help="Initial times of each ensemble.", min=1)] = 3,
     lead_days: Annotated[int, typer.Option("--lead-days", help="Forecast length (days).", min=1)] = 10,
@@ -352,7 +355,8 @@ def demo(
     """
     from hens.pipelines.demo.run import DemoSettings, run_demo
 
-    run_demo(out, settings=DemoSettings(days=days, deterministic_minutes=minutes, stochastic_minutes=1.6 * minutes,
+    stochastic = 1.6 * minutes if stochastic_minutes is None else stochastic_minutes
+    run_demo(out, settings=DemoSettings(days=days, deterministic_minutes=minutes, stochastic_minutes=stochastic,
                                         deterministic_loss=loss, inits=inits, lead_days=lead_days, workers=workers,
                                         training_seed=training_seed))
 
