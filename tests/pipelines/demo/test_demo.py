@@ -16,7 +16,7 @@ from hens.forecast.stats import stats_path
 from hens.pipelines.demo.run import ENSEMBLES, DemoSettings, run_demo
 
 #: a 2 + 1 model, 1-pair, one-init, 1-day version of the demo on the session's 60-day world
-#: (its bred-vector amplitude calibrated in 2 runs of 8 members from one initial time)
+#: (its bred-vector amplitude calibrated in 2 runs of its own 4 members from one initial time)
 TOY = DemoSettings(days=60.0, checkpoints=2, deterministic_minutes=0.04, stochastic_minutes=0.05, pairs=1,
                    inits=2, init_spacing_days=1, lead_days=1, workers=2, calibration_inits=1,
                    calibration_iterations=2)
@@ -100,3 +100,17 @@ def test_another_training_seed_draws_other_models_only(tmp_path):
     first, second = seeds(TOY), seeds(dataclasses.replace(TOY, training_seed=1))
     assert first == {"sfno-0": 0, "sfno-1": 1, "stochastic": 1000}  # the documented runs' seeds
     assert set(first) == set(second) and not set(first.values()) & set(second.values())
+
+
+@pytest.mark.parametrize(("options", "expected"), [([], 1.6 * 3.0), (["--stochastic-minutes", "7"], 7.0)])
+def test_the_stochastic_budget_is_its_own_option(monkeypatch, tmp_path, options, expected):
+    from typer.testing import CliRunner
+
+    import hens.pipelines.demo.run as demo_run
+    from hens.pipelines.cli import app
+
+    given = []
+    monkeypatch.setattr(demo_run, "run_demo", lambda out, settings: given.append(settings))
+    res = CliRunner().invoke(app, ["demo", "--out", str(tmp_path), "--minutes", "3", *options])
+    assert res.exit_code == 0, res.output
+    assert given[0].deterministic_minutes == 3.0 and given[0].stochastic_minutes == pytest.approx(expected)
