@@ -2,7 +2,7 @@
 
 ``comparison_errors.png``   CRPS of each ensemble and its ensemble-mean MAE against lead,
                             with persistence MAE (the CRPS of the analysis kept fixed)
-``comparison_calibration.png`` spread-skill ratio against lead (1 = calibrated)
+``comparison_calibration.png`` spread-skill ratio against lead (1 = calibrated; lead 0 left out)
 ``comparison_spectra.png``  member and ensemble-mean power spectra over the truth's at the
                             longest lead, with the +/-20 % band (the truth: the verifying
                             fields, or a given reference spectrum per ensemble)
@@ -17,7 +17,7 @@ import numpy as np
 import xarray as xr
 
 from hens.scoring.plots.figure import new_figure, save_figure
-from hens.scoring.plots.scores import open_scores
+from hens.scoring.plots.scores import forecast_leads, open_scores
 
 
 def _days(ds: xr.Dataset) -> np.ndarray:
@@ -54,6 +54,7 @@ def plot_comparison(
     fig = new_figure(5.5, 3.6)
     ax = fig.add_subplot()
     for name, ds in scores.items():
+        ds = forecast_leads(ds)
         for ch, style in zip(channels, ["o-", "s--", "^-.", "v:"], strict=False):
             ax.plot(_days(ds), ds["spread_skill_ratio"].sel(channel=ch), style, ms=3, color=colours[name],
                     label=f"{name}, {ch}")

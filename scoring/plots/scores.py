@@ -4,7 +4,7 @@
 
 ``errors.png``          RMSE (with spread and persistence) and CRPS (with persistence MAE,
                         the CRPS of a single forecast) against lead time, one row per channel
-``spread_skill.png``    spread-skill ratio against lead time (1 = calibrated)
+``spread_skill.png``    spread-skill ratio against lead time (1 = calibrated; lead 0 left out)
 ``rank_histograms.png`` relative frequency x (M + 1) of each rank at up to four leads (flat at 1)
 ``spectra_<ch>.png``    member-mean, ensemble-mean and truth spectra by lead, and their ratios
                         to the truth on log axes
@@ -51,6 +51,12 @@ def _hours(ds: xr.Dataset) -> np.ndarray:
     return ds["lead_time"].values / np.timedelta64(1, "h")
 
 
+def forecast_leads(ds: xr.Dataset) -> xr.Dataset:
+    """``ds`` without lead time 0, where the ensemble mean is the analysis: verified against
+    itself (the truth at t0) its error is 0 or rounding, and spread/skill is off any scale."""
+    return ds.sel(lead_time=ds["lead_time"] > ds["lead_time"].dtype.type(0))
+
+
 def _later_leads(ds: xr.Dataset, most: int) -> list[int]:
     """Indices of up to ``most`` leads spread over the range, lead 0 left out if others exist."""
     n = ds.sizes["lead_time"]
@@ -85,6 +91,7 @@ def plot_errors(ds: xr.Dataset, path: Path) -> Path:
 
 
 def plot_spread_skill(ds: xr.Dataset, path: Path) -> Path:
+    ds = forecast_leads(ds)
     fig = new_figure(5.5, 3.6)
     ax = fig.add_subplot()
     for ch in ds["channel"].values:
