@@ -66,9 +66,9 @@ class DemoSettings:
     times and the ensembles' perturbation seeds do not change with it. The
     SFNO ensembles' bred-vector amplitudes are calibrated on ``calibration_inits`` initial times of the
     validation block before the verified ones in at most ``calibration_iterations`` runs (``hens calibrate``),
-    each with the verified ensemble's own members (``pairs``): with 2 times of 8 members the tuned
-    spread/skill of 1.02 came out 0.83 and 0.73 at days 3 and 5 on the verified block (science run,
-    README), a sampling error, not a bias of the method.
+    each with the verified ensemble's own members (``pairs``): on the science run, 2 times of 8
+    members tuned an amplitude that gave z500 spread/skill 0.83 and 0.73 at days 3 and 5 on the
+    verified block, 4 times of 32 members one that gave 0.97 and 0.83 (docs/calibration.md).
     """
 
     days: float = 730.0
