@@ -59,6 +59,7 @@ def plot_comparison(
             ax.plot(_days(ds), ds["spread_skill_ratio"].sel(channel=ch), style, ms=3, color=colours[name],
                     label=f"{name}, {ch}")
     ax.axhline(1.0, color="k", lw=0.8)
+    ax.set_yscale("log")  # a ratio: 2 and 0.5 equally far from 1
     ax.set(xlabel="lead (days)", ylabel="spread-skill ratio", title="calibration (1 = spread matches error)")
     ax.legend(fontsize=6, ncol=2)
     calibration = save_figure(fig, out / "comparison_calibration.png")

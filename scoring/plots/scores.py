@@ -97,6 +97,7 @@ def plot_spread_skill(ds: xr.Dataset, path: Path) -> Path:
     for ch in ds["channel"].values:
         ax.plot(_hours(ds), ds["spread_skill_ratio"].sel(channel=ch), "o-", label=str(ch))
     ax.axhline(1.0, color="k", lw=0.8, ls="--")
+    ax.set_yscale("log")  # a ratio: 2 and 0.5 equally far from 1
     ax.set(xlabel="lead time (h)", ylabel="sqrt((M+1)/M) spread / RMSE",
            title="spread-skill ratio (1 = calibrated)")
     ax.legend(fontsize=8)
