@@ -52,9 +52,11 @@ def _hours(ds: xr.Dataset) -> np.ndarray:
 
 
 def forecast_leads(ds: xr.Dataset) -> xr.Dataset:
-    """``ds`` without lead time 0, where the ensemble mean is the analysis: verified against
-    itself (the truth at t0) its error is 0 or rounding, and spread/skill is off any scale."""
-    return ds.sel(lead_time=ds["lead_time"] > ds["lead_time"].dtype.type(0))
+    """``ds`` without lead time 0 (unless it is the only lead): there the members are the
+    perturbed analyses and the truth is the analysis, so the ensemble mean's error is 0 or
+    rounding (spread/skill off any scale) and ranks, outliers and tails say nothing of skill."""
+    later = ds["lead_time"] > ds["lead_time"].dtype.type(0)
+    return ds.sel(lead_time=later) if bool(later.any()) else ds
 
 
 def _later_leads(ds: xr.Dataset, most: int) -> list[int]:
@@ -163,12 +165,12 @@ def plot_efi_map(ds: xr.Dataset, channel: str, path: Path) -> Path:
 def plot_reliability(ds: xr.Dataset, path: Path) -> Path:
     channels = [str(c) for c in ds["channel"].values]
     levels = ds["threshold"].values
-    later = slice(1, None) if ds.sizes["lead_time"] > 1 else slice(None)
+    later = forecast_leads(ds)
     fig = new_figure(3.4 * len(levels), 3.2 * len(channels))
     axes = fig.subplots(len(channels), len(levels), squeeze=False)
     for i, ch in enumerate(channels):
         for j, level in enumerate(levels):
-            s = ds.sel(channel=ch, threshold=level).isel(lead_time=later)
+            s = later.sel(channel=ch, threshold=level)
             count = s["reliability_count"].sum("lead_time")
             weighted = s[["reliability_forecast_probability", "reliability_observed_frequency"]]
             pooled = (weighted * s["reliability_count"]).sum("lead_time") / count
@@ -194,20 +196,19 @@ def plot_outliers(ds: xr.Dataset, path: Path) -> Path:
     fig = new_figure(13.0, 3.8)
     ax_lead, ax_size, ax_best = fig.subplots(1, 3)
     expected = ds.attrs.get("expected_outlier_fraction_full")
-    later = slice(1, None) if ds.sizes["lead_time"] > 1 else slice(None)
     sizes = ds["ensemble_size"].values
     for ch in ds["channel"].values:
-        s = ds.sel(channel=ch)
+        s, later = ds.sel(channel=ch), forecast_leads(ds.sel(channel=ch))
         ax_lead.plot(_hours(ds), s["outlier_fraction"], "o-", label=str(ch))
-        subset = s["subset_outlier_fraction"].isel(lead_time=later).mean("lead_time")
+        subset = later["subset_outlier_fraction"].mean("lead_time")
         line = ax_size.loglog(sizes, subset, "o-", label=str(ch))[0]
         if "subset_outlier_fraction_spread" in s:
-            err = s["subset_outlier_fraction_spread"].isel(lead_time=later).mean("lead_time")
+            err = later["subset_outlier_fraction_spread"].mean("lead_time")
             ax_size.fill_between(sizes, subset - err, subset + err, color=line.get_color(), alpha=0.2)
-        best = s["best_member_mae"].isel(lead_time=later).mean("lead_time")
+        best = later["best_member_mae"].mean("lead_time")
         line = ax_best.loglog(sizes, best / best.isel(ensemble_size=0), "o-", label=str(ch))[0]
         if "best_member_mae_spread" in s:
-            err = s["best_member_mae_spread"].isel(lead_time=later).mean("lead_time")
+            err = later["best_member_mae_spread"].mean("lead_time")
             ax_best.fill_between(sizes, (best - err) / best.isel(ensemble_size=0),
                                  (best + err) / best.isel(ensemble_size=0), color=line.get_color(), alpha=0.2)
     if expected is not None:
@@ -234,8 +235,7 @@ def plot_tails(ds: xr.Dataset, path: Path) -> Path:
         for k, style in zip(ds["sigma"].values, ("o-", "s-", "^-"), strict=False):
             ax_exc.semilogy(h, s["sigma_exceedance"].sel(sigma=k), style, color=f"C{j}",
                             label=f"{ch}, k = {k:g}")
-        later = slice(1, None) if ds.sizes["lead_time"] > 1 else slice(None)
-        hist = s["max_sigma_histogram"].isel(lead_time=later).mean("lead_time")
+        hist = forecast_leads(s)["max_sigma_histogram"].mean("lead_time")
         ax_max.step(ds["sigma_bin"].values, hist, where="post", color=f"C{j}", label=str(ch))
     for k, ref in zip(ds["sigma"].values, ds["expected_sigma_exceedance"].values, strict=True):
         ax_exc.axhline(ref, color="k", ls="--", lw=0.8)

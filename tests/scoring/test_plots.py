@@ -38,3 +38,9 @@ def test_spread_skill_figures_leave_out_lead_zero(monkeypatch, tmp_path, draw):
     lines = [line for line in fig.axes[0].get_lines() if not line.get_label().startswith("_")]  # not the y = 1 rule
     assert lines and all(np.min(line.get_xdata()) > 0 for line in lines)
     assert max(np.max(line.get_ydata()) for line in lines) < 1.0
+
+
+def test_forecast_leads_drop_lead_zero_unless_it_is_the_only_one():
+    later = scores.forecast_leads(_scores([0, 6, 12]))["lead_time"].values
+    assert list(later.astype("timedelta64[h]").astype(int)) == [6, 12]
+    assert scores.forecast_leads(_scores([0])).sizes["lead_time"] == 1
