@@ -65,11 +65,15 @@ def _weights(kind: str, nlat: int) -> np.ndarray:
     if kind == "equiangular-nopoles":
         bounds = np.linspace(0.0, np.pi, nlat + 1)
         return np.cos(bounds[:-1]) - np.cos(bounds[1:])
-    from torch_harmonics.quadrature import clenshaw_curtiss_weights, legendre_gauss_weights
+    if kind == "legendre-gauss":
+        # the numpy rule torch-harmonics' legendre_gauss_weights returns, without importing
+        # torch-harmonics (~5 s: it compiles its kernels at import) in processes that only score
+        _, w = np.polynomial.legendre.leggauss(nlat)
+    else:
+        from torch_harmonics.quadrature import clenshaw_curtiss_weights
 
-    rule = legendre_gauss_weights if kind == "legendre-gauss" else clenshaw_curtiss_weights
-    _, w = rule(nlat, -1.0, 1.0)
-    # torch-harmonics orders nodes by ascending cos(colatitude), i.e. south first
+        _, w = clenshaw_curtiss_weights(nlat, -1.0, 1.0)
+    # both order nodes by ascending cos(colatitude), i.e. south first
     return np.asarray(w, dtype=np.float64)[::-1].copy()
 
 

@@ -146,8 +146,9 @@ def build_perturbation(cfg: ForecastConfig, source: DataSource, models: Models) 
 def build_plan(cfg: ForecastConfig, device: torch.device) -> tuple[EnsemblePlan, StoreSpec]:
     """The engine plan and store spec of ``cfg`` (loads models; reads no analysis yet)."""
     from hens.forecast.sources import open_source
+    from hens.forecast.sources.recent import RecentReads
 
-    source = open_source(cfg.data_paths)
+    source = RecentReads(open_source(cfg.data_paths))  # every batch re-reads its analyses
     models = load_models(cfg, source, device)
     layout = MemberLayout(checkpoints=len(models.steppers), pairs=cfg.perturbation.pairs, seeds=cfg.seeds)
     grid = models.steppers[0].grid

@@ -27,6 +27,7 @@ import zlib
 import numpy as np
 
 from hens.scoring.crps import copy_rows
+from hens.scoring.evaluate import kernels
 
 #: bytes of members copied and sorted per block
 BLOCK_BYTES = 1 << 20
@@ -51,16 +52,6 @@ def _targets(v: np.ndarray, *, strict: bool) -> np.ndarray:
         exact = v32.astype(np.float64) == v
         v32 = np.where(exact, np.nextafter(v32, np.float32(-np.inf)), v32)
     return np.nan_to_num(v32.astype(np.float32), nan=0.0)
-
-
-def count_le(block: np.ndarray, targets: np.ndarray) -> np.ndarray:
-    """#{x <= t} per row of a sorted float32 block ``(rows, M)`` (NaN last, never counted) for
-    float32 targets ``(rows, K)`` (:func:`_targets`): one binary search per value in its row --
-    cheaper than keys ordering the whole block, whose construction costs a pass over every member."""
-    out = np.empty(targets.shape, dtype=np.int64)
-    for r in range(len(block)):
-        out[r] = np.searchsorted(block[r], targets[r], side="right")
-    return out
 
 
 def sorted_quantiles(xs: np.ndarray, levels: tuple[float, ...]) -> np.ndarray:
@@ -139,7 +130,6 @@ def cell_statistics(
     n, m = x.shape
     y = np.asarray(y).reshape(n)
     y64 = y.astype(np.float64)
-    coef = (2.0 * np.arange(1, m + 1) - (m + 1)).astype(np.float64)
     out: dict[str, np.ndarray] = {
         k: np.empty(n) for k in ("crps", "fair_crps", "mean", "var", "min", "max")
     }
@@ -167,15 +157,7 @@ def cell_statistics(
             out["unit_min"][:, sl] = _over_unit(np.minimum, grouped).T
             out["unit_max"][:, sl] = _over_unit(np.maximum, grouped).T
         block.sort(axis=-1)  # NaN last
-        d = block.astype(np.float64) - y64[sl, None]  # about y: exact in float64, no cancellation
-        half_pairs = np.einsum("ij,j->i", d, coef)  # sum_i (2i - M - 1) (x_(i) - y), no BLAS
-        dbar = d.sum(-1) / m
-        skill = np.abs(d).sum(-1) / m
-        out["crps"][sl] = skill - half_pairs / (m * m)
-        out["fair_crps"][sl] = skill - half_pairs / (m * (m - 1)) if m > 1 else np.nan
-        out["mean"][sl] = dbar + y64[sl]
-        d -= dbar[:, None]
-        out["var"][sl] = np.einsum("ij,ij->i", d, d) / (m - 1) if m > 1 else np.nan
+        kernels.sorted_row_sums(block, y[sl], start, out["crps"], out["fair_crps"], out["mean"], out["var"])
         out["min"][sl], out["max"][sl] = block[:, 0], block[:, -1]
         out["quantiles"][sl] = sorted_quantiles(block, QUANTILE_LEVELS)
         yy = y64[sl, None]
@@ -184,7 +166,9 @@ def cell_statistics(
             parts.append(_targets(climate[sl], strict=False))
         if thresholds is not None:
             parts.append(_targets(thresholds[sl], strict=False))
-        counts = count_le(block, np.concatenate(parts, axis=1))
+        targets = np.concatenate(parts, axis=1)
+        counts = np.empty(targets.shape, dtype=np.int64)
+        kernels.count_le(block, targets, counts)
         below[sl], ties[sl] = counts[:, 0], counts[:, 1] - counts[:, 0]
         k = 2
         if climate is not None:

@@ -186,3 +186,24 @@ def test_the_74_variables_of_the_huge_ensembles_packages_read_from_wb2_and_cds(t
         assert set(ERA5_74) <= set(source.channels)
         got = source(truth["time"].values, list(ERA5_74))
         np.testing.assert_array_equal(got.values, truth.values)
+
+
+def test_recent_reads_serve_repeated_requests_from_memory_as_copies(wb2_store):
+    from hens.forecast.sources.recent import RecentReads
+
+    source = open_source(wb2_store)
+    calls = []
+    original = source._read
+    source._read = lambda when, chans: calls.append(len(when)) or original(when, chans)
+    recent = RecentReads(source, size=2)
+    assert isinstance(recent, DataSource) and recent.grid == source.grid and recent.times is source.times
+    times, chans = source.times[:2], ["z500", "t2m"]
+    first = recent(times, chans)
+    first.values[:] = -1.0  # a caller writing into its block changes nobody else's
+    again = recent(times, chans)
+    xr.testing.assert_identical(again, source(times, chans))
+    assert len(calls) == 2  # the second request was not read again (the third call is the check)
+    recent(source.times[2:3], chans)
+    recent(source.times[3:4], chans)  # two newer reads push the first out
+    recent(times, chans)
+    assert len(calls) == 5
