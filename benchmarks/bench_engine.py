@@ -51,7 +51,7 @@ from hens.forecast.perturb import GaussianPerturbation  # noqa: E402
 from hens.forecast.zarr_sink import StoreSpec, ZarrSink, lead_chunk_for, open_sink  # noqa: E402
 from hens.models.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
 from hens.models.sfno.noise import SphericalNoise  # noqa: E402
-from hens.models.runtime import tune_cpu_allocator  # noqa: E402
+from hens.forecast.allocator import tune_cpu_allocator  # noqa: E402
 from hens.models.sfno.network import SFNOConfig  # noqa: E402
 from hens.models.shallow_water.solver import WorldConfig  # noqa: E402
 from hens.models.sfno.stochastic import StochasticSFNO, StochasticSFNOConfig  # noqa: E402

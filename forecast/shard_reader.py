@@ -44,10 +44,14 @@ class ShardReader:
         The opened ``zarr.Array`` (its metadata: shape, shard and chunk shapes, codecs).
     """
 
+    #: shard indexes kept (a few KB each): every band, channel and lead of a shard shares one
+    INDEXES_KEPT = 4096
+
     def __init__(self, root: Path, name: str, array) -> None:
         self.folder = str(Path(root) / name)
         read_layout(self, array)
         self.index_bytes = int(np.prod(self.per_shard)) * 16 + 4
+        self._indexes: dict[str, tuple[tuple[int, int], np.ndarray]] = {}
 
     def read(self, init: int, lead: int, channel: int, rows: tuple[int, int],
              members: np.ndarray | None = None) -> np.ndarray:
@@ -90,7 +94,19 @@ class ShardReader:
         return out
 
     def _index(self, fd: int, path: str) -> np.ndarray:
-        size = os.fstat(fd).st_size
+        """The shard's index, read and checked once per version of the file (size, mtime)."""
+        stat = os.fstat(fd)
+        version = (stat.st_size, stat.st_mtime_ns)
+        kept = self._indexes.get(path)
+        if kept is not None and kept[0] == version:
+            return kept[1]
+        index = self._read_index(fd, path, stat.st_size)
+        if len(self._indexes) >= self.INDEXES_KEPT:
+            self._indexes.pop(next(iter(self._indexes)), None)
+        self._indexes[path] = (version, index)
+        return index
+
+    def _read_index(self, fd: int, path: str, size: int) -> np.ndarray:
         if size < self.index_bytes:
             raise ShardDamage(f"{path}: {size} bytes, shorter than its index")
         raw = os.pread(fd, self.index_bytes, size - self.index_bytes)

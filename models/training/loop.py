@@ -13,8 +13,9 @@ from typing import Any
 
 import torch
 
+from hens.forecast.allocator import tune_cpu_allocator
 from hens.forecast.errors import HensError, OutputExists
-from hens.models.runtime import Distributed, all_reduce_mean, setup_distributed, teardown, tune_cpu_allocator
+from hens.models.runtime import Distributed, all_reduce_mean, setup_distributed, teardown
 from hens.models.training.budget import CHECKPOINT_INTERVAL_S, MinutesBudget
 from hens.models.training.config import TrainConfig
 from hens.models.training.progress import progress_bar

@@ -45,7 +45,7 @@ def process_settings(threads: int) -> Iterator[None]:
     caller may be a notebook or a test); glibc's heap is kept for activations."""
     import torch
 
-    from hens.models.runtime import tune_cpu_allocator
+    from hens.forecast.allocator import tune_cpu_allocator
 
     # cuBLAS needs a fixed workspace to be deterministic; harmless without CUDA
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")

@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from hens.forecast.allocator import tune_cpu_allocator
 from hens.forecast.errors import ConfigError
 
 
@@ -27,6 +28,7 @@ def compute_on(scheduler: str | None, workers: int | None) -> Iterator[Callable[
     import dask
 
     if scheduler is None and workers is None:
+        tune_cpu_allocator()  # the pieces' multi-MB work arrays would fault in fresh pages each time
         yield lambda *graphs: dask.compute(*graphs, scheduler="threads")
         return
     from distributed import Client, LocalCluster
@@ -44,6 +46,8 @@ def compute_on(scheduler: str | None, workers: int | None) -> Iterator[Callable[
             raise ConfigError(f"cannot reach the dask scheduler at {scheduler} ({err}); start one "
                               "(`dask scheduler`, docs/slurm.md) or use --workers N") from None
     try:
+        if cluster is not None:  # our own workers (another's cluster keeps its settings)
+            client.run(tune_cpu_allocator)
         yield lambda *graphs: client.compute(list(graphs), sync=True)
     finally:
         client.close()

@@ -156,25 +156,34 @@ def _subset_sums(out: dict, stats: dict, y: np.ndarray, w: np.ndarray, options: 
     """Best-member error and outliers of each draw's prefixes (nested sub-ensembles).
 
     A prefix's minimum is the previous prefix's minimum and that of the units added: one
-    pass over the units per draw, each a contiguous row of cells.
+    pass over the units per draw, each a contiguous row of cells. The whole ensemble (the last
+    size) is the same in every draw: it is reduced once, and each draw stops at the size before.
     """
     n_draws, n_sizes = options.orders.shape[0], options.counts.size
     best = np.empty((n_draws, n_sizes))
     outliers = np.empty_like(best)
     nan_y = np.isnan(y)
+
+    def sums(e: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        outside = ((y < lo) | (y > hi)).astype(np.float64)
+        outside[np.isnan(lo) | nan_y] = np.nan
+        return _wsum(w, e), _wsum(w, outside)  # no BLAS: same bits anywhere
+
+    whole = options.counts[-1] == stats["unit_error"].shape[0]
+    if whole:  # NaN propagates, as min(skipna=False)
+        best[:, -1], outliers[:, -1] = sums(stats["unit_error"].min(0), stats["unit_min"].min(0),
+                                            stats["unit_max"].max(0))
     for r, order in enumerate(options.orders):
         start = 0
         e = lo = hi = None
-        for j, stop in enumerate(options.counts):
+        for j, stop in enumerate(options.counts[:-1] if whole else options.counts):
             rows = order[start:stop]
             e_new = stats["unit_error"][rows].min(0)
             lo_new, hi_new = stats["unit_min"][rows].min(0), stats["unit_max"][rows].max(0)
-            e = e_new if e is None else np.minimum(e, e_new)  # NaN propagates, as min(skipna=False)
+            e = e_new if e is None else np.minimum(e, e_new)
             lo = lo_new if lo is None else np.minimum(lo, lo_new)
             hi = hi_new if hi is None else np.maximum(hi, hi_new)
-            outside = ((y < lo) | (y > hi)).astype(np.float64)
-            outside[np.isnan(lo) | nan_y] = np.nan
-            best[r, j], outliers[r, j] = _wsum(w, e), _wsum(w, outside)  # no BLAS: same bits anywhere
+            best[r, j], outliers[r, j] = sums(e, lo, hi)
             start = stop
     out["best"], out["subset_outlier"] = best, outliers
 

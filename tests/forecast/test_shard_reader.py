@@ -66,3 +66,25 @@ def test_a_damaged_shard_raises_shard_damage_naming_the_file(tmp_path, damage):
             reader.read(0, lead, 0, (0, 181))
     with pytest.raises(Exception):  # zarr fails on the same file: store_check can name it
         array[0, 8:16, 0:2]
+
+
+def test_a_shard_index_is_read_once_per_version_of_its_file(tmp_path):
+    """Bands, channels and leads of one shard share its index: read and checked once, and read
+    again when the file changes (a rewritten shard is never read through a stale index)."""
+    import os
+
+    data = _store(tmp_path / "s.zarr", written=(slice(0, 8),))
+    array = zarr.open_group(tmp_path / "s.zarr", mode="r")[FIELDS]
+    reader = shard_reader_for(tmp_path / "s.zarr", FIELDS, array)
+    reads = []
+    original = reader._read_index
+    reader._read_index = lambda fd, path, size: reads.append(path) or original(fd, path, size)
+    members = np.arange(8)
+    for lead, channel, rows in ((0, 0, (0, 181)), (1, 1, (0, 40)), (1, 0, (100, 181))):
+        got = reader.read(0, lead, channel, rows, members)
+        np.testing.assert_array_equal(got, data[:8, lead, channel, rows[0]:rows[1]])
+    assert len(reads) == 1  # leads 0 and 1 share a shard (lead_chunk=2)
+    stat = os.stat(reads[0])
+    os.utime(reads[0], ns=(stat.st_atime_ns, stat.st_mtime_ns + 1))
+    reader.read(0, 0, 0, (0, 10), members)
+    assert len(reads) == 2

@@ -129,3 +129,23 @@ def test_draws_are_balanced_and_nested():
             counts = np.bincount(ckpt[:n], minlength=3)
             assert counts.max() - counts.min() <= 1
     assert len({tuple(o) for o in plan.orders}) == 3
+
+
+def test_unit_extremes_of_consecutive_and_gathered_units_agree():
+    """Units side by side (read along the member-first rows) and the same units scattered
+    (gathered per block of cells) give the same per-unit statistics, NaN included."""
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((40, 300)).astype(np.float32)  # member-first, as a piece
+    x[7, 11] = np.nan
+    y = rng.standard_normal(300).astype(np.float32)
+    y[3] = np.nan
+    units = np.arange(40).reshape(20, 2)
+    side_by_side = cell_statistics(x.T, y, units=units)
+    perm = rng.permutation(40)
+    where = np.argsort(perm)  # member k of x is column where[k] of x[perm]
+    scattered = cell_statistics(x[perm].T, y, units=where[units])
+    for k in ("unit_error", "unit_min", "unit_max"):
+        np.testing.assert_array_equal(side_by_side[k], scattered[k], err_msg=k)
+    assert np.isnan(side_by_side["unit_min"][3, 11]) and np.isnan(side_by_side["unit_error"][:, 3]).all()
+    expected = np.minimum(np.abs(x[0::2] - y), np.abs(x[1::2] - y))
+    np.testing.assert_array_equal(side_by_side["unit_error"], expected)
