@@ -109,3 +109,30 @@ def count_le(block, targets, out):
                 else:
                     hi = mid
             out[r, k] = lo
+
+
+@numba.njit(nogil=True, cache=True)
+def prefix_extremes(unit_error, unit_min, unit_max, order, counts, y, w, best, outliers):
+    """One draw's nested sub-ensembles without NaN (the caller checks): the running minimum of
+    the units' |x - y| and minimum, and maximum, over ``order``; at each ``counts[j]`` units the
+    weighted sums over cells of the best member's error (``best[j]``) and of the truth outside
+    [min, max] (``outliers[j]``). Each unit is one pass along its contiguous row of cells."""
+    cells = y.shape[0]
+    e = unit_error[order[0]].copy()
+    lo = unit_min[order[0]].copy()
+    hi = unit_max[order[0]].copy()
+    done = 1
+    for j in range(counts.shape[0]):
+        for i in range(done, counts[j]):
+            ue, um, ux = unit_error[order[i]], unit_min[order[i]], unit_max[order[i]]
+            for c in range(cells):  # selects on ordered compares: vector min/max instructions
+                e[c] = ue[c] if ue[c] < e[c] else e[c]
+                lo[c] = um[c] if um[c] < lo[c] else lo[c]
+                hi[c] = ux[c] if ux[c] > hi[c] else hi[c]
+        done = max(done, counts[j])
+        s_best, s_out = 0.0, 0.0
+        for c in range(cells):
+            s_best += w[c] * e[c]
+            s_out += w[c] * (1.0 if (y[c] < lo[c] or y[c] > hi[c]) else 0.0)
+        best[j] = s_best
+        outliers[j] = s_out

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from hens.scoring.evaluate import kernels
 from hens.scoring.evaluate.fused import cell_statistics
 from hens.scoring.extremes import efi_from_fraction, sot_from_quantile
 
@@ -173,10 +174,19 @@ def _subset_sums(out: dict, stats: dict, y: np.ndarray, w: np.ndarray, options: 
     if whole:  # NaN propagates, as min(skipna=False)
         best[:, -1], outliers[:, -1] = sums(stats["unit_error"].min(0), stats["unit_min"].min(0),
                                             stats["unit_max"].max(0))
+    counts = options.counts[:-1] if whole else options.counts
+    # a NaN member or truth anywhere makes the whole ensemble's sum NaN
+    has_nan = bool(np.isnan(best[0, -1]) if whole else np.isnan(stats["unit_error"]).any())
+    if not has_nan:  # compiled loops (they do not track NaN)
+        for r, order in enumerate(options.orders):
+            kernels.prefix_extremes(stats["unit_error"], stats["unit_min"], stats["unit_max"], order, counts,
+                                    y, w, best[r], outliers[r])
+        out["best"], out["subset_outlier"] = best, outliers
+        return
     for r, order in enumerate(options.orders):
         start = 0
         e = lo = hi = None
-        for j, stop in enumerate(options.counts[:-1] if whole else options.counts):
+        for j, stop in enumerate(counts):
             rows = order[start:stop]
             e_new = stats["unit_error"][rows].min(0)
             lo_new, hi_new = stats["unit_min"][rows].min(0), stats["unit_max"][rows].max(0)

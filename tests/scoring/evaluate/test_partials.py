@@ -149,3 +149,24 @@ def test_unit_extremes_of_consecutive_and_gathered_units_agree():
     assert np.isnan(side_by_side["unit_min"][3, 11]) and np.isnan(side_by_side["unit_error"][:, 3]).all()
     expected = np.minimum(np.abs(x[0::2] - y), np.abs(x[1::2] - y))
     np.testing.assert_array_equal(side_by_side["unit_error"], expected)
+
+
+def test_compiled_prefix_extremes_equal_the_prefix_reductions():
+    from hens.scoring.evaluate.kernels import prefix_extremes
+
+    rng = np.random.default_rng(11)
+    units, cells = 37, 203
+    lo = rng.standard_normal((units, cells)).astype(np.float32)
+    hi = lo + rng.random((units, cells)).astype(np.float32)
+    y = rng.standard_normal(cells)
+    err = np.minimum(np.abs(lo - y), np.abs(hi - y)).astype(np.float32)
+    w = rng.random(cells)
+    order, counts = rng.permutation(units), np.array([1, 2, 4, 8, 16, 32])
+    best, outliers = np.empty(counts.size), np.empty(counts.size)
+    prefix_extremes(err, lo, hi, order, counts, y, w, best, outliers)
+    for j, k in enumerate(counts):
+        rows = order[:k]
+        outside = (y < lo[rows].min(0)) | (y > hi[rows].max(0))
+        assert best[j] == pytest.approx(float(w @ err[rows].min(0)), rel=1e-12)
+        assert outliers[j] == pytest.approx(float(w @ outside), rel=1e-12)
+    assert 0 < outliers[-1] < outliers[0]  # the test can tell sizes apart
