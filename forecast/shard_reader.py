@@ -27,6 +27,12 @@ import numpy as np
 from hens.forecast.shard_writer import EMPTY, encodable, read_layout
 
 
+def blosc_nbytes(data: bytes) -> int:
+    """Bytes a Blosc frame decodes to: bytes 4..8 of its 16-byte header, little-endian (-1 for a
+    frame too short to have one)."""
+    return int.from_bytes(data[4:8], "little") if len(data) >= 16 else -1
+
+
 class ShardDamage(OSError):
     """A shard file that does not decode (short, bad index checksum, bad chunk)."""
 
@@ -87,6 +93,10 @@ class ShardReader:
                     if offset == EMPTY:
                         out[take, r0 - lo:r1 - lo] = self.fill
                         continue
+                    target = out[take, r0 - lo:r1 - lo]
+                    if isinstance(local, slice) and r1 - r0 == band and target.flags.c_contiguous:
+                        self._chunk(fd, path, int(offset), int(length), into=target)  # no copy
+                        continue
                     chunk = self._chunk(fd, path, int(offset), int(length))
                     out[take, r0 - lo:r1 - lo] = chunk[local, r0 - k * band:r1 - k * band]
             finally:
@@ -115,18 +125,27 @@ class ShardReader:
             raise ShardDamage(f"{path}: the shard index fails its CRC32C checksum")
         return np.frombuffer(body, dtype="<u8").reshape(self.per_shard + (2,))
 
-    def _chunk(self, fd: int, path: str, offset: int, length: int) -> np.ndarray:
+    def _chunk(self, fd: int, path: str, offset: int, length: int, into: np.ndarray | None = None) -> np.ndarray:
+        """The inner chunk at ``offset`` ``(members, band, lon)``, decoded into ``into`` (a
+        contiguous array of that shape) when given."""
         data = os.pread(fd, length, offset)
         if len(data) != length:
             raise ShardDamage(f"{path}: chunk at byte {offset} cut short")
+        members, band, nlon = self.chunk[1], self.chunk[4], self.chunk[5]
+        expected = members * band * nlon * 4
         try:
+            if into is not None and blosc_nbytes(data) == expected:
+                self.blosc.decode(data, out=into)
+                return into
             raw = self.blosc.decode(data)
         except Exception as err:  # numcodecs raises RuntimeError/ValueError for bad input
             raise ShardDamage(f"{path}: chunk at byte {offset} does not decode ({err})") from None
-        members, band, nlon = self.chunk[1], self.chunk[4], self.chunk[5]
-        if len(raw) != members * band * nlon * 4:
+        if len(raw) != expected:
             raise ShardDamage(f"{path}: chunk at byte {offset} decodes to {len(raw)} bytes")
-        return np.frombuffer(raw, dtype="<f4").reshape(members, band, nlon)
+        chunk = np.frombuffer(raw, dtype="<f4").reshape(members, band, nlon)
+        if into is not None:
+            into[...] = chunk
+        return chunk
 
 
 def shard_reader_for(root: Path, name: str, array) -> ShardReader | None:
