@@ -173,7 +173,11 @@ def cell_statistics(
     buffer = np.empty((min(step, n), m), dtype=np.float32)
     for start in range(0, n, step):
         sl = slice(start, min(start + step, n))
-        block = copy_rows(x[sl], buffer[: sl.stop - start])
+        block = buffer[: sl.stop - start]
+        if x.strides[-1] == x.itemsize:
+            copy_rows(x[sl], block)
+        else:  # a member-first view (a store's layout): transposed by a compiled loop
+            kernels.cells_of(x.T, start, block)
         if units is not None and not consecutive:  # member order matters here: before the sort
             grouped = block[:, units]  # (rows, U, size)
             with np.errstate(invalid="ignore"):
