@@ -16,8 +16,8 @@ Standalone (not pytest, ~15 minutes): ``python benchmarks/bench_hens.py [--check
 
 Printed (goals of issue 13 in brackets): generation wall, peak RSS per rank, store bytes and
 files, scoring wall and peak RSS, peak RSS at 7,424 / at 256 members (<= 1.2), generation +
-scoring wall (<= 900 s on 2 cores). Peak RSS is each process's ``VmHWM``. Results append to
-``results/hens_<machine>.csv`` with the load average before and after.
+scoring wall (<= 900 s on 2 cores; <= 720 s in "Scoring at scale"). Peak RSS is each process's
+``VmHWM``. Results append to ``results/hens_<machine>.csv`` with the load average before and after.
 """
 
 from __future__ import annotations
@@ -158,7 +158,8 @@ def main() -> None:
     ratio = max(big["rss"]) / max(small["rss"])
     total = big["wall"] + score_wall
     print(f"peak RSS {big['members']} / 256 members: {ratio:.3f} (goal <= 1.2)")
-    print(f"generation + scoring: {total:.0f} s = {total / 60:.1f} min (goal <= 15 min on 2 cores)")
+    print(f"generation + scoring: {total:.0f} s = {total / 60:.1f} min "
+          "(goals on 2 cores: <= 15 min, 'Huge for real'; <= 12 min, 'Scoring at scale')")
     print(f"load average before {load_before[0]:.2f}, after generation {load_mid[0]:.2f}, "
           f"after scoring {load_after[0]:.2f} (1 min); {load_after[2]:.2f} (15 min) at the end")
     cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()

@@ -1,4 +1,4 @@
-"""The process's CPU memory allocator, tuned for large short-lived arrays (torch activations, scoring blocks)."""
+"""The process's CPU memory allocator, tuned for large short-lived arrays (activations, scoring work)."""
 
 from __future__ import annotations
 

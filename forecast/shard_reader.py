@@ -111,8 +111,8 @@ class ShardReader:
         if kept is not None and kept[0] == version:
             return kept[1]
         index = self._read_index(fd, path, stat.st_size)
-        if len(self._indexes) >= self.INDEXES_KEPT:
-            self._indexes.pop(next(iter(self._indexes)), None)
+        if len(self._indexes) >= self.INDEXES_KEPT:  # start over (no iteration: threads share this)
+            self._indexes.clear()
         self._indexes[path] = (version, index)
         return index
 
@@ -127,7 +127,8 @@ class ShardReader:
 
     def _chunk(self, fd: int, path: str, offset: int, length: int, into: np.ndarray | None = None) -> np.ndarray:
         """The inner chunk at ``offset`` ``(members, band, lon)``, decoded into ``into`` (a
-        contiguous array of that shape) when given."""
+        contiguous array of that shape) when given and the frame's header announces that size
+        (otherwise decoded apart, and a wrong size raises)."""
         data = os.pread(fd, length, offset)
         if len(data) != length:
             raise ShardDamage(f"{path}: chunk at byte {offset} cut short")
@@ -142,10 +143,7 @@ class ShardReader:
             raise ShardDamage(f"{path}: chunk at byte {offset} does not decode ({err})") from None
         if len(raw) != expected:
             raise ShardDamage(f"{path}: chunk at byte {offset} decodes to {len(raw)} bytes")
-        chunk = np.frombuffer(raw, dtype="<f4").reshape(members, band, nlon)
-        if into is not None:
-            into[...] = chunk
-        return chunk
+        return np.frombuffer(raw, dtype="<f4").reshape(members, band, nlon)
 
 
 def shard_reader_for(root: Path, name: str, array) -> ShardReader | None:

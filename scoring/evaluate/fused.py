@@ -17,7 +17,8 @@ Counts are exact comparisons of the float32 members with float64 values: a float
 satisfies x <= v exactly when x <= v rounded down to float32, so each row's sorted members are
 searched for float32 targets (one binary search per value).
 NaN: a NaN member or truth makes the cell's statistics NaN (rank -1), as the public
-functions do. Cost O(M log M) per cell; memory one block beyond the input.
+functions do. Cost O(M log M) per cell; memory one block beyond the input. The passes over
+every member of a block are the compiled loops of :mod:`hens.scoring.evaluate.kernels`.
 """
 
 from __future__ import annotations

@@ -1,14 +1,13 @@
-"""Compiled row loops of :func:`hens.scoring.evaluate.fused.cell_statistics` (numba, no GIL).
+"""Compiled loops of the scorer (numba, without the GIL): the passes over every member.
 
 At HENS size a scoring piece spends its time in passes over every member of every cell; as
-numpy expressions each statistic is a pass of its own through a float64 temporary, with the
-GIL taken between them, so two dask threads hardly run at once. These loops make one pass per
-row for the sums and run without the GIL. They keep the numpy expressions' estimators and
-NaN rules (tests/scoring/evaluate/test_partials.py): float64 sums of ``d = x - y`` in member
-order, NaN propagating minima and maxima, counts by binary search in the sorted row (NaN
-last, never counted). Sums are sequential (no fast-math reassociation), so a row's result
-does not depend on the instruction set the loops were compiled for.
-"""
+numpy expressions each statistic is a pass of its own through a multi-MB float64 temporary,
+with the GIL taken between them, so two dask threads hardly ran at once (docs/store.md, "The
+12 minutes of Scoring at scale"). These loops make one pass per row and release the GIL. They
+keep the numpy expressions' estimators (tests/scoring/evaluate/test_partials.py): float64 sums
+of ``d = x - y``, counts by binary search in the sorted row (NaN last, never counted). Every
+sum runs in a fixed order without fast-math reassociation, so a result does not depend on the
+instruction set the loops were compiled for."""
 
 from __future__ import annotations
 
@@ -113,10 +112,11 @@ def count_le(block, targets, out):
 
 @numba.njit(nogil=True, cache=True)
 def prefix_extremes(unit_error, unit_min, unit_max, order, counts, y, w, best, outliers):
-    """One draw's nested sub-ensembles without NaN (the caller checks): the running minimum of
-    the units' |x - y| and minimum, and maximum, over ``order``; at each ``counts[j]`` units the
-    weighted sums over cells of the best member's error (``best[j]``) and of the truth outside
-    [min, max] (``outliers[j]``). Each unit is one pass along its contiguous row of cells."""
+    """One draw's nested sub-ensembles, for units without NaN (the caller checks): running minima
+    of the units' |x - y| and smallest members and running maxima of their largest members over
+    ``order``; at ``counts[j]`` units, the weighted sums over cells of the best member's error
+    (``best[j]``) and of the truth outside [min, max] (``outliers[j]``). Each unit is one pass
+    along its contiguous rows of cells."""
     cells = y.shape[0]
     e = unit_error[order[0]].copy()
     lo = unit_min[order[0]].copy()

@@ -3,6 +3,7 @@ one clear error for a damaged shard."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -71,8 +72,6 @@ def test_a_damaged_shard_raises_shard_damage_naming_the_file(tmp_path, damage):
 def test_a_shard_index_is_read_once_per_version_of_its_file(tmp_path):
     """Bands, channels and leads of one shard share its index: read and checked once, and read
     again when the file changes (a rewritten shard is never read through a stale index)."""
-    import os
-
     data = _store(tmp_path / "s.zarr", written=(slice(0, 8),))
     array = zarr.open_group(tmp_path / "s.zarr", mode="r")[FIELDS]
     reader = shard_reader_for(tmp_path / "s.zarr", FIELDS, array)
