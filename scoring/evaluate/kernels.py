@@ -7,7 +7,7 @@ with the GIL taken between them, so two dask threads hardly ran at once (docs/st
 keep the numpy expressions' estimators (tests/scoring/evaluate/test_partials.py): float64 sums
 of ``d = x - y``, counts by binary search in the sorted row (NaN last, never counted). Every
 sum runs in a fixed order without fast-math reassociation, so a result does not depend on the
-instruction set the loops were compiled for."""
+instruction set the loops were compiled for (tests/scoring/evaluate/test_kernels.py)."""
 
 from __future__ import annotations
 
