@@ -47,11 +47,11 @@ from _results import append_rows, results_path  # noqa: E402
 from hens.forecast.engine import EnsemblePlan, member_leads, pending_batches, run_ensemble  # noqa: E402
 from hens.forecast.grids import parse_grid  # noqa: E402
 from hens.forecast.members import MemberLayout  # noqa: E402
+from hens.forecast.allocator import tune_cpu_allocator  # noqa: E402
 from hens.forecast.perturb import GaussianPerturbation  # noqa: E402
 from hens.forecast.zarr_sink import StoreSpec, ZarrSink, lead_chunk_for, open_sink  # noqa: E402
 from hens.models.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
 from hens.models.sfno.noise import SphericalNoise  # noqa: E402
-from hens.forecast.allocator import tune_cpu_allocator  # noqa: E402
 from hens.models.sfno.network import SFNOConfig  # noqa: E402
 from hens.models.shallow_water.solver import WorldConfig  # noqa: E402
 from hens.models.sfno.stochastic import StochasticSFNO, StochasticSFNOConfig  # noqa: E402
