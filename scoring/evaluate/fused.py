@@ -74,12 +74,12 @@ def sorted_quantiles(xs: np.ndarray, levels: tuple[float, ...]) -> np.ndarray:
     return out
 
 
-def _over_unit(func: np.ufunc, grouped: np.ndarray, axis: int) -> np.ndarray:
-    """``func`` (minimum/maximum, NaN propagating) over the short unit ``axis`` of ``grouped`` as
-    ``size - 1`` elementwise calls: numpy's reduction over an axis of 2 runs up to 15x slower."""
-    out = grouped.take(0, axis=axis).copy()
-    for k in range(1, grouped.shape[axis]):
-        func(out, grouped.take(k, axis=axis), out=out)
+def _over_unit(func: np.ufunc, grouped: np.ndarray) -> np.ndarray:
+    """``func`` (minimum/maximum, NaN propagating) over the last, short axis of ``(rows, U, size)``
+    as ``size - 1`` elementwise calls: numpy's reduction over an axis of 2 runs up to 15x slower."""
+    out = grouped[..., 0].copy()
+    for k in range(1, grouped.shape[-1]):
+        func(out, grouped[..., k], out=out)
     return out
 
 
@@ -174,17 +174,13 @@ def cell_statistics(
     buffer = np.empty((min(step, n), m), dtype=np.float32)
     for start in range(0, n, step):
         sl = slice(start, min(start + step, n))
-        block = buffer[: sl.stop - start]
-        if x.strides[-1] == x.itemsize:
-            copy_rows(x[sl], block)
-        else:  # a member-first view (a store's layout): transposed by a compiled loop
-            kernels.cells_of(x.T, start, block)
+        block = copy_rows(x[sl], buffer[: sl.stop - start])
         if units is not None and not consecutive:  # member order matters here: before the sort
             grouped = block[:, units]  # (rows, U, size)
             with np.errstate(invalid="ignore"):
-                out["unit_error"][:, sl] = _over_unit(np.minimum, np.abs(grouped - y[sl, None, None]), 2).T
-            out["unit_min"][:, sl] = _over_unit(np.minimum, grouped, 2).T
-            out["unit_max"][:, sl] = _over_unit(np.maximum, grouped, 2).T
+                out["unit_error"][:, sl] = _over_unit(np.minimum, np.abs(grouped - y[sl, None, None])).T
+            out["unit_min"][:, sl] = _over_unit(np.minimum, grouped).T
+            out["unit_max"][:, sl] = _over_unit(np.maximum, grouped).T
         block.sort(axis=-1)  # NaN last
         kernels.sorted_row_sums(block, y[sl], start, out["crps"], out["fair_crps"], out["mean"], out["var"])
         out["min"][sl], out["max"][sl] = block[:, 0], block[:, -1]

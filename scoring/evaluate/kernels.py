@@ -137,16 +137,3 @@ def prefix_extremes(unit_error, unit_min, unit_max, order, counts, y, w, best, o
         best[j] = s_best
         outliers[j] = s_out
 
-
-@numba.njit(nogil=True, cache=True)
-def cells_of(members_first, start, out):
-    """``out[c, i] = members_first[i, start + c]``: a block of cells of a member-first array
-    ``(M, cells)`` with each cell's members contiguous, 16 members (one cache line of ``out``)
-    at a time."""
-    m = members_first.shape[0]
-    rows = out.shape[0]
-    for i0 in range(0, m, 16):
-        i1 = min(i0 + 16, m)
-        for c in range(rows):
-            for i in range(i0, i1):
-                out[c, i] = members_first[i, start + c]

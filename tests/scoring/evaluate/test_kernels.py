@@ -1,4 +1,4 @@
-"""The scorer's compiled loops give the same bits whatever instruction set numba compiles them for
+"""The scorer's compiled loops (and copy_rows' transposition) give the same bits whatever instruction set numba compiles them for
 (their sums run in a fixed order without fast-math): host, AVX2 (haswell) and baseline x86-64."""
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import pytest
 SCRIPT = """
 import sys
 import numpy as np
+from hens.scoring.crps import copy_rows
 from hens.scoring.evaluate import kernels
 rng = np.random.default_rng(0)
 block = np.sort(rng.standard_normal((50, 7423)).astype(np.float32) * 50 + 5000, -1)
@@ -26,7 +27,7 @@ best, outliers = np.empty(5), np.empty(5)
 kernels.prefix_extremes(units, units - 0.5, units + 0.5, rng.permutation(300), np.array([1, 4, 16, 64, 256]),
                         rng.random(512) * 2 - 0.5, rng.random(512), best, outliers)
 cells = np.empty((40, 300), dtype=np.float32)
-kernels.cells_of(units[:, 7:], 3, cells)
+copy_rows(units[:, 10:50].T, cells)
 np.save(sys.argv[1], np.concatenate([*sums, counts.ravel(), best, outliers, cells.ravel()]))
 """
 
