@@ -46,6 +46,7 @@ class TrainConfig:
     embed_dim: int = 64
     num_layers: int = 4
     scale_factor: int = 1
+    init_from: Path | None = None
     overwrite: bool = False
     progress: bool = True
 
@@ -79,6 +80,10 @@ class TrainConfig:
             raise ConfigError(f"--cache-mb {self.cache_mb} must be >= 0")
         if not 0 <= self.seed < 2**63:
             raise ConfigError(f"--seed {self.seed} must be in [0, 2**63)")
+        if self.init_from is not None:
+            object.__setattr__(self, "init_from", Path(self.init_from))
+            if not self.init_from.is_file():
+                raise ConfigError(f"--init-from {self.init_from} does not exist")
 
     @property
     def resume_path(self) -> Path:
@@ -94,13 +99,18 @@ class TrainConfig:
 
     def identity(self) -> dict[str, Any]:
         """Options that must match for a run to resume (not the budget, paths or display)."""
-        skip = {"out", "minutes", "steps", "overwrite", "progress", "cache_mb"}  # cache_mb: same bits
+        skip = {"out", "minutes", "steps", "overwrite", "progress", "cache_mb", "init_from"}  # cache_mb: same bits
         # unset periods, and noise options that a run does not use or that have the values of
         # the runs before these options existed, are left out: those resume files stay valid
         skip |= {k for k in ("train_period", "valid_period") if getattr(self, k) is None}
         skip |= {k for k, before in (("injection", "input"), ("noise_decorrelation_hours", 0.0))
                  if not self.stochastic or getattr(self, k) == before}
-        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(self).items() if k not in skip}
+        values = {k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(self).items() if k not in skip}
+        if self.init_from is not None:  # by content: a retrained start is another run, a moved one is not
+            from hens.models.checkpoint import file_sha256
+
+            values["init_from_sha256"] = file_sha256(self.init_from)
+        return values
 
 
 def model_config(cfg: TrainConfig, channels: int, grid: str) -> SFNOConfig:

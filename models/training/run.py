@@ -25,6 +25,7 @@ from hens.models.training.config import TrainConfig, model_config
 from hens.models.training.data import draw_starts, split_times, streaming_stats
 from hens.models.training.progress import plot_losses
 from hens.models.training.schedule import lr_at
+from hens.models.training.warm_start import initial_weights
 
 _VAL_SAMPLES = 64
 #: a run's random streams are generators seeded ``seed + k * SEED_STRIDE``, one ``k`` per use,
@@ -90,6 +91,9 @@ class Run:
         self.model = (StochasticSFNO(StochasticSFNOConfig(base, injection=cfg.injection,
                                                           noise_decorrelation_hours=cfg.noise_decorrelation_hours))
                       if cfg.stochastic else SFNO(base))
+        if cfg.init_from is not None:
+            self.model.load_state_dict(initial_weights(self.model, cfg.init_from, data_sha256=self.data_sha256,
+                                                       forcings=cfg.forcings))
         self.model.to(info.device)
         self.stepper = ModelStep(self.model, self.stats["mean"], self.stats["std"], self.stats["tendency_std"],
                                cfg.forcings, lat=self.grid.lat)
@@ -315,6 +319,7 @@ class Run:
             "threads": torch.get_num_threads(), "torch": str(torch.__version__), "split": self.split.describe(),
             "data": self.source_name,
             "options": cfg.options(),
+            "init_from": str(cfg.init_from) if cfg.init_from is not None else None,
             "train_loss": self.train_loss[::every], "train_loss_every": every, "val_loss": self.val_loss,
             "final": final,
         }

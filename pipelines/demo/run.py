@@ -7,8 +7,9 @@ they change and everything made from it):
 1. the world (``world.zarr`` + ``world.stats.zarr``) and its quick-look plots;
 2. in parallel on ``workers`` single-threaded processes: ``checkpoints`` deterministic SFNOs
    (training seeds ``S C .. S C + C - 1`` for ``training_seed`` S), one stochastic SFNO
-   (almost-fair CRPS, seed ``1000 + S``), and the physics ensemble (the
-   world's own solver from bred-vector perturbed analyses, with its stochastic forcing);
+   (almost-fair CRPS, seed ``1000 + S``, fine-tuned from the first deterministic one, so it
+   starts when that one is done), and the physics ensemble (the world's own solver from
+   bred-vector perturbed analyses, with its stochastic forcing);
 3. the bred-vector multi-checkpoint ensemble (C x pairs x 2 members) and the stochastic
    ensemble with as many members (pairs x 2 x C noise seeds), in parallel, each with its
    bred-vector amplitude first tuned by ``hens calibrate`` for spread/skill 1 at days 3-5 on
@@ -51,6 +52,7 @@ from hens.pipelines.demo.tasks import Task, run_tasks
 _SEED = 0
 _SPECTRUM_SAMPLES = 120  # saved states averaged for the energy spectrum
 _STOCHASTIC_SEED = 1000  # the stochastic model's training seed at S = 0 (apart from the deterministic ones)
+START_FROM = "sfno-0"  # the deterministic checkpoint the stochastic SFNO is fine-tuned from
 ENSEMBLES = ("bred", "stochastic", "physics")
 CALIBRATED = ("bred", "stochastic")  # the ensembles whose bred-vector amplitude hens calibrate tunes
 
@@ -60,7 +62,10 @@ class DemoSettings:
     """Sizes and budgets of the demo (defaults: about 20 minutes on 2 cores).
 
     Budgets are wall-clock minutes per training run (``hens train --minutes``); the
-    deterministic SFNOs train with ``deterministic_loss`` (``hens train --loss``).
+    deterministic SFNOs train with ``deterministic_loss`` (``hens train --loss``). The
+    stochastic SFNO trains ``stochastic_minutes`` from the first deterministic checkpoint, so
+    its training minutes in all are ``deterministic_minutes + stochastic_minutes``: with
+    :func:`default_stochastic_minutes`, those of the ``checkpoints`` deterministic SFNOs together.
     ``training_seed`` S picks another set of training seeds (module docstring), e.g. to check
     that a result holds for more than one draw of the trained models; the world, the initial
     times and the ensembles' perturbation seeds do not change with it. The
@@ -68,7 +73,8 @@ class DemoSettings:
     validation block before the verified ones in at most ``calibration_iterations`` runs (``hens calibrate``),
     each with the verified ensemble's own members (``pairs``): on the science run, 2 times of 8
     members tuned an amplitude that gave z500 spread/skill 0.83 and 0.73 at days 3 and 5 on the
-    verified block, 4 times of 32 members one that gave 0.97 and 0.83 (docs/calibration.md).
+    verified block, 4 times of 32 members one that gave 0.97 and 0.83 (docs/calibration.md);
+    hence 8 times and a tolerance of ``calibration_tolerance``.
     """
 
     days: float = 730.0
@@ -76,15 +82,16 @@ class DemoSettings:
     checkpoints: int = 4
     deterministic_minutes: float = 2.5
     deterministic_loss: str = "amse"
-    stochastic_minutes: float = 4.0
+    stochastic_minutes: float = 7.5
     training_seed: int = 0
     pairs: int = 4
     inits: int = 3
     init_spacing_days: int = 15
     lead_days: int = 10
     workers: int = 2
-    calibration_inits: int = 4
-    calibration_iterations: int = 4
+    calibration_inits: int = 8
+    calibration_iterations: int = 5
+    calibration_tolerance: float = 0.03
 
     def __post_init__(self) -> None:
         from hens.forecast.types import check_choice
@@ -96,6 +103,12 @@ class DemoSettings:
     def members(self) -> int:
         """Members of each ensemble (C x pairs x 2)."""
         return self.checkpoints * self.pairs * 2
+
+
+def default_stochastic_minutes(deterministic_minutes: float, checkpoints: int = DemoSettings.checkpoints) -> float:
+    """The stochastic SFNO's budget that makes its training minutes in all (the deterministic
+    checkpoint it starts from included) those of the ``checkpoints`` deterministic SFNOs."""
+    return (checkpoints - 1) * deterministic_minutes
 
 
 def _world(out: Path, settings: DemoSettings) -> Path:
@@ -177,6 +190,7 @@ def _calibrated_forecast(draft: str, config: str, options: dict[str, Any], key: 
 def _calibration_options(settings: DemoSettings) -> dict[str, Any]:
     """Options of :func:`hens.pipelines.calibrate.tune.calibrate`: few times and runs, all the members."""
     return {"target": 1.0, "inits": settings.calibration_inits, "max_iterations": settings.calibration_iterations,
+            "tolerance": settings.calibration_tolerance,
             "pairs": settings.pairs}
 
 
@@ -197,10 +211,27 @@ def _train_configs(out: Path, world: Path, settings: DemoSettings) -> dict[str, 
                           loss=settings.deterministic_loss, scale_factor=2)
         for i in range(settings.checkpoints)
     }
+    # fine-tuned from the first deterministic SFNO: it learns the dynamics from one-member
+    # MSE steps, 4-6x cheaper per sample than CRPS steps (docs/models.md, "The stochastic recipe")
     configs["stochastic"] = dict(common, out=folder / "stochastic.pt", seed=_STOCHASTIC_SEED + settings.training_seed,
-                                 stochastic=True,
+                                 stochastic=True, init_from=folder / f"{START_FROM}.pt",
                                  minutes=settings.stochastic_minutes, rollout=6, scale_factor=2)
     return configs
+
+
+def _training_tasks(names: list[str], configs: dict[str, dict[str, Any]], console: Any) -> list[Task]:
+    """The jobs that (re)train ``names``, longest first; a finished checkpoint made by the same options is kept."""
+    jobs = []
+    for name in names:
+        values = configs[name]
+        state = demo_reuse.checkpoint_state(values)
+        if state == "reuse":
+            continue
+        if state == "stale":  # made with other options: train again from scratch
+            console.print(f"demo: {values['out'].name} was trained with other options; retraining it")
+            values = dict(values, overwrite=True)
+        jobs.append(Task(name, _train, (values,), values["out"].with_suffix(".log"), _budget_progress(values["minutes"])))
+    return sorted(jobs, key=lambda t: -t.args[0]["minutes"])
 
 
 def _ensemble_yaml(out: Path, name: str, world: Path, inits: list[str], settings: DemoSettings) -> Path:
@@ -315,20 +346,17 @@ def run_demo(out: str | Path, *, settings: DemoSettings | None = None) -> Path:
     inits = init_times(world, settings)
     drafts = {name: _ensemble_yaml(out, name, world, inits, settings) for name in ENSEMBLES}
     configs = dict(drafts, **{name: out / "ensembles" / f"{name}.yaml" for name in CALIBRATED})
-    jobs = []
-    for name, values in _train_configs(out, world, settings).items():
-        state = demo_reuse.checkpoint_state(values)
-        if state != "reuse":
-            if state == "stale":  # made with other options: train again from scratch
-                console.print(f"demo: {values['out'].name} was trained with other options; retraining it")
-                values = dict(values, overwrite=True)
-            minutes = values["minutes"]
-            jobs.append(Task(name, _train, (values,), values["out"].with_suffix(".log"), _budget_progress(minutes)))
-    # the longest job first, the physics ensemble last: it fills the slot left by the training
-    jobs.sort(key=lambda t: -t.args[0]["minutes"])
-    if not _reuse_store(out, configs["physics"], console):
-        jobs.append(_forecast_task(out, "physics", configs["physics"]))
+    train = _train_configs(out, world, settings)
+    # first the checkpoint the stochastic SFNO starts from (and others beside it on the free
+    # workers), then the stochastic SFNO, the other deterministic ones and the physics ensemble
+    first = [START_FROM, *[n for n in train if n not in (START_FROM, "stochastic")][: settings.workers - 1]]
+    jobs = _training_tasks(first, train, console)
     run_tasks(jobs, workers=settings.workers)
+    rest = _training_tasks([n for n in train if n not in first], train, console)
+    if not _reuse_store(out, configs["physics"], console):
+        rest.append(_forecast_task(out, "physics", configs["physics"]))  # last: it fills the slot left by training
+    run_tasks(rest, workers=settings.workers)
+    jobs += rest
     done("training and physics ensemble", began, bool(jobs))
 
     began = time.perf_counter()

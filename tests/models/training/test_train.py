@@ -221,3 +221,35 @@ def test_slurm_environment_mapping():
     assert slurm_environment({**env, "RANK": "0"}) == {}  # torchrun already set it
     assert slurm_environment({**env, "SLURM_NTASKS": "1"}) == {}
     assert first_host("a1,b2") == "a1" and first_host("cn[1-2]") == "cn1"
+
+
+def test_a_stochastic_run_from_a_deterministic_checkpoint_starts_as_that_model(tmp_path):
+    """--init-from: the noise weights start at zero, so before its first step the stochastic
+    SFNO is the deterministic one for any noise; the start's sha256 is part of the identity."""
+    src = WaveSource()
+    det = train(_cfg(tmp_path, "d.pt"), source=src)
+    cfg = _cfg(tmp_path, "s.pt", stochastic=True, members=2, init_from=det)
+    run = Run(cfg, Distributed(), src)
+    try:
+        model = load_checkpoint(det).model
+        x = torch.randn(3, model.cfg.in_channels, 16, 32)
+        noise = run.model.next_noise(torch.Generator().manual_seed(1), 3)
+        torch.testing.assert_close(run.model.eval()(x, noise=noise), model(x), rtol=1e-5, atol=1e-5)
+        assert cfg.identity()["init_from_sha256"] == cfg.options()["init_from_sha256"]
+    finally:
+        run.close()
+    ckpt = load_checkpoint(train(cfg, source=src))
+    assert ckpt.extra["init_from"] == str(det) and ckpt.stochastic
+    noise_columns = ckpt.model.net.encoder.hidden[0].weight[:, model.cfg.in_channels:]
+    assert noise_columns.abs().sum() > 0  # the CRPS taught the network to use the noise
+
+
+def test_init_from_refuses_another_network_or_other_data(tmp_path):
+    src = WaveSource()
+    det = train(_cfg(tmp_path, "d.pt"), source=src)
+    for kw, message in [(dict(embed_dim=16), "another network"), (dict(val_days=12.0), "other data"),
+                        (dict(stochastic=True, members=2, injection="norm"), "another network")]:
+        with pytest.raises(ConfigError, match=message):
+            Run(_cfg(tmp_path, "x.pt", init_from=det, **kw), Distributed(), src)
+    with pytest.raises(ConfigError, match="--init-from .* does not exist"):
+        _cfg(tmp_path, init_from=tmp_path / "missing.pt")

@@ -58,8 +58,8 @@ def test_demo_runs_the_chain_and_reuses_it(demo_folder):
     assert {p: p.stat().st_mtime_ns for p in products} == stamps
     assert (xr.open_zarr(demo_folder / "scores" / "bred.zarr")["crps"].values == crps).all()
 
-    # another budget for the deterministic SFNOs: they, the bred-vector store, its scores and
-    # products are rebuilt; the stochastic model, its store and the physics store are reused
+    # another budget for the deterministic SFNOs: they, the stochastic SFNO fine-tuned from
+    # sfno-0, both SFNO stores, the scores and products are rebuilt; the physics store is reused
     from hens.models.checkpoint import load_checkpoint
 
     products.append(demo_folder / "products" / "made_from.json")
@@ -67,8 +67,9 @@ def test_demo_runs_the_chain_and_reuses_it(demo_folder):
     other = dataclasses.replace(TOY, deterministic_minutes=0.05, deterministic_loss="mse")
     run_demo(demo_folder, settings=other)
     changed = {p.relative_to(demo_folder).as_posix() for p in products if p.stat().st_mtime_ns != stamps[p]}
-    assert changed == {"checkpoints/sfno-0.pt", "checkpoints/sfno-1.pt", "ensembles/bred.yaml",
-                       "ensembles/bred.zarr/zarr.json", "products/made_from.json"}
+    assert changed == {"checkpoints/sfno-0.pt", "checkpoints/sfno-1.pt", "checkpoints/stochastic.pt",
+                       "ensembles/bred.yaml", "ensembles/bred.zarr/zarr.json", "ensembles/stochastic.zarr/zarr.json",
+                       "products/made_from.json"}
     ckpt = load_checkpoint(demo_folder / "checkpoints" / "sfno-0.pt")
     assert ckpt.extra["options"]["minutes"] == 0.05 and ckpt.extra["options"]["loss"] == "mse"
     assert ckpt.extra["loss"].startswith("area-weighted MSE")
@@ -102,7 +103,7 @@ def test_another_training_seed_draws_other_models_only(tmp_path):
     assert set(first) == set(second) and not set(first.values()) & set(second.values())
 
 
-@pytest.mark.parametrize(("options", "expected"), [([], 1.6 * 3.0), (["--stochastic-minutes", "7"], 7.0)])
+@pytest.mark.parametrize(("options", "expected"), [([], 3 * 3.0), (["--stochastic-minutes", "7"], 7.0)])
 def test_the_stochastic_budget_is_its_own_option(monkeypatch, tmp_path, options, expected):
     from typer.testing import CliRunner
 
