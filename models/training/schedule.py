@@ -45,10 +45,23 @@ def commit_total(step: int) -> int:
 def planned_total(
     step: int, seconds_left: float, step_seconds: float, *, rollout_fraction: float, rollout_cost: float
 ) -> int:
-    """Total steps that fit ``seconds_left`` after ``step`` steps.
+    """The largest total whose steps from ``step`` on fit ``seconds_left`` (at least ``step + 1``).
 
-    One-step steps cost ``step_seconds``; the last ``rollout_fraction`` of the total are
-    rollout steps costing ``rollout_cost`` times as much.
+    One-step steps cost ``step_seconds``; the last ``round(rollout_fraction x total)`` steps
+    (the rollout tail, all still ahead while the total is being planned) cost ``rollout_cost``
+    times as much.
     """
-    per_step = step_seconds * ((1.0 - rollout_fraction) + rollout_fraction * rollout_cost)
-    return step + max(1, int(seconds_left / per_step))
+
+    step_seconds = max(step_seconds, 1e-9)
+
+    def cost(total: int) -> float:
+        tail = min(int(round(rollout_fraction * total)), total - step)
+        return step_seconds * ((total - step - tail) + rollout_cost * tail)
+
+    low, high = step + 1, step + 2
+    while cost(high) <= seconds_left:
+        low, high = high, step + 2 * (high - step)
+    while high - low > 1:  # cost grows with the total: the last total that fits lies in [low, high)
+        mid = (low + high) // 2
+        low, high = (mid, high) if cost(mid) <= seconds_left else (low, mid)
+    return low

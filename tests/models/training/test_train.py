@@ -16,7 +16,7 @@ from hens.models.checkpoint import load_checkpoint
 from hens.models.runtime import Distributed, first_host, slurm_environment
 from hens.models.training import Run, TrainConfig, train
 from hens.models.training.data import GAP, area_weighted_stats, split_times
-from hens.models.training.schedule import commit_total, decay_start, lr_at
+from hens.models.training.schedule import commit_total, decay_start, lr_at, planned_total
 
 torch.set_num_threads(1)
 SIX_HOURS = np.timedelta64(6, "h")
@@ -85,6 +85,22 @@ def test_lr_schedule_and_commit():
     for step in range(1, 500):  # a --minutes run can enter the decay at any step
         total = commit_total(step)
         assert decay_start(total) == step < total
+
+
+@pytest.mark.parametrize(("step", "cost"), [(0, 1.0), (700, 1.0), (700, 6.0), (2475, 5.8), (10, 3.0)])
+def test_the_planned_total_prices_the_rollout_tail_it_still_has_ahead(tmp_path, step, cost):
+    """The steps a plan leaves, priced as :meth:`Run.rollout_at` will run them (one-step,
+    then the last 25 % unrolled), fit the seconds left, and one step more would not."""
+    run = Run.__new__(Run)  # only rollout_at: no data, no model
+    run.cfg = _cfg(tmp_path, rollout=6, rollout_fraction=0.25)
+
+    def seconds(total: int) -> float:
+        run.total = total
+        return sum(cost if run.rollout_at(k) > 1 else 1.0 for k in range(step, total)) * 0.4
+
+    left = 1000.0
+    total = planned_total(step, left, 0.4, rollout_fraction=0.25, rollout_cost=cost)
+    assert seconds(total) <= left < seconds(total + 1)
 
 
 def test_deterministic_for_a_seed_and_resumable(tmp_path):
