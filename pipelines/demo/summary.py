@@ -49,13 +49,27 @@ def _run_record(store: Path) -> dict[str, Any]:
 
 
 def _training_minutes(folder: Path, records: str | list[Any]) -> float:
-    """Sum of the training wall times of the checkpoints (in ``folder``) an ensemble used."""
-    from hens.models.checkpoint import load_checkpoint
-
+    """Sum of the training wall times of the checkpoints (in ``folder``) an ensemble used,
+    each with that of the checkpoint it was started from (``hens train --init-from``)."""
     if isinstance(records, str):  # the store keeps it as JSON text
         records = json.loads(records)
     paths = [folder / str(r.get("name", "")) for r in records if isinstance(r, dict)]
-    return sum(float(load_checkpoint(p).extra.get("wall_seconds", 0.0)) for p in paths if p.is_file()) / 60.0
+    return sum(_wall_seconds(p) for p in paths if p.is_file()) / 60.0
+
+
+def _wall_seconds(path: Path) -> float:
+    """Training wall time (s) of the checkpoint at ``path`` and of the one it started from, when
+    that file (as recorded, or by name beside it) is still the one it started from (sha256)."""
+    from hens.models.checkpoint import file_sha256, load_checkpoint
+
+    extra = load_checkpoint(path).extra
+    seconds = float(extra.get("wall_seconds", 0.0))
+    start, sha = extra.get("init_from"), (extra.get("options") or {}).get("init_from_sha256")
+    if start:
+        candidate = next((c for c in (Path(start), path.parent / Path(start).name) if c.is_file()), None)
+        if candidate is not None and file_sha256(candidate) == sha:
+            seconds += _wall_seconds(candidate)
+    return seconds
 
 
 def reference_spectrum(world: Path, valid_times: np.ndarray, *, window_days: int = REFERENCE_WINDOW_DAYS) -> xr.DataArray:

@@ -48,6 +48,13 @@ def test_demo_runs_the_chain_and_reuses_it(demo_folder):
     assert block["init_times_from"].startswith("the checkpoints' ")  # validation period, else training
     assert "## Calibration (hens calibrate)" in text and f"perturbation.amplitude = {block['value']}" in text
 
+    # the stochastic SFNO's training time counts that of sfno-0, which it started from
+    from hens.models.checkpoint import load_checkpoint
+    from hens.pipelines.demo.summary import _wall_seconds
+
+    walls = {n: load_checkpoint(demo_folder / "checkpoints" / f"{n}.pt").extra["wall_seconds"] for n in ("sfno-0", "stochastic")}
+    assert _wall_seconds(demo_folder / "checkpoints" / "stochastic.pt") == pytest.approx(sum(walls.values()))
+
     # finalize rewrites an ensemble's metadata; training rewrites its checkpoint
     products = sorted((demo_folder / "checkpoints").glob("*.pt")) + sorted(
         (demo_folder / "ensembles").glob("*.zarr/zarr.json")) + [demo_folder / "ensembles" / "bred.yaml"]
@@ -60,7 +67,6 @@ def test_demo_runs_the_chain_and_reuses_it(demo_folder):
 
     # another budget for the deterministic SFNOs: they, the stochastic SFNO fine-tuned from
     # sfno-0, both SFNO stores, the scores and products are rebuilt; the physics store is reused
-    from hens.models.checkpoint import load_checkpoint
 
     products.append(demo_folder / "products" / "made_from.json")
     stamps = {p: p.stat().st_mtime_ns for p in products}
