@@ -2,7 +2,8 @@
 
 A ``--minutes`` run trains one-step until its rollout cost is measured, then re-plans after
 every step from the mean duration of the recent ones; when the planned learning-rate decay
-would start now, it fixes the total (:func:`~hens.models.training.schedule.commit_total`),
+would start now, it times the rollout cost again (the machine's load then is the one the
+rollout steps will meet), re-plans, and fixes the total (:func:`~hens.models.training.schedule.commit_total`),
 which the checkpoint records so that ``--steps`` reproduces the run exactly.
 """
 
@@ -37,6 +38,7 @@ class MinutesBudget:
         self.cfg = cfg
         self.recent: list[float] = []  # agreed wall times (s) of the last steps
         self.rollout_cost: float | None = None
+        self.retimed = False  # the rollout cost was timed again where the decay would begin
         self.save_seconds = 0.0  # duration (s) of the last intermediate save (with its validation), agreed
 
     def after_step(self, run: Run, wall: float) -> bool:
@@ -57,6 +59,11 @@ class MinutesBudget:
         planned = planned_total(run.step, left, step_seconds, rollout_fraction=fraction,
                                 rollout_cost=self.rollout_cost)
         if decay_start(planned) > run.step:
+            return False
+        if not self.retimed and cfg.rollout > 1:  # time it again under the load the rollout steps will meet
+            self.retimed = True
+            self.rollout_cost = run.rollout_cost()
+            self.recent = []
             return False
         run.total = commit_total(run.step)  # entering the decay: fix the total
         return True

@@ -165,22 +165,25 @@ class Run:
             return 1.0
         generator = stream_generator(self.cfg.seed, TIMING_STREAM)
         per_rank = self.cfg.batch // self.info.world_size
-        seconds = []
         self.model.train()
+        cases = []
         for k in (1, self.cfg.rollout):
             starts = draw_starts(generator, self.starts[k], per_rank)
             x0, targets = (t.to(self.info.device) for t in self.train_data.batch(starts, k))
             noise = self.noise_states(per_rank * self.cfg.members, k, generator, slice(None))
-            total = 0.0
-            for _ in range(2):
+            cases.append((x0, targets, noise, self.train_data.times[starts]))
+        seconds: list[list[float]] = [[], []]
+        # one untimed call each (first-touch memory of a new graph size), then interleaved
+        # repeats, so that a change of the machine's load meets both; medians
+        for repeat in range(4):
+            for i, case in enumerate(cases):
                 begin = time.perf_counter()
-                self.loss(x0, targets, noise, self.train_data.times[starts]).backward()
-                total += time.perf_counter() - begin
-            seconds.append(total / 2)
+                self.loss(*case).backward()
+                if repeat:
+                    seconds[i].append(time.perf_counter() - begin)
         self.optimizer.zero_grad(set_to_none=True)
-        # the optimizer step, all-reduce and batch copy are in both; the margin covers memory
-        # effects of the longer autograd graph that one timing does not show
-        ratio = torch.tensor([1.15 * seconds[1] / seconds[0]], dtype=torch.float64)
+        # the optimizer step, all-reduce and batch copy are in both steps, not in these timings
+        ratio = torch.tensor([float(np.median(seconds[1]) / np.median(seconds[0]))], dtype=torch.float64)
         all_reduce_mean([ratio], self.info)
         return float(ratio)
 
