@@ -23,6 +23,7 @@ from torch import nn
 from hens.forecast.errors import ConfigError
 from hens.models.sfno.network import SFNOConfig
 
+
 def _prefixed(model: nn.Module) -> str:
     """Prefix of the SFNO's weights in ``model``'s state dict (a stochastic SFNO wraps it as ``net``)."""
     return "net." if hasattr(model, "net") else ""
@@ -66,6 +67,9 @@ def initial_weights(
             grown = torch.zeros_like(value)
             grown[..., : given.shape[-1]] = given
             state[key] = grown
+    if theirs:  # e.g. a plain layer norm's affine weights where this run's norm is conditioned on the noise
+        raise ConfigError(f"--init-from {path} has weights this run's network has no place for "
+                          f"({', '.join(sorted(theirs)[:3])})")
     return state
 
 

@@ -212,7 +212,7 @@ def _train_configs(out: Path, world: Path, settings: DemoSettings) -> dict[str, 
         for i in range(settings.checkpoints)
     }
     # fine-tuned from the first deterministic SFNO: it learns the dynamics from one-member
-    # MSE steps, 4-6x cheaper per sample than CRPS steps (docs/models.md, "The stochastic recipe")
+    # AMSE steps, 4-6x cheaper per sample than CRPS steps (docs/models.md, "The stochastic recipe")
     configs["stochastic"] = dict(common, out=folder / "stochastic.pt", seed=_STOCHASTIC_SEED + settings.training_seed,
                                  stochastic=True, init_from=folder / f"{START_FROM}.pt",
                                  minutes=settings.stochastic_minutes, rollout=6, scale_factor=2)
