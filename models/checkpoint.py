@@ -79,7 +79,7 @@ def model_kind(model: nn.Module) -> ModelKind:
     raise ConfigError(f"cannot checkpoint a {type(model).__name__}; hens saves {', '.join(_MODELS)}")
 
 
-def _network_config(model: nn.Module) -> SFNOConfig:
+def network_config(model: nn.Module) -> SFNOConfig:
     """The SFNO config whose input and output channels are the data's (plus forcings on input)."""
     return model.cfg.sfno if model_kind(model) == "stochastic_sfno" else model.cfg
 
@@ -175,7 +175,7 @@ def save_checkpoint(
     """
     kind = model_kind(model)
     config = model.cfg.to_dict()
-    sfno_cfg = _network_config(model)
+    sfno_cfg = network_config(model)
     channels = [str(c) for c in channels]
     forcings = check_forcings(forcings)
     if not _fits(sfno_cfg, channels, forcings) or len(set(channels)) != len(channels):
@@ -335,7 +335,7 @@ def load_checkpoint(path: str | Path, *, map_location: str | torch.device = "cpu
     bad = [k for k, v in stats.items() if v.numel() != len(channels)]
     if bad:
         raise CheckpointError(f"checkpoint {path}: normalisation {', '.join(bad)} do not have {len(channels)} values")
-    sfno_cfg = _network_config(model)
+    sfno_cfg = network_config(model)
     if not _fits(sfno_cfg, channels, forcings):
         raise CheckpointError(
             f"checkpoint {path}: a model with {sfno_cfg.in_channels} inputs and {sfno_cfg.out_channels} outputs "

@@ -25,7 +25,7 @@ from hens.models.training.config import TrainConfig, model_config
 from hens.models.training.data import draw_starts, split_times, streaming_stats
 from hens.models.training.progress import plot_losses
 from hens.models.training.schedule import lr_at
-from hens.models.training.warm_start import initial_weights
+from hens.models.training.warm_start import load_initial_weights
 
 _VAL_SAMPLES = 64
 #: a run's random streams are generators seeded ``seed + k * SEED_STRIDE``, one ``k`` per use,
@@ -92,8 +92,7 @@ class Run:
                                                           noise_decorrelation_hours=cfg.noise_decorrelation_hours))
                       if cfg.stochastic else SFNO(base))
         if cfg.init_from is not None:
-            self.model.load_state_dict(initial_weights(self.model, cfg.init_from, data_sha256=self.data_sha256,
-                                                       forcings=cfg.forcings))
+            load_initial_weights(self.model, cfg.init_from, data_sha256=self.data_sha256, forcings=cfg.forcings)
         self.model.to(info.device)
         self.stepper = ModelStep(self.model, self.stats["mean"], self.stats["std"], self.stats["tendency_std"],
                                cfg.forcings, lat=self.grid.lat)

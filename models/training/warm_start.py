@@ -14,25 +14,18 @@ split (its ``data_sha256``), so that its normalisation is the run's.
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import torch
 from torch import nn
 
 from hens.forecast.errors import ConfigError
-from hens.models.sfno.network import SFNOConfig
+from hens.models.sfno.network import SFNO
+from hens.models.sfno.stochastic import StochasticSFNO
 
 
-def _prefixed(model: nn.Module) -> str:
-    """Prefix of the SFNO's weights in ``model``'s state dict (a stochastic SFNO wraps it as ``net``)."""
-    return "net." if hasattr(model, "net") else ""
-
-
-def initial_weights(
-    model: nn.Module, path: Path, *, data_sha256: str, forcings: tuple[str, ...]
-) -> dict[str, torch.Tensor]:
-    """The state dict of ``model`` with every weight taken from the checkpoint at ``path``.
+def load_initial_weights(model: nn.Module, path: Path, *, data_sha256: str, forcings: tuple[str, ...]) -> None:
+    """Load into ``model`` every weight of the checkpoint at ``path``.
 
     Input columns that the checkpoint lacks (noise channels: the physical and forcing channels
     come first) start at zero; conditioning weights that it lacks (a conditional norm's) keep
@@ -43,7 +36,7 @@ def initial_weights(
     ConfigError
         The checkpoint was trained on other data, or its network does not fit ``model``'s.
     """
-    from hens.models.checkpoint import load_checkpoint
+    from hens.models.checkpoint import load_checkpoint, network_config
 
     source = load_checkpoint(path)
     if source.data_sha256 != data_sha256:
@@ -51,13 +44,13 @@ def initial_weights(
     if tuple(source.forcings) != tuple(forcings):
         raise ConfigError(f"--init-from {path} reads the forcings {', '.join(source.forcings) or 'none'}, this run "
                           f"{', '.join(forcings) or 'none'}")
-    if _shape_free(_network(source.model)) != _shape_free(_network(model)):
+    if network_config(source.model) != network_config(model):  # the data's side of both: noise left out
         raise ConfigError(f"--init-from {path} is another network than this run's (grid, width, blocks, scale factor "
                           "or norms differ)")
-    theirs = {_prefixed(model) + k.removeprefix(_prefixed(source.model)): v
-              for k, v in source.model.state_dict().items()}
+    target = _sfno(model)
+    theirs = _sfno(source.model).state_dict()
     state: dict[str, torch.Tensor] = {}
-    for key, value in model.state_dict().items():
+    for key, value in target.state_dict().items():
         given = theirs.pop(key, None)
         if given is None:  # a conditional norm's noise weights (zero: the plain norm)
             state[key] = value
@@ -70,14 +63,9 @@ def initial_weights(
     if theirs:  # e.g. a plain layer norm's affine weights where this run's norm is conditioned on the noise
         raise ConfigError(f"--init-from {path} has weights this run's network has no place for "
                           f"({', '.join(sorted(theirs)[:3])})")
-    return state
+    target.load_state_dict(state)
 
 
-def _network(model: nn.Module) -> SFNOConfig:
-    """The config of the SFNO inside ``model`` (the stochastic SFNO's inner one, noise included)."""
-    return model.net.cfg if hasattr(model, "net") else model.cfg
-
-
-def _shape_free(cfg: SFNOConfig) -> SFNOConfig:
-    """``cfg`` without what the noise adds (input channels, conditioning), for comparisons."""
-    return dataclasses.replace(cfg, in_channels=1, cond_dim=0)
+def _sfno(model: nn.Module) -> SFNO:
+    """The SFNO that holds ``model``'s weights (a stochastic SFNO's inner one)."""
+    return model.net if isinstance(model, StochasticSFNO) else model
