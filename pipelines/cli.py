@@ -337,8 +337,11 @@ def demo(
         "--minutes", help="Training budget of each deterministic SFNO.", min=0.05,
     )] = 2.5,
     stochastic_minutes: Annotated[float | None, typer.Option(
-        "--stochastic-minutes", help="Budget of the stochastic SFNO's CRPS training from the first deterministic one (default: 3 x --minutes, the same minutes in all as the 4 deterministic ones).", min=0.05,
+        "--stochastic-minutes", help="Budget of each stochastic SFNO's CRPS training from a deterministic one (default: the minutes the other deterministic ones trained, split among them: the same minutes in all as the 4 deterministic ones).", min=0.05,
     )] = None,
+    stochastic_checkpoints: Annotated[int, typer.Option(
+        "--stochastic-checkpoints", help="Stochastic SFNOs, each fine-tuned from one of the 4 deterministic ones: 1 or 2 (a divisor of 4, smaller).", min=1,
+    )] = 2,
     loss: Annotated[str, typer.Option("--loss", help="Loss of the deterministic SFNOs: amse or mse (hens train --loss).")] = "amse",
     inits: Annotated[int, typer.Option("--inits", help="Initial times of each ensemble.", min=1)] = 3,
     lead_days: Annotated[int, typer.Option("--lead-days", help="Forecast length (days).", min=1)] = 10,
@@ -347,19 +350,18 @@ def demo(
         "--training-seed", help="Another draw of the trained SFNOs (their seeds; world and ensembles unchanged).", min=0,
     )] = 0,
 ) -> None:
-    """Run the whole chain on the world: train 4+1 SFNOs, three ensembles, scores, summary.md.
+    """Run the whole chain on the world: train 4+2 SFNOs, three ensembles, scores, summary.md.
 
     Finished steps (world, checkpoints, ensemble stores, scores) are reused on a second run
     when the options that made them match; other options rebuild them and what follows.
 
     Example: hens demo --out demo-out
     """
-    from hens.pipelines.demo.run import DemoSettings, default_stochastic_minutes, run_demo
+    from hens.pipelines.demo.run import DemoSettings, run_demo
 
-    stochastic = default_stochastic_minutes(minutes) if stochastic_minutes is None else stochastic_minutes
-    run_demo(out, settings=DemoSettings(days=days, deterministic_minutes=minutes, stochastic_minutes=stochastic,
-                                        deterministic_loss=loss, inits=inits, lead_days=lead_days, workers=workers,
-                                        training_seed=training_seed))
+    run_demo(out, settings=DemoSettings(days=days, deterministic_minutes=minutes, stochastic_minutes=stochastic_minutes,
+                                        stochastic_checkpoints=stochastic_checkpoints, deterministic_loss=loss,
+                                        inits=inits, lead_days=lead_days, workers=workers, training_seed=training_seed))
 
 
 def main() -> None:

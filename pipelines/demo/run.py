@@ -6,12 +6,12 @@ they change and everything made from it):
 
 1. the world (``world.zarr`` + ``world.stats.zarr``) and its quick-look plots;
 2. in parallel on ``workers`` single-threaded processes: ``checkpoints`` deterministic SFNOs
-   (training seeds ``S C .. S C + C - 1`` for ``training_seed`` S), one stochastic SFNO
-   (almost-fair CRPS, seed ``1000 + S``, fine-tuned from the first deterministic one, so it
-   starts when that one is done), and the physics ensemble (the world's own solver from
-   bred-vector perturbed analyses, with its stochastic forcing);
+   (training seeds ``S C .. S C + C - 1`` for ``training_seed`` S); then K =
+   ``stochastic_checkpoints`` stochastic SFNOs (almost-fair CRPS, seeds ``1000 + S K + k``),
+   ``stochastic-k`` fine-tuned from ``sfno-k``, and the physics ensemble (the world's own
+   solver from bred-vector perturbed analyses, with its stochastic forcing);
 3. the bred-vector multi-checkpoint ensemble (C x pairs x 2 members) and the stochastic
-   ensemble with as many members (pairs x 2 x C noise seeds), in parallel, each with its
+   multi-checkpoint ensemble with as many members (K x pairs x 2 x C/K noise seeds), in parallel, each with its
    bred-vector amplitude first tuned by ``hens calibrate`` for spread/skill 1 at days 3-5 on
    initial times of the validation block before the verified ones;
 4. ``hens score`` of the three stores against the world, ``hens plot`` of each, figures
@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,7 +45,7 @@ from typing import Any
 
 import numpy as np
 
-from hens.forecast.errors import OutputExists
+from hens.forecast.errors import ConfigError, OutputExists
 from hens.forecast.types import STEPS_PER_DAY
 from hens.pipelines.demo import reuse as demo_reuse
 from hens.pipelines.demo.tasks import Task, run_tasks
@@ -52,7 +53,6 @@ from hens.pipelines.demo.tasks import Task, run_tasks
 _SEED = 0
 _SPECTRUM_SAMPLES = 120  # saved states averaged for the energy spectrum
 _STOCHASTIC_SEED = 1000  # the stochastic model's training seed at S = 0 (apart from the deterministic ones)
-START_FROM = "sfno-0"  # the deterministic checkpoint the stochastic SFNO is fine-tuned from
 ENSEMBLES = ("bred", "stochastic", "physics")
 CALIBRATED = ("bred", "stochastic")  # the ensembles whose bred-vector amplitude hens calibrate tunes
 
@@ -62,10 +62,12 @@ class DemoSettings:
     """Sizes and budgets of the demo (defaults: about 20 minutes on 2 cores).
 
     Budgets are wall-clock minutes per training run (``hens train --minutes``); the
-    deterministic SFNOs train with ``deterministic_loss`` (``hens train --loss``). The
-    stochastic SFNO trains ``stochastic_minutes`` from the first deterministic checkpoint, so
-    its training minutes in all are ``deterministic_minutes + stochastic_minutes``: with
-    :func:`default_stochastic_minutes`, those of the ``checkpoints`` deterministic SFNOs together.
+    deterministic SFNOs train with ``deterministic_loss`` (``hens train --loss``). Each of the
+    ``stochastic_checkpoints`` (K) stochastic SFNOs trains ``stochastic_minutes`` from one of the
+    first K deterministic checkpoints; ``None`` gives each the minutes the other C - K
+    deterministic SFNOs trained (as their checkpoints record them) split K ways
+    (:func:`stochastic_budget`), so the stochastic ensemble's training minutes in all, its
+    starts' included, are at most those of the bred-vector ensemble's C checkpoints.
     ``training_seed`` S picks another set of training seeds (module docstring), e.g. to check
     that a result holds for more than one draw of the trained models; the world, the initial
     times and the ensembles' perturbation seeds do not change with it. The
@@ -82,7 +84,8 @@ class DemoSettings:
     checkpoints: int = 4
     deterministic_minutes: float = 2.5
     deterministic_loss: str = "amse"
-    stochastic_minutes: float = 7.5
+    stochastic_minutes: float | None = None
+    stochastic_checkpoints: int = 2
     training_seed: int = 0
     pairs: int = 4
     inits: int = 3
@@ -98,6 +101,10 @@ class DemoSettings:
         from hens.models.types import DeterministicLoss
 
         check_choice("--loss", self.deterministic_loss, DeterministicLoss)
+        c, k = self.checkpoints, self.stochastic_checkpoints
+        if not 1 <= k < c or c % k:
+            raise ConfigError(f"--stochastic-checkpoints {k} must divide --checkpoints {c} and be smaller "
+                              "(each stochastic SFNO starts from a deterministic one and gets the others' minutes)")
 
     @property
     def members(self) -> int:
@@ -105,10 +112,23 @@ class DemoSettings:
         return self.checkpoints * self.pairs * 2
 
 
-def default_stochastic_minutes(deterministic_minutes: float, checkpoints: int = DemoSettings.checkpoints) -> float:
-    """The stochastic SFNO's budget that makes its training minutes in all (the deterministic
-    checkpoint it starts from included) those of the ``checkpoints`` deterministic SFNOs."""
-    return (checkpoints - 1) * deterministic_minutes
+def stochastic_budget(folder: Path, settings: DemoSettings) -> float:
+    """Each stochastic SFNO's budget (min): ``settings.stochastic_minutes``, or else the training
+    minutes recorded by the deterministic checkpoints in ``folder`` that start no stochastic
+    one, split among the stochastic ones.
+
+    Measured rather than ``(C - K) / K x deterministic_minutes``: a ``--minutes`` run ends when
+    its planned steps are done, a little before its budget, and the stochastic ensemble's
+    minutes in all (its starts' included) must not exceed the bred-vector ensemble's.
+    """
+    from hens.models.checkpoint import load_checkpoint
+
+    if settings.stochastic_minutes is not None:
+        return settings.stochastic_minutes
+    k = settings.stochastic_checkpoints
+    seconds = sum(float(load_checkpoint(folder / f"sfno-{i}.pt").extra["wall_seconds"])
+                  for i in range(k, settings.checkpoints))
+    return math.floor(seconds / 60.0 / k * 100.0) / 100.0  # rounded down: never more minutes
 
 
 def _world(out: Path, settings: DemoSettings) -> Path:
@@ -200,7 +220,9 @@ def _yaml(path: Path) -> dict[str, Any]:
     return yaml.safe_load(path.read_text())
 
 
-def _train_configs(out: Path, world: Path, settings: DemoSettings) -> dict[str, dict[str, Any]]:
+def _train_configs(out: Path, world: Path, settings: DemoSettings,
+                   stochastic_minutes: float | None = None) -> dict[str, dict[str, Any]]:
+    """``hens train`` options of each SFNO by name; the stochastic ones only with their budget."""
     folder = out / "checkpoints"
     common = {"data": (str(world),), "progress": False}
     configs = {
@@ -211,11 +233,17 @@ def _train_configs(out: Path, world: Path, settings: DemoSettings) -> dict[str, 
                           loss=settings.deterministic_loss, scale_factor=2)
         for i in range(settings.checkpoints)
     }
-    # fine-tuned from the first deterministic SFNO: it learns the dynamics from one-member
-    # AMSE steps, 4-6x cheaper per sample than CRPS steps (docs/models.md, "The stochastic recipe")
-    configs["stochastic"] = dict(common, out=folder / "stochastic.pt", seed=_STOCHASTIC_SEED + settings.training_seed,
-                                 stochastic=True, init_from=folder / f"{START_FROM}.pt",
-                                 minutes=settings.stochastic_minutes, rollout=6, scale_factor=2)
+    if stochastic_minutes is None:
+        return configs
+    # fine-tuned from deterministic SFNOs: they learn the dynamics from one-member AMSE steps,
+    # 4-6x cheaper per sample than CRPS steps (docs/models.md, "The stochastic recipe"); several
+    # of them so that the ensemble mean averages model errors as the bred-vector one does
+    k = settings.stochastic_checkpoints
+    for i in range(k):
+        configs[f"stochastic-{i}"] = dict(common, out=folder / f"stochastic-{i}.pt",
+                                          seed=_STOCHASTIC_SEED + settings.training_seed * k + i, stochastic=True,
+                                          init_from=folder / f"sfno-{i}.pt", minutes=stochastic_minutes,
+                                          rollout=6, scale_factor=2)
     return configs
 
 
@@ -246,7 +274,9 @@ def _ensemble_yaml(out: Path, name: str, world: Path, inits: list[str], settings
     if name == "bred":
         values.update(models=[f"../checkpoints/sfno-{i}.pt" for i in range(c)], perturbation=dict(bred, pairs=q))
     elif name == "stochastic":
-        values.update(models=["../checkpoints/stochastic.pt"], perturbation=dict(bred, pairs=q), seeds=c)
+        k = settings.stochastic_checkpoints
+        values.update(models=[f"../checkpoints/stochastic-{i}.pt" for i in range(k)], perturbation=dict(bred, pairs=q),
+                      seeds=c // k)
     else:
         values.update(models=["physics"], perturbation=dict(bred, pairs=c * q))
     path = out / "ensembles" / (f"{name}.draft.yaml" if name in CALIBRATED else f"{name}.yaml")
@@ -342,19 +372,19 @@ def run_demo(out: str | Path, *, settings: DemoSettings | None = None) -> Path:
     done("world", began, fresh)
 
     began = time.perf_counter()
-    console.rule(f"2/4 training ({settings.checkpoints} + 1 SFNOs) and the physics ensemble")
+    console.rule(f"2/4 training ({settings.checkpoints} + {settings.stochastic_checkpoints} SFNOs) "
+                 "and the physics ensemble")
     inits = init_times(world, settings)
     drafts = {name: _ensemble_yaml(out, name, world, inits, settings) for name in ENSEMBLES}
     configs = dict(drafts, **{name: out / "ensembles" / f"{name}.yaml" for name in CALIBRATED})
-    train = _train_configs(out, world, settings)
-    # first the checkpoint the stochastic SFNO starts from (and others beside it on the free
-    # workers), then the stochastic SFNO, the other deterministic ones and the physics ensemble
-    first = [START_FROM, *[n for n in train if n not in (START_FROM, "stochastic")][: settings.workers - 1]]
-    jobs = _training_tasks(first, train, console)
+    # the physics ensemble (the longest job) and the deterministic SFNOs first, then the
+    # stochastic ones: they start from deterministic ones and get the minutes of the others
+    deterministic = _train_configs(out, world, settings)
+    jobs = [] if _reuse_store(out, configs["physics"], console) else [_forecast_task(out, "physics", configs["physics"])]
+    jobs += _training_tasks(list(deterministic), deterministic, console)
     run_tasks(jobs, workers=settings.workers)
-    rest = _training_tasks([n for n in train if n not in first], train, console)
-    if not _reuse_store(out, configs["physics"], console):
-        rest.append(_forecast_task(out, "physics", configs["physics"]))  # last: it fills the slot left by training
+    train = _train_configs(out, world, settings, stochastic_budget(out / "checkpoints", settings))
+    rest = _training_tasks([n for n in train if n not in deterministic], train, console)
     run_tasks(rest, workers=settings.workers)
     jobs += rest
     done("training and physics ensemble", began, bool(jobs))

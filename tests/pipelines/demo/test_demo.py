@@ -16,8 +16,9 @@ from hens.forecast.stats import stats_path
 from hens.pipelines.demo.run import ENSEMBLES, DemoSettings, run_demo
 
 #: a 2 + 1 model, 1-pair, one-init, 1-day version of the demo on the session's 60-day world
-#: (its bred-vector amplitude calibrated in 2 runs of its own 4 members from one initial time)
-TOY = DemoSettings(days=60.0, checkpoints=2, deterministic_minutes=0.04, stochastic_minutes=0.05, pairs=1,
+#: (its bred-vector amplitude calibrated in 2 runs of its own 4 members from one initial time);
+#: the stochastic SFNO gets the minutes sfno-1 trained
+TOY = DemoSettings(days=60.0, checkpoints=2, deterministic_minutes=0.04, stochastic_checkpoints=1, pairs=1,
                    inits=2, init_spacing_days=1, lead_days=1, workers=2, calibration_inits=1,
                    calibration_iterations=2)
 
@@ -48,17 +49,21 @@ def test_demo_runs_the_chain_and_reuses_it(demo_folder):
     assert block["init_times_from"].startswith("the checkpoints' ")  # validation period, else training
     assert "## Calibration (hens calibrate)" in text and f"perturbation.amplitude = {block['value']}" in text
 
-    # the stochastic SFNO's training time counts that of sfno-0, which it started from
+    # the stochastic SFNO's training time counts that of sfno-0, which it started from; its
+    # budget is what sfno-1 trained, so the stochastic ensemble has no more minutes in all
     from hens.models.checkpoint import load_checkpoint
     from hens.pipelines.demo.summary import _wall_seconds
 
-    walls = {n: load_checkpoint(demo_folder / "checkpoints" / f"{n}.pt").extra["wall_seconds"] for n in ("sfno-0", "stochastic")}
-    assert _wall_seconds(demo_folder / "checkpoints" / "stochastic.pt") == pytest.approx(sum(walls.values()))
+    extras = {n: load_checkpoint(demo_folder / "checkpoints" / f"{n}.pt").extra for n in ("sfno-0", "sfno-1", "stochastic-0")}
+    walls = {n: extra["wall_seconds"] for n, extra in extras.items()}
+    assert _wall_seconds(demo_folder / "checkpoints" / "stochastic-0.pt") == pytest.approx(walls["sfno-0"] + walls["stochastic-0"])
+    budget = extras["stochastic-0"]["options"]["minutes"]
+    assert walls["sfno-1"] / 60.0 - 0.01 < budget <= walls["sfno-1"] / 60.0
 
     # finalize rewrites an ensemble's metadata; training rewrites its checkpoint
     products = sorted((demo_folder / "checkpoints").glob("*.pt")) + sorted(
         (demo_folder / "ensembles").glob("*.zarr/zarr.json")) + [demo_folder / "ensembles" / "bred.yaml"]
-    assert len(products) == TOY.checkpoints + 1 + len(ENSEMBLES) + 1
+    assert len(products) == TOY.checkpoints + TOY.stochastic_checkpoints + len(ENSEMBLES) + 1
     stamps = {p: p.stat().st_mtime_ns for p in products}
     crps = xr.open_zarr(demo_folder / "scores" / "bred.zarr")["crps"].values
     run_demo(demo_folder, settings=TOY)
@@ -73,7 +78,7 @@ def test_demo_runs_the_chain_and_reuses_it(demo_folder):
     other = dataclasses.replace(TOY, deterministic_minutes=0.05, deterministic_loss="mse")
     run_demo(demo_folder, settings=other)
     changed = {p.relative_to(demo_folder).as_posix() for p in products if p.stat().st_mtime_ns != stamps[p]}
-    assert changed == {"checkpoints/sfno-0.pt", "checkpoints/sfno-1.pt", "checkpoints/stochastic.pt",
+    assert changed == {"checkpoints/sfno-0.pt", "checkpoints/sfno-1.pt", "checkpoints/stochastic-0.pt",
                        "ensembles/bred.yaml", "ensembles/bred.zarr/zarr.json", "ensembles/stochastic.zarr/zarr.json",
                        "products/made_from.json"}
     ckpt = load_checkpoint(demo_folder / "checkpoints" / "sfno-0.pt")
@@ -102,14 +107,49 @@ def test_another_training_seed_draws_other_models_only(tmp_path):
     from hens.pipelines.demo.run import _train_configs
 
     def seeds(settings):
-        return {name: values["seed"] for name, values in _train_configs(tmp_path, tmp_path / "w.zarr", settings).items()}
+        configs = _train_configs(tmp_path, tmp_path / "w.zarr", settings, stochastic_minutes=1.0)
+        return {name: values["seed"] for name, values in configs.items()}
 
     first, second = seeds(TOY), seeds(dataclasses.replace(TOY, training_seed=1))
-    assert first == {"sfno-0": 0, "sfno-1": 1, "stochastic": 1000}  # the documented runs' seeds
+    assert first == {"sfno-0": 0, "sfno-1": 1, "stochastic-0": 1000}  # the documented runs' seeds
     assert set(first) == set(second) and not set(first.values()) & set(second.values())
 
 
-@pytest.mark.parametrize(("options", "expected"), [([], 3 * 3.0), (["--stochastic-minutes", "7"], 7.0)])
+def test_two_stochastic_sfnos_start_from_two_deterministic_ones(tmp_path):
+    """The science run's design: 4 deterministic SFNOs, 2 stochastic ones fine-tuned from sfno-0
+    and sfno-1, and a stochastic ensemble of 2 checkpoints x 4 pairs x 2 signs x 2 seeds."""
+    from hens.forecast.members import MemberLayout
+    from hens.pipelines.demo.run import _ensemble_yaml, _train_configs
+
+    settings = DemoSettings(pairs=4)
+    configs = _train_configs(tmp_path, tmp_path / "w.zarr", settings, stochastic_minutes=6.0)
+    stochastic = {name: values for name, values in configs.items() if values.get("stochastic")}
+    assert {n: (v["init_from"].name, v["seed"], v["minutes"]) for n, v in stochastic.items()} == {
+        "stochastic-0": ("sfno-0.pt", 1000, 6.0), "stochastic-1": ("sfno-1.pt", 1001, 6.0)}
+    other = _train_configs(tmp_path, tmp_path / "w.zarr", dataclasses.replace(settings, training_seed=1), 6.0)
+    assert [other[n]["seed"] for n in stochastic] == [1002, 1003]
+
+    draft = yaml.safe_load(_ensemble_yaml(tmp_path, "stochastic", tmp_path / "w.zarr", ["2000-01-01T00"],
+                                          settings).read_text())
+    assert draft["models"] == ["../checkpoints/stochastic-0.pt", "../checkpoints/stochastic-1.pt"]
+    design = MemberLayout(checkpoints=len(draft["models"]), pairs=draft["perturbation"]["pairs"], seeds=draft["seeds"])
+    assert design.size == settings.members == 32
+
+
+@pytest.mark.parametrize("k", [0, 3, 4])
+def test_the_demo_refuses_stochastic_checkpoints_that_do_not_divide_the_deterministic_ones(tmp_path, capsys,
+                                                                                          monkeypatch, k):
+    from hens.pipelines.cli import main
+
+    monkeypatch.setattr("sys.argv", ["hens", "demo", "--out", str(tmp_path / "d"), "--stochastic-checkpoints", str(k)])
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and err.count("\n") == 1 and "--stochastic-checkpoints" in err
+    assert not (tmp_path / "d").exists()
+
+
+@pytest.mark.parametrize(("options", "expected"), [([], None), (["--stochastic-minutes", "7"], 7.0)])
 def test_the_stochastic_budget_is_its_own_option(monkeypatch, tmp_path, options, expected):
     from typer.testing import CliRunner
 
@@ -120,4 +160,5 @@ def test_the_stochastic_budget_is_its_own_option(monkeypatch, tmp_path, options,
     monkeypatch.setattr(demo_run, "run_demo", lambda out, settings: given.append(settings))
     res = CliRunner().invoke(app, ["demo", "--out", str(tmp_path), "--minutes", "3", *options])
     assert res.exit_code == 0, res.output
-    assert given[0].deterministic_minutes == 3.0 and given[0].stochastic_minutes == pytest.approx(expected)
+    assert given[0].deterministic_minutes == 3.0 and given[0].stochastic_minutes == expected
+    assert given[0].stochastic_checkpoints == 2
