@@ -5,11 +5,11 @@ second run with the same settings only redraws, and one with other settings rebu
 they change and everything made from it):
 
 1. the world (``world.zarr`` + ``world.stats.zarr``) and its quick-look plots;
-2. in parallel on ``workers`` single-threaded processes: ``checkpoints`` deterministic SFNOs
-   (training seeds ``S C .. S C + C - 1`` for ``training_seed`` S); then K =
-   ``stochastic_checkpoints`` stochastic SFNOs (almost-fair CRPS, seeds ``1000 + S K + k``),
-   ``stochastic-k`` fine-tuned from ``sfno-k``, and the physics ensemble (the world's own
-   solver from bred-vector perturbed analyses, with its stochastic forcing);
+2. in parallel on ``workers`` single-threaded processes: the physics ensemble (the world's own
+   solver from bred-vector perturbed analyses, with its stochastic forcing) and ``checkpoints``
+   deterministic SFNOs (training seeds ``S C .. S C + C - 1`` for ``training_seed`` S); then
+   K = ``stochastic_checkpoints`` stochastic SFNOs (almost-fair CRPS, seeds ``1000 + S K + k``),
+   ``stochastic-k`` fine-tuned from ``sfno-k`` (:func:`stochastic_budget`);
 3. the bred-vector multi-checkpoint ensemble (C x pairs x 2 members) and the stochastic
    multi-checkpoint ensemble with as many members (K x pairs x 2 x C/K noise seeds), in parallel, each with its
    bred-vector amplitude first tuned by ``hens calibrate`` for spread/skill 1 at days 3-5 on
@@ -103,7 +103,7 @@ class DemoSettings:
         check_choice("--loss", self.deterministic_loss, DeterministicLoss)
         c, k = self.checkpoints, self.stochastic_checkpoints
         if not 1 <= k < c or c % k:
-            raise ConfigError(f"--stochastic-checkpoints {k} must divide --checkpoints {c} and be smaller "
+            raise ConfigError(f"--stochastic-checkpoints {k} must divide the {c} deterministic SFNOs and be fewer "
                               "(each stochastic SFNO starts from a deterministic one and gets the others' minutes)")
 
     @property
