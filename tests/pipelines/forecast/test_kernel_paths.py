@@ -79,6 +79,15 @@ def _probe(path: KernelPath) -> tuple[str, str]:
     return aten, banner
 
 
+def _cpu_flags() -> set[str]:
+    """The instruction-set flags the kernel reports for this CPU (empty where it reports none)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return set()
+    return next((set(line.split(":", 1)[1].split()) for line in text.splitlines() if line.startswith("flags")), set())
+
+
 @pytest.fixture(scope="module")
 def native() -> tuple[str, str]:
     """The probe without forcing: the path the rest of the suite runs on."""
@@ -94,6 +103,9 @@ def test_reproducibility_tests_pass_on_a_forced_kernel_path(name, native, world_
         pytest.skip(f"{path.env} is this CPU's own path, on which the rest of the suite runs these tests")
     if path.aten is not None and aten != path.aten:
         pytest.skip(f"this CPU cannot run torch's {path.aten} kernels (torch chose {aten})")
+    if path.aten == "AVX512" and "avx512f" not in _cpu_flags():
+        # torch takes a forced capability at its word: on a CPU without AVX-512 it dies of SIGILL
+        pytest.skip("this CPU has no AVX-512 (no avx512f in /proc/cpuinfo)")
     if path.mkl is not None and MKL_BANNER[path.mkl] not in banner:
         pytest.skip(f"MKL does not take its {path.mkl} path on this CPU: {banner}")
     tests = MEMBER_TESTS + (RANK_TESTS if path.ranks else [])
