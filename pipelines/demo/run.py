@@ -52,7 +52,7 @@ from hens.pipelines.demo.tasks import Task, run_tasks
 
 _SEED = 0
 _SPECTRUM_SAMPLES = 120  # saved states averaged for the energy spectrum
-_STOCHASTIC_SEED = 1000  # the stochastic model's training seed at S = 0 (apart from the deterministic ones)
+_STOCHASTIC_SEED = 1000  # the first stochastic SFNO's training seed at S = 0 (apart from the deterministic ones)
 ENSEMBLES = ("bred", "stochastic", "physics")
 CALIBRATED = ("bred", "stochastic")  # the ensembles whose bred-vector amplitude hens calibrate tunes
 
