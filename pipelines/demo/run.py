@@ -54,10 +54,7 @@ _SEED = 0
 _SPECTRUM_SAMPLES = 120  # saved states averaged for the energy spectrum
 _STOCHASTIC_SEED = 1000  # the first stochastic SFNO's training seed at S = 0 (apart from the deterministic ones)
 ENSEMBLES = ("bred", "stochastic", "physics")
-CALIBRATED = ("bred", "stochastic")  # the ensembles hens calibrate tunes
-# what it tunes: the stochastic ensemble keeps the draft's bred-vector amplitude and gets its
-# spread from the models' noise (docs/models.md, "Calibrating the noise instead of the amplitude")
-TUNED = {"bred": "amplitude", "stochastic": "noise_scale"}
+CALIBRATED = ("bred", "stochastic")  # the ensembles whose bred-vector amplitude hens calibrate tunes
 
 
 @dataclass(frozen=True)
@@ -197,7 +194,7 @@ def _forecast(config: str) -> str:
 
 
 def _calibrated_forecast(draft: str, config: str, options: dict[str, Any], key: str) -> str:
-    """Calibrate ``draft`` into ``config`` (:func:`_calibration_options`), then run its ensemble (a worker job)."""
+    """Calibrate the amplitude of ``draft`` into ``config``, then run its ensemble (a worker job)."""
     from hens.pipelines.calibrate.tune import calibrate, calibrated_yaml
 
     path = Path(config)
@@ -205,16 +202,15 @@ def _calibrated_forecast(draft: str, config: str, options: dict[str, Any], key: 
     path.write_text(calibrated_yaml(draft, result))
     demo_reuse.record_calibration(path, key)
     store = path.with_suffix(".zarr")
-    if demo_reuse.stale_store(store, path):  # another tuned value than the store's
+    if demo_reuse.stale_store(store, path):  # another amplitude than the store's
         demo_reuse.remove(store)
     return _forecast(config)
 
 
-def _calibration_options(settings: DemoSettings, name: str) -> dict[str, Any]:
-    """Options of :func:`hens.pipelines.calibrate.tune.calibrate` for ensemble ``name``: few times
-    and runs, all the members; the parameter of :data:`TUNED`."""
-    return {"target": 1.0, "parameter": TUNED[name], "inits": settings.calibration_inits,
-            "max_iterations": settings.calibration_iterations, "tolerance": settings.calibration_tolerance,
+def _calibration_options(settings: DemoSettings) -> dict[str, Any]:
+    """Options of :func:`hens.pipelines.calibrate.tune.calibrate`: few times and runs, all the members."""
+    return {"target": 1.0, "inits": settings.calibration_inits, "max_iterations": settings.calibration_iterations,
+            "tolerance": settings.calibration_tolerance,
             "pairs": settings.pairs}
 
 
@@ -395,8 +391,8 @@ def run_demo(out: str | Path, *, settings: DemoSettings | None = None) -> Path:
 
     began = time.perf_counter()
     console.rule("3/4 calibration and SFNO ensembles")
-    jobs = [job for name in CALIBRATED if (job := _calibrated_task(out, name, drafts[name], configs[name],
-                                                                    _calibration_options(settings, name),
+    options = _calibration_options(settings)
+    jobs = [job for name in CALIBRATED if (job := _calibrated_task(out, name, drafts[name], configs[name], options,
                                                                     console)) is not None]
     run_tasks(jobs, workers=settings.workers)
     done("calibration and SFNO ensembles", began, bool(jobs))
