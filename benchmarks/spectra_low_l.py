@@ -1,0 +1,82 @@
+"""Where an ensemble's members carry too much power at the largest scales (docs/models.md,
+"Where the members' excess v500 power at l = 1 comes from").
+
+Run on an ensemble store and the world it verifies against, e.g. a science run's:
+
+    OMP_NUM_THREADS=1 python benchmarks/spectra_low_l.py science/ensembles/bred.zarr science/world.zarr
+
+Prints, at one lead (``--lead-days``, default 10) and for every channel, the members' power
+per total wavenumber l = 1..10 over the truth's, against the demo's reference (the truth
+within 7 days of the valid times, :func:`hens.pipelines.demo.summary.reference_spectrum`) and
+against the truth at the valid times, the ensemble mean's power over the latter, and the
+l = 1 power split into m = 0 and m = 1 (sr, the units of :mod:`hens.scoring.spectra`); then,
+for ``--channel`` (default v500), the l = 1, m = 1 power per initial time.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+
+from hens.forecast.grids import Grid
+from hens.forecast.store_reader import global_grid, open_store
+from hens.pipelines.demo.summary import reference_spectrum
+from hens.pipelines.world import load_world
+from hens.scoring.spectra import power_spectrum
+
+BAND = slice(1, 11)  # l = 1..10, the demo's check on the T21 world
+
+
+def l1_split(fields: np.ndarray, grid: Grid) -> tuple[np.ndarray, np.ndarray]:
+    """Power at l = 1 in m = 0 and in m = 1 of fields ``(..., lat, lon)`` (north first), sr x units^2."""
+    import torch
+    from torch_harmonics import RealSHT
+
+    sht = RealSHT(grid.nlat, grid.nlon, grid=grid.sht_grid, norm="ortho").double()
+    c = sht(torch.from_numpy(np.ascontiguousarray(fields, dtype=np.float64)))
+    return (c[..., 1, 0].abs() ** 2).numpy(), (2 * c[..., 1, 1].abs() ** 2).numpy()
+
+
+def _row(label: str, values: np.ndarray) -> str:
+    return f"  {label:<22}" + " ".join(f"{v:5.2f}" for v in values)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("store")
+    parser.add_argument("world")
+    parser.add_argument("--lead-days", type=int, default=10)
+    parser.add_argument("--channel", default="v500")
+    args = parser.parse_args()
+
+    ds = open_store(args.store).sel(lead_time=np.timedelta64(24 * args.lead_days, "h"))
+    grid = global_grid(ds, args.store, "spectra_low_l")
+    valid = ds["init_time"].values + ds["lead_time"].values
+    truth = load_world(args.world).sel(time=valid)
+    window = reference_spectrum(args.world, valid)
+    print(f"{args.store}, day {args.lead_days}: power / truth's at l = 1..10")
+    for ch in map(str, truth["channel"].values):
+        members = ds[ch].load()
+        p_members = power_spectrum(members).mean(("init_time", "member")).values[BAND]
+        p_mean = power_spectrum(members.mean("member")).mean("init_time").values[BAND]
+        p_valid = power_spectrum(truth.sel(channel=ch)).mean("time").values[BAND]
+        p_window = window.sel(channel=ch).values[BAND]
+        m0, m1 = l1_split(members.values, grid)
+        t0, t1 = l1_split(truth.sel(channel=ch).values, grid)
+        print(f"{ch}: worst |members / window - 1| {np.abs(p_members / p_window - 1).max():.3f}")
+        print(_row("members / window", p_members / p_window))
+        print(_row("members / valid-time", p_members / p_valid))
+        print(_row("mean / valid-time", p_mean / p_valid))
+        print(f"  l = 1: m = 0 members {m0.mean():.4g}, truth {t0.mean():.4g}; "
+              f"m = 1 members {m1.mean():.4g}, truth {t1.mean():.4g}")
+    m1 = l1_split(ds[args.channel].values, grid)[1]
+    mean_m1 = l1_split(ds[args.channel].mean("member").values, grid)[1]
+    truth_m1 = l1_split(truth.sel(channel=args.channel).values, grid)[1]
+    print(f"{args.channel} l = 1, m = 1 per initial time (valid time: members, their mean, truth)")
+    for i, t in enumerate(valid):
+        print(f"  {str(t)[:10]}  {m1[i].mean():7.2f} {mean_m1[i]:7.2f} {truth_m1[i]:7.2f}")
+
+
+if __name__ == "__main__":
+    main()
