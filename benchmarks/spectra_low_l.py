@@ -67,6 +67,8 @@ def main() -> None:
     window = reference_spectrum(args.world, valid)
     if args.channel not in truth["channel"].values:
         parser.error(f"--channel {args.channel} is not a channel of {args.world}")
+    if "u500" not in store:
+        parser.error(f"{args.store} keeps no u500, which the runaway check reads")
     print(f"{args.store}, day {args.lead_days}: power / truth's at l = 1..10")
     speed = np.abs(store["u500"].sel(lead_time=slice(None, ds["lead_time"].values)).load())
     steady = speed.max(("lead_time", "lat", "lon")) <= args.runaway_speed
