@@ -18,11 +18,10 @@ that run away (``|u500|`` above ``--runaway-speed`` m s-1 at some lead up to the
 from __future__ import annotations
 
 import argparse
-from typing import Any
 
 import numpy as np
+import xarray as xr
 
-from hens.forecast.grids import Grid
 from hens.forecast.store_reader import global_grid, open_store
 from hens.pipelines.demo.summary import reference_spectrum
 from hens.pipelines.world import load_world
@@ -31,19 +30,12 @@ from hens.scoring.spectra import power_spectrum
 BAND = slice(1, 11)  # l = 1..10, the demo's check on the T21 world
 
 
-def transform(grid: Grid) -> Any:
-    """The orthonormal real SHT of ``grid`` in float64 (torch-harmonics), built once per run."""
-    from torch_harmonics import RealSHT
-
-    return RealSHT(grid.nlat, grid.nlon, grid=grid.sht_grid, norm="ortho").double()
-
-
-def l1_split(fields: np.ndarray, sht: Any) -> tuple[np.ndarray, np.ndarray]:
-    """Power at l = 1 in m = 0 and in m = 1 of fields ``(..., lat, lon)`` (north first), sr x units^2."""
-    import torch
-
-    c = sht(torch.from_numpy(np.ascontiguousarray(fields, dtype=np.float64)))
-    return (c[..., 1, 0].abs() ** 2).numpy(), (2 * c[..., 1, 1].abs() ** 2).numpy()
+def l1_split(field: xr.DataArray, total: xr.DataArray) -> tuple[xr.DataArray, xr.DataArray]:
+    """Power at l = 1 in m = 0 and in m = 1 of ``field`` (sr x units^2), given its total
+    spectrum ``total`` (:func:`hens.scoring.spectra.power_spectrum`): with l <= 1 the zonal
+    spectrum's m = 1 is l = 1's alone, and m = 0 is the rest of l = 1."""
+    m1 = power_spectrum(field, kind="zonal", lmax=2).isel(wavenumber=1)
+    return total.isel(wavenumber=1) - m1, m1
 
 
 def _row(label: str, values: np.ndarray) -> str:
@@ -60,44 +52,43 @@ def main() -> None:
     args = parser.parse_args()
 
     store = open_store(args.store)
-    ds = store.sel(lead_time=np.timedelta64(24 * args.lead_days, "h"))
-    sht = transform(global_grid(ds, args.store, "spectra_low_l"))
-    valid = ds["init_time"].values + ds["lead_time"].values
-    truth = load_world(args.world).sel(time=valid)
-    window = reference_spectrum(args.world, valid)
-    if args.channel not in truth["channel"].values:
-        parser.error(f"--channel {args.channel} is not a channel of {args.world}")
     if "u500" not in store:
         parser.error(f"{args.store} keeps no u500, which the runaway check reads")
+    ds = store.sel(lead_time=np.timedelta64(24 * args.lead_days, "h"))
+    global_grid(ds, args.store, "spectra_low_l")  # one line for a regional store
+    valid = ds["init_time"].values + ds["lead_time"].values
+    truth = load_world(args.world).sel(time=valid)
+    if args.channel not in truth["channel"].values:
+        parser.error(f"--channel {args.channel} is not a channel of {args.world}")
+    window = reference_spectrum(args.world, valid)
     print(f"{args.store}, day {args.lead_days}: power / truth's at l = 1..10")
     speed = np.abs(store["u500"].sel(lead_time=slice(None, ds["lead_time"].values)).load())
     steady = speed.max(("lead_time", "lat", "lon")) <= args.runaway_speed
     without = {}
     for ch in map(str, truth["channel"].values):
         members = ds[ch].load()
-        power = power_spectrum(members)
-        p_members = power.mean(("init_time", "member")).values[BAND]
-        without[ch] = (power.where(steady).sum(("init_time", "member")) / steady.sum()).values[BAND]
-        p_mean = power_spectrum(members.mean("member")).mean("init_time").values[BAND]
-        p_valid = power_spectrum(truth.sel(channel=ch)).mean("time").values[BAND]
+        mean, valid_truth = members.mean("member"), truth.sel(channel=ch)
+        power, power_mean, power_valid = map(power_spectrum, (members, mean, valid_truth))
         p_window = window.sel(channel=ch).values[BAND]
-        m0, m1 = l1_split(members.values, sht)
-        t0, t1 = l1_split(truth.sel(channel=ch).values, sht)
+        p_members = power.mean(("init_time", "member")).values[BAND]
+        without[ch] = power.where(steady).mean(("init_time", "member")).values[BAND] / p_window
+        p_valid = power_valid.mean("time").values[BAND]
+        m0, m1 = l1_split(members, power)
+        t0, t1 = l1_split(valid_truth, power_valid)
         if ch == args.channel:  # kept for the per-initial-time lines
-            per_init = (m1.mean(axis=1), l1_split(members.mean("member").values, sht)[1], t1)
+            per_init = (m1.mean("member").values, l1_split(mean, power_mean)[1].values, t1.values)
         print(f"{ch}: worst |members / window - 1| {np.abs(p_members / p_window - 1).max():.3f}")
         print(_row("members / window", p_members / p_window))
         print(_row("members / valid-time", p_members / p_valid))
-        print(_row("mean / valid-time", p_mean / p_valid))
-        print(f"  l = 1: m = 0 members {m0.mean():.4g}, truth {t0.mean():.4g}; "
-              f"m = 1 members {m1.mean():.4g}, truth {t1.mean():.4g}")
+        print(_row("mean / valid-time", power_mean.mean("init_time").values[BAND] / p_valid))
+        print(f"  l = 1: m = 0 members {float(m0.mean()):.4g}, truth {float(t0.mean()):.4g}; "
+              f"m = 1 members {float(m1.mean()):.4g}, truth {float(t1.mean()):.4g}")
     print(f"{args.channel} l = 1, m = 1 per initial time (valid time: members, their mean, truth)")
     for t, *powers in zip(valid, *per_init):
         print(f"  {str(t)[:10]}  " + " ".join(f"{p:7.2f}" for p in powers))
     print(f"members with |u500| > {args.runaway_speed:g} m s-1 by day {args.lead_days}: "
           f"{int((~steady).sum())} of {steady.size}; without them, worst |members / window - 1| (at l = 1):")
-    for ch, p in without.items():
-        ratio = p / window.sel(channel=ch).values[BAND]
+    for ch, ratio in without.items():
         print(f"  {ch}: {np.abs(ratio - 1).max():.3f} ({ratio[0]:.2f})")
 
 
