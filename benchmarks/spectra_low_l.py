@@ -12,7 +12,9 @@ against the truth at the valid times, the ensemble mean's power over the latter,
 l = 1 power split into m = 0 and m = 1 (sr, the units of :mod:`hens.scoring.spectra`); then,
 for ``--channel`` (default v500), the l = 1, m = 1 power per initial time; last, the members
 that run away (``|u500|`` above ``--runaway-speed`` m s-1 at some lead up to the chosen one; the
-4-year world of docs/models.md peaks at 110) and each channel's worst members / window without them.
+4-year world of docs/models.md peaks at 110) and each channel's worst members / window without them;
+and the zonal mean of ``--channel`` (a zonal-mean meridional wind for v500) against the truth's
+from lead 0 to the chosen lead (docs/models.md, "Input noise").
 """
 
 from __future__ import annotations
@@ -36,6 +38,13 @@ def l1_split(field: xr.DataArray, total: xr.DataArray) -> tuple[xr.DataArray, xr
     spectrum's m = 1 is l = 1's alone, and m = 0 is the rest of l = 1."""
     m1 = power_spectrum(field, kind="zonal", lmax=2).isel(wavenumber=1)
     return total.isel(wavenumber=1) - m1, m1
+
+
+def zonal_mean_rms(field: xr.DataArray) -> float:
+    """Area-weighted rms of the zonal mean of ``field`` over every other dim (its units)."""
+    zonal = field.mean("lon")
+    weights = np.cos(np.deg2rad(zonal["lat"]))
+    return float(np.sqrt((zonal**2).weighted(weights).mean()))
 
 
 def _row(label: str, values: np.ndarray) -> str:
@@ -90,6 +99,11 @@ def main() -> None:
           f"{int((~steady).sum())} of {steady.size}; without them, worst |members / window - 1| (at l = 1):")
     for ch, ratio in without.items():
         print(f"  {ch}: {np.abs(ratio - 1).max():.3f} ({ratio[0]:.2f})")
+    print(f"zonal-mean {args.channel}, area-weighted rms (lead: members, truth)")
+    for lead in np.unique(np.timedelta64(6, "h") * np.array([0, 1, 4, 4 * args.lead_days])):
+        at = store[args.channel].sel(lead_time=lead).load()
+        truth_at = load_world(args.world).sel(time=at["init_time"].values + lead, channel=args.channel)
+        print(f"  {int(lead / np.timedelta64(1, 'h')):4d} h  {zonal_mean_rms(at):6.3f}  {zonal_mean_rms(truth_at):6.3f}")
 
 
 if __name__ == "__main__":

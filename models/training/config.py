@@ -37,6 +37,8 @@ class TrainConfig:
     spectral_weight: float = 1.0  # chosen by measurement: docs/models.md, "The stochastic recipe"
     injection: NoiseInjection = "input"
     noise_decorrelation_hours: float = DEFAULT_DECORRELATION_HOURS
+    input_noise: float = 0.0
+    input_noise_km: float = 1000.0
     channels: tuple[str, ...] | None = None
     forcings: tuple[str, ...] = DEFAULT_FORCINGS
     val_days: float | None = None
@@ -67,6 +69,9 @@ class TrainConfig:
         check_choice("--injection", self.injection, NoiseInjection)
         if not 0.0 <= self.noise_decorrelation_hours < float("inf"):
             raise ConfigError(f"--noise-decorrelation-hours {self.noise_decorrelation_hours} must be finite and >= 0")
+        if not 0.0 <= self.input_noise < float("inf") or not 0.0 < self.input_noise_km < float("inf"):
+            raise ConfigError(f"--input-noise {self.input_noise} must be >= 0 and --input-noise-km "
+                              f"{self.input_noise_km} > 0")
         if self.stochastic and self.members < 2:
             raise ConfigError(f"--members {self.members}: stochastic training needs at least 2 members")
         if not 0.0 <= self.rollout_fraction <= DECAY_FRACTION or not 0.0 <= self.alpha <= 1.0 or self.lr <= 0:
@@ -103,6 +108,7 @@ class TrainConfig:
         # unset periods, and noise options that a run does not use or that have the values of
         # the runs before these options existed, are left out: those resume files stay valid
         skip |= {k for k in ("train_period", "valid_period") if getattr(self, k) is None}
+        skip |= {"input_noise", "input_noise_km"} if self.input_noise == 0.0 else set()
         skip |= {k for k, before in (("injection", "input"), ("noise_decorrelation_hours", 0.0))
                  if not self.stochastic or getattr(self, k) == before}
         values = {k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(self).items() if k not in skip}

@@ -16,7 +16,7 @@ from hens.forecast.types import STEP
 from hens.models.checkpoint import description_sha256, save_checkpoint
 from hens.models.runtime import Distributed, all_reduce_mean
 from hens.models.sfno.network import SFNO
-from hens.models.sfno.noise import make_generator
+from hens.models.sfno.noise import SphericalNoise, make_generator
 from hens.models.sfno.stochastic import StochasticSFNO, StochasticSFNOConfig
 from hens.models.stepper import ModelStep
 from hens.models.training import losses
@@ -32,7 +32,7 @@ _VAL_SAMPLES = 64
 #: so that the batch draws (``k = 0``) and each noise stream are independent. The values are
 #: historical: changing one changes every model trained since, so they stay.
 SEED_STRIDE = 7919
-NOISE_STREAM, VALIDATION_STREAM, SKILL_STREAM, TIMING_STREAM = 1, 2, 3, 5
+NOISE_STREAM, VALIDATION_STREAM, SKILL_STREAM, TIMING_STREAM, INPUT_NOISE_STREAM = 1, 2, 3, 5, 6
 _LOSS_NAMES = {"mse": "area-weighted MSE", "amse": "adjusted spectral MSE (AMSE)", "crps": "almost-fair CRPS"}
 
 
@@ -101,6 +101,9 @@ class Run:
         self.weights = losses.area_weights(self.grid, device=info.device)
         self.batches = make_generator(cfg.seed)
         self.noise = stream_generator(cfg.seed, NOISE_STREAM)
+        self.input_noise = stream_generator(cfg.seed, INPUT_NOISE_STREAM)
+        self.input_fields = (SphericalNoise(self.grid, [cfg.input_noise_km] * len(self.channels))
+                             if cfg.input_noise else None)
         self.step = 0
         self.total: int | None = cfg.steps
         self.train_loss: list[float] = []
@@ -153,6 +156,19 @@ class Run:
             state = self.model.next_noise(generator, rows, state)
             states.append(state[local].to(self.info.device))
         return states
+
+    def perturb_inputs(self, x0: torch.Tensor, local: slice) -> torch.Tensor:
+        """``x0`` plus ``--input-noise`` x each channel's 6-hour tendency std x unit Gaussian random fields.
+
+        States off the data's attractor (a forecast's errors, an ensemble's perturbations)
+        then appear in training with the true next state as target, so the model learns to
+        take them back instead of carrying them along (docs/models.md, "Input noise"). Every
+        rank draws the global batch and keeps its slice: the same bits on any rank count.
+        """
+        if self.input_fields is None:
+            return x0
+        fields = self.input_fields(self.input_noise, self.cfg.batch)[local].to(x0.device)
+        return x0 + self.cfg.input_noise * self.stepper.tendency_std * fields
 
     def rollout_cost(self) -> float:
         """Measured time of a ``rollout``-step forward + backward over that of a one-step one.
@@ -221,6 +237,7 @@ class Run:
         rows = slice(info.rank * per_rank * cfg.members, (info.rank + 1) * per_rank * cfg.members)
         noise = self.noise_states(cfg.batch * cfg.members, rollout, self.noise, rows)
         x0, targets = (t.to(info.device) for t in self.prefetch.batch(mine, rollout))
+        x0 = self.perturb_inputs(x0, slice(info.rank * per_rank, (info.rank + 1) * per_rank))
         for group in self.optimizer.param_groups:
             group["lr"] = lr_at(self.step, self.total, cfg.lr)
         self.model.train()
@@ -282,6 +299,7 @@ class Run:
             "identity": self.cfg.identity(), "world_size": self.info.world_size, "step": self.step,
             "total": self.total, "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
             "batches": self.batches.get_state(), "noise": self.noise.get_state(),
+            "input_noise": self.input_noise.get_state(),
             "train_loss": torch.tensor(self.train_loss, dtype=torch.float64),
             "val_loss": torch.tensor(self.val_loss, dtype=torch.float64).reshape(-1, 2), "wall": self.wall,
             "step_seconds": self.step_seconds,
@@ -298,6 +316,8 @@ class Run:
         self.optimizer.load_state_dict(state["optimizer"])
         self.batches.set_state(state["batches"])
         self.noise.set_state(state["noise"])
+        if "input_noise" in state:  # resume files of runs before --input-noise: no draws made
+            self.input_noise.set_state(state["input_noise"])
         self.step, self.total, self.wall = int(state["step"]), state["total"], float(state["wall"])
         self.step_seconds = float(state.get("step_seconds", 0.0))
         self.train_loss = state["train_loss"].tolist()
@@ -316,6 +336,7 @@ class Run:
             "loss": _LOSS_NAMES["crps" if cfg.stochastic else cfg.loss] + " in tendency-std units",
             "members": cfg.members if cfg.stochastic else 1, "alpha": cfg.alpha,
             "spectral_weight": cfg.spectral_weight if cfg.stochastic else 0.0,
+            "input_noise": cfg.input_noise, "input_noise_km": cfg.input_noise_km if cfg.input_noise else None,
             "minutes": cfg.minutes, "wall_seconds": round(self.wall, 1),
             "seconds_per_step": round(self.step_seconds / max(1, self.step), 5), "world_size": self.info.world_size,
             "threads": torch.get_num_threads(), "torch": str(torch.__version__), "split": self.split.describe(),

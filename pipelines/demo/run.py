@@ -62,7 +62,9 @@ class DemoSettings:
     """Sizes and budgets of the demo (defaults: about 20 minutes on 2 cores).
 
     Budgets are wall-clock minutes per training run (``hens train --minutes``); the
-    deterministic SFNOs train with ``deterministic_loss`` (``hens train --loss``). Each of the
+    deterministic SFNOs train with ``deterministic_loss`` (``hens train --loss``), on inputs perturbed by
+    ``input_noise`` (``hens train --input-noise``, 1000 km fields; 0 by default, docs/models.md "Input
+    noise"). Each of the
     ``stochastic_checkpoints`` (K) stochastic SFNOs trains ``stochastic_minutes`` from one of the
     first K deterministic checkpoints; ``None`` gives each the minutes the other C - K
     deterministic SFNOs trained (as their checkpoints record them) split K ways
@@ -84,6 +86,7 @@ class DemoSettings:
     checkpoints: int = 4
     deterministic_minutes: float = 2.5
     deterministic_loss: str = "amse"
+    input_noise: float = 0.0
     stochastic_minutes: float | None = None
     stochastic_checkpoints: int = 2
     training_seed: int = 0
@@ -101,6 +104,8 @@ class DemoSettings:
         from hens.models.types import DeterministicLoss
 
         check_choice("--loss", self.deterministic_loss, DeterministicLoss)
+        if not 0.0 <= self.input_noise < float("inf"):
+            raise ConfigError(f"--input-noise {self.input_noise} must be >= 0")
         c, k = self.checkpoints, self.stochastic_checkpoints
         if not 1 <= k < c or c % k:
             raise ConfigError(f"--stochastic-checkpoints {k} must divide the {c} deterministic SFNOs and be fewer "
@@ -229,8 +234,8 @@ def _train_configs(out: Path, world: Path, settings: DemoSettings,
         # one-step training at half resolution inside the network: measured to keep the members'
         # spectra at day 10 (rollout fine-tuning and the full internal grid lose or gain energy)
         f"sfno-{i}": dict(common, out=folder / f"sfno-{i}.pt", seed=settings.training_seed * settings.checkpoints + i,
-                          minutes=settings.deterministic_minutes,
-                          loss=settings.deterministic_loss, scale_factor=2)
+                          minutes=settings.deterministic_minutes, loss=settings.deterministic_loss, scale_factor=2,
+                          input_noise=settings.input_noise)
         for i in range(settings.checkpoints)
     }
     if stochastic_minutes is None:

@@ -178,6 +178,51 @@ def test_resume_identity_keeps_runs_from_before_the_noise_options():
         _cfg(Path("."), noise_decorrelation_hours=-1.0)
 
 
+def test_input_noise_fields_have_the_asked_std_and_the_same_bits_on_any_rank_count(tmp_path):
+    """--input-noise adds fields of point-wise std input_noise x the channel's tendency std;
+    each rank keeps its slice of the global draw, so two ranks' inputs are one rank's."""
+    src = WaveSource()
+    run = Run(_cfg(tmp_path, batch=64, input_noise=0.5, input_noise_km=2000.0), Distributed(), src)
+    try:
+        x0 = torch.zeros((64, 2, 16, 32))
+        state = run.input_noise.get_state()
+        whole = run.perturb_inputs(x0, slice(None))
+        run.input_noise.set_state(state)
+        first = run.perturb_inputs(x0[:32], slice(0, 32))
+        run.input_noise.set_state(state)
+        second = run.perturb_inputs(x0[32:], slice(32, 64))
+        scale = run.stepper.tendency_std
+    finally:
+        run.close()
+    assert torch.equal(torch.cat([first, second]), whole)
+    w = torch.as_tensor(src.grid.area_weights, dtype=torch.float64).view(1, 1, -1, 1)
+    var = ((whole.double() / scale) ** 2 * w).sum((0, 2, 3)) / (w.sum() * 64 * 32)
+    # 64 fields of ~(L/2000 km)^2 independent patches each: se of the std ~ 3 %
+    assert var.sqrt().numpy() == pytest.approx([0.5, 0.5], rel=0.12)
+
+
+def test_input_noise_changes_training_reproducibly_and_resumes(tmp_path):
+    src = WaveSource()
+    a = load_checkpoint(train(_cfg(tmp_path, "a.pt", seed=1, input_noise=0.5), source=src))
+    b = load_checkpoint(train(_cfg(tmp_path, "b.pt", seed=1, input_noise=0.5), source=src))
+    plain = load_checkpoint(train(_cfg(tmp_path, "p.pt", seed=1), source=src))
+    assert a.extra["train_loss"] == b.extra["train_loss"] != plain.extra["train_loss"]
+    assert a.extra["input_noise"] == 0.5 and a.extra["input_noise_km"] == 1000.0
+    assert plain.extra["input_noise"] == 0.0 and "input_noise" not in _cfg(tmp_path, seed=1).identity()
+    cfg = _cfg(tmp_path, "r.pt", seed=1, input_noise=0.5)
+    run = Run(cfg, Distributed(), src)
+    for _ in range(3):
+        run.train_step()
+    run.save(final=False)
+    run.close()
+    resumed = load_checkpoint(train(cfg, source=src))
+    assert resumed.extra["train_loss"] == a.extra["train_loss"]
+    sa, sr = a.model.state_dict(), resumed.model.state_dict()
+    assert all(torch.equal(sa[k], sr[k]) for k in sa)
+    with pytest.raises(ConfigError, match="--input-noise -1"):
+        _cfg(tmp_path, input_noise=-1.0)
+
+
 def test_amse_loss_trains_and_is_recorded(tmp_path):
     """AMSE is the MSE where the powers match: the loss starts near the MSE run's and falls."""
     src = WaveSource()
