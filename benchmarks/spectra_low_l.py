@@ -28,6 +28,7 @@ from hens.forecast.store_reader import global_grid, open_store
 from hens.pipelines.demo.summary import reference_spectrum
 from hens.pipelines.world import load_world
 from hens.scoring.spectra import power_spectrum
+from hens.scoring.weights import area_weights
 
 BAND = slice(1, 11)  # l = 1..10, the demo's check on the T21 world
 
@@ -43,8 +44,7 @@ def l1_split(field: xr.DataArray, total: xr.DataArray) -> tuple[xr.DataArray, xr
 def zonal_mean_rms(field: xr.DataArray) -> float:
     """Area-weighted rms of the zonal mean of ``field`` over every other dim (its units)."""
     zonal = field.mean("lon")
-    weights = np.cos(np.deg2rad(zonal["lat"]))
-    return float(np.sqrt((zonal**2).weighted(weights).mean()))
+    return float(np.sqrt((zonal**2).weighted(area_weights(zonal["lat"])).mean()))
 
 
 def _row(label: str, values: np.ndarray) -> str:
