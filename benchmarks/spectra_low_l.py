@@ -25,6 +25,7 @@ import numpy as np
 import xarray as xr
 
 from hens.forecast.store_reader import global_grid, open_store
+from hens.forecast.types import STEP, STEPS_PER_DAY
 from hens.pipelines.demo.summary import reference_spectrum
 from hens.pipelines.world import load_world
 from hens.scoring.spectra import power_spectrum
@@ -66,7 +67,8 @@ def main() -> None:
     ds = store.sel(lead_time=np.timedelta64(24 * args.lead_days, "h"))
     global_grid(ds, args.store, "spectra_low_l")  # one line for a regional store
     valid = ds["init_time"].values + ds["lead_time"].values
-    truth = load_world(args.world).sel(time=valid)
+    world = load_world(args.world)
+    truth = world.sel(time=valid)
     if args.channel not in truth["channel"].values:
         parser.error(f"--channel {args.channel} is not a channel of {args.world}")
     window = reference_spectrum(args.world, valid)
@@ -100,9 +102,9 @@ def main() -> None:
     for ch, ratio in without.items():
         print(f"  {ch}: {np.abs(ratio - 1).max():.3f} ({ratio[0]:.2f})")
     print(f"zonal-mean {args.channel}, area-weighted rms (lead: members, truth)")
-    for lead in np.unique(np.timedelta64(6, "h") * np.array([0, 1, 4, 4 * args.lead_days])):
+    for lead in np.unique(STEP * np.array([0, 1, STEPS_PER_DAY, STEPS_PER_DAY * args.lead_days])):
         at = store[args.channel].sel(lead_time=lead).load()
-        truth_at = load_world(args.world).sel(time=at["init_time"].values + lead, channel=args.channel)
+        truth_at = world.sel(time=at["init_time"].values + lead, channel=args.channel)
         print(f"  {int(lead / np.timedelta64(1, 'h')):4d} h  {zonal_mean_rms(at):6.3f}  {zonal_mean_rms(truth_at):6.3f}")
 
 
