@@ -69,9 +69,10 @@ class TrainConfig:
         check_choice("--injection", self.injection, NoiseInjection)
         if not 0.0 <= self.noise_decorrelation_hours < float("inf"):
             raise ConfigError(f"--noise-decorrelation-hours {self.noise_decorrelation_hours} must be finite and >= 0")
-        if not 0.0 <= self.input_noise < float("inf") or not 0.0 < self.input_noise_km < float("inf"):
-            raise ConfigError(f"--input-noise {self.input_noise} must be >= 0 and --input-noise-km "
-                              f"{self.input_noise_km} > 0")
+        if not 0.0 <= self.input_noise < float("inf"):
+            raise ConfigError(f"--input-noise {self.input_noise} must be finite and >= 0")
+        if not 0.0 < self.input_noise_km < float("inf"):
+            raise ConfigError(f"--input-noise-km {self.input_noise_km} must be finite and > 0")
         if self.stochastic and self.members < 2:
             raise ConfigError(f"--members {self.members}: stochastic training needs at least 2 members")
         if not 0.0 <= self.rollout_fraction <= DECAY_FRACTION or not 0.0 <= self.alpha <= 1.0 or self.lr <= 0:

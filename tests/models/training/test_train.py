@@ -221,6 +221,8 @@ def test_input_noise_changes_training_reproducibly_and_resumes(tmp_path):
     assert all(torch.equal(sa[k], sr[k]) for k in sa)
     with pytest.raises(ConfigError, match="--input-noise -1"):
         _cfg(tmp_path, input_noise=-1.0)
+    with pytest.raises(ConfigError, match="--input-noise-km 0.0 must be finite and > 0"):
+        _cfg(tmp_path, input_noise=0.5, input_noise_km=0.0)
 
 
 def test_amse_loss_trains_and_is_recorded(tmp_path):
