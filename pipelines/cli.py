@@ -104,6 +104,7 @@ def train(
     noise_decorrelation_hours: Annotated[float | None, typer.Option("--noise-decorrelation-hours", help="Decorrelation time of the stochastic SFNO's AR(1) noise in hours (default FourCastNet 3's, one model step; 0: white noise, a fresh draw every step).", min=0)] = None,
     input_noise: Annotated[float, typer.Option("--input-noise", help="Std of Gaussian random fields added to each training input, in units of each channel's 6-hour tendency std (0: none); the target stays the true next state.", min=0)] = 0.0,
     input_noise_km: Annotated[float, typer.Option("--input-noise-km", help="Correlation length of the --input-noise fields (km).", min=0)] = 1000.0,
+    input_noise_degrees: Annotated[int | None, typer.Option("--input-noise-degrees", help="Keep the --input-noise fields to total wavenumbers l = 1..N (planetary scales; default: every degree of the SFNO's band).")] = None,
     channels: Annotated[str | None, typer.Option("--channels", help="Comma-separated channels (default: all of the data).")] = None,
     forcings: Annotated[str | None, typer.Option("--forcings", help="Time inputs of the model: year_progress (default), day_progress (data with a diurnal cycle, e.g. ERA5), both comma-separated, or none.")] = None,
     val_days: Annotated[float | None, typer.Option("--val-days", help="Days held out at the end (default 15 %, <= 365).")] = None,
@@ -139,7 +140,7 @@ def train(
     cfg = TrainConfig(
         data=tuple(data), out=out, seed=seed, stochastic=stochastic, loss=loss, minutes=minutes, steps=steps,
         rollout=rollout, batch=batch, lr=lr, members=members, injection=injection, input_noise=input_noise,
-        input_noise_km=input_noise_km, channels=names, val_days=val_days,
+        input_noise_km=input_noise_km, input_noise_degrees=input_noise_degrees, channels=names, val_days=val_days,
         train_period=train_period, valid_period=valid_period, cache_mb=cache_mb,
         embed_dim=embed_dim, num_layers=layers, scale_factor=scale_factor, init_from=init_from, overwrite=overwrite,
         progress=progress, **options,
@@ -347,6 +348,7 @@ def demo(
     )] = 2,
     loss: Annotated[str, typer.Option("--loss", help="Loss of the deterministic SFNOs: amse or mse (hens train --loss).")] = "amse",
     input_noise: Annotated[float, typer.Option("--input-noise", help="Noise on the deterministic SFNOs' training inputs, in tendency stds (hens train --input-noise; 0: none, the measured default).", min=0)] = 0.0,
+    input_noise_degrees: Annotated[int | None, typer.Option("--input-noise-degrees", help="Keep that noise to degrees l = 1..N (hens train --input-noise-degrees; default: all).")] = None,
     inits: Annotated[int, typer.Option("--inits", help="Initial times of each ensemble.", min=1)] = 3,
     lead_days: Annotated[int, typer.Option("--lead-days", help="Forecast length (days).", min=1)] = 10,
     workers: Annotated[int, typer.Option("--workers", help="Jobs run side by side (one core each).", min=1)] = 2,
@@ -365,7 +367,7 @@ def demo(
 
     run_demo(out, settings=DemoSettings(days=days, deterministic_minutes=minutes, stochastic_minutes=stochastic_minutes,
                                         stochastic_checkpoints=stochastic_checkpoints, deterministic_loss=loss,
-                                        input_noise=input_noise,
+                                        input_noise=input_noise, input_noise_degrees=input_noise_degrees,
                                         inits=inits, lead_days=lead_days, workers=workers, training_seed=training_seed))
 
 

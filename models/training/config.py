@@ -39,6 +39,7 @@ class TrainConfig:
     noise_decorrelation_hours: float = DEFAULT_DECORRELATION_HOURS
     input_noise: float = 0.0
     input_noise_km: float = 1000.0
+    input_noise_degrees: int | None = None
     channels: tuple[str, ...] | None = None
     forcings: tuple[str, ...] = DEFAULT_FORCINGS
     val_days: float | None = None
@@ -73,6 +74,8 @@ class TrainConfig:
             raise ConfigError(f"--input-noise {self.input_noise} must be finite and >= 0")
         if not 0.0 < self.input_noise_km < float("inf"):
             raise ConfigError(f"--input-noise-km {self.input_noise_km} must be finite and > 0")
+        if self.input_noise_degrees is not None and int(self.input_noise_degrees) < 1:
+            raise ConfigError(f"--input-noise-degrees {self.input_noise_degrees} must be >= 1")
         if self.stochastic and self.members < 2:
             raise ConfigError(f"--members {self.members}: stochastic training needs at least 2 members")
         if not 0.0 <= self.rollout_fraction <= DECAY_FRACTION or not 0.0 <= self.alpha <= 1.0 or self.lr <= 0:
@@ -109,7 +112,8 @@ class TrainConfig:
         # unset periods, and noise options that a run does not use or that have the values of
         # the runs before these options existed, are left out: those resume files stay valid
         skip |= {k for k in ("train_period", "valid_period") if getattr(self, k) is None}
-        skip |= {"input_noise", "input_noise_km"} if self.input_noise == 0.0 else set()
+        skip |= {"input_noise", "input_noise_km", "input_noise_degrees"} if self.input_noise == 0.0 else set()
+        skip |= {"input_noise_degrees"} if self.input_noise_degrees is None else set()
         skip |= {k for k, before in (("injection", "input"), ("noise_decorrelation_hours", 0.0))
                  if not self.stochastic or getattr(self, k) == before}
         values = {k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(self).items() if k not in skip}

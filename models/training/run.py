@@ -63,6 +63,7 @@ class Run:
         self.split = split_times(source.times, val_days=cfg.val_days, train_period=cfg.train_period,
                                  valid_period=cfg.valid_period, name=str(getattr(source, "name", "the data")))
         self.grid = source.grid
+        self.input_fields = self._input_fields() if cfg.input_noise else None  # checked before any read
         # validation reads its few fixed samples again at each validation: no cache for them
         self.train_data: Block = (MemoryBlock(source, self.split.train, self.channels) if in_memory else
                                   TimeBlock(source, self.split.train, self.channels, cache_bytes=int(cfg.cache_mb * 2**20)))
@@ -102,14 +103,22 @@ class Run:
         self.batches = make_generator(cfg.seed)
         self.noise = stream_generator(cfg.seed, NOISE_STREAM)
         self.input_noise = stream_generator(cfg.seed, INPUT_NOISE_STREAM)
-        self.input_fields = (SphericalNoise(self.grid, [cfg.input_noise_km] * len(self.channels))
-                             if cfg.input_noise else None)
         self.step = 0
         self.total: int | None = cfg.steps
         self.train_loss: list[float] = []
         self.val_loss: list[list[float]] = []
         self.wall = 0.0
         self.step_seconds = 0.0  # time inside train_step: excludes loading, saves, validation
+
+    def _input_fields(self) -> SphericalNoise:
+        """The ``--input-noise`` fields: every degree of the SFNO's band, or ``l = 1..--input-noise-degrees``."""
+        cfg = self.cfg
+        band = min(self.grid.nlat, self.grid.nlon // 2)
+        if cfg.input_noise_degrees is not None and cfg.input_noise_degrees >= band:
+            raise ConfigError(f"--input-noise-degrees {cfg.input_noise_degrees} must be below {band}, "
+                              f"the band limit of grid {self.grid.spec}")
+        lmax = None if cfg.input_noise_degrees is None else cfg.input_noise_degrees + 1
+        return SphericalNoise(self.grid, [cfg.input_noise_km] * len(self.channels), lmax=lmax)
 
     # ------------------------------------------------------------------ one step
     def rollout_at(self, step: int) -> int:
@@ -337,6 +346,7 @@ class Run:
             "members": cfg.members if cfg.stochastic else 1, "alpha": cfg.alpha,
             "spectral_weight": cfg.spectral_weight if cfg.stochastic else 0.0,
             "input_noise": cfg.input_noise, "input_noise_km": cfg.input_noise_km if cfg.input_noise else None,
+            "input_noise_degrees": cfg.input_noise_degrees if cfg.input_noise else None,
             "minutes": cfg.minutes, "wall_seconds": round(self.wall, 1),
             "seconds_per_step": round(self.step_seconds / max(1, self.step), 5), "world_size": self.info.world_size,
             "threads": torch.get_num_threads(), "torch": str(torch.__version__), "split": self.split.describe(),

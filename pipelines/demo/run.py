@@ -63,8 +63,8 @@ class DemoSettings:
 
     Budgets are wall-clock minutes per training run (``hens train --minutes``); the
     deterministic SFNOs train with ``deterministic_loss`` (``hens train --loss``), on inputs perturbed by
-    ``input_noise`` (``hens train --input-noise``, 1000 km fields; 0 by default, docs/models.md "Input
-    noise"). Each of the
+    ``input_noise`` (``hens train --input-noise``, 1000 km fields, or degrees ``l = 1..input_noise_degrees``
+    only; 0 by default, docs/models.md "Input noise"). Each of the
     ``stochastic_checkpoints`` (K) stochastic SFNOs trains ``stochastic_minutes`` from one of the
     first K deterministic checkpoints; ``None`` gives each the minutes the other C - K
     deterministic SFNOs trained (as their checkpoints record them) split K ways
@@ -87,6 +87,7 @@ class DemoSettings:
     deterministic_minutes: float = 2.5
     deterministic_loss: str = "amse"
     input_noise: float = 0.0
+    input_noise_degrees: int | None = None
     stochastic_minutes: float | None = None
     stochastic_checkpoints: int = 2
     training_seed: int = 0
@@ -106,6 +107,8 @@ class DemoSettings:
         check_choice("--loss", self.deterministic_loss, DeterministicLoss)
         if not 0.0 <= self.input_noise < float("inf"):
             raise ConfigError(f"--input-noise {self.input_noise} must be >= 0")
+        if self.input_noise_degrees is not None and self.input_noise_degrees < 1:
+            raise ConfigError(f"--input-noise-degrees {self.input_noise_degrees} must be >= 1")
         c, k = self.checkpoints, self.stochastic_checkpoints
         if not 1 <= k < c or c % k:
             raise ConfigError(f"--stochastic-checkpoints {k} must divide the {c} deterministic SFNOs and be fewer "
@@ -235,7 +238,7 @@ def _train_configs(out: Path, world: Path, settings: DemoSettings,
         # spectra at day 10 (rollout fine-tuning and the full internal grid lose or gain energy)
         f"sfno-{i}": dict(common, out=folder / f"sfno-{i}.pt", seed=settings.training_seed * settings.checkpoints + i,
                           minutes=settings.deterministic_minutes, loss=settings.deterministic_loss, scale_factor=2,
-                          input_noise=settings.input_noise)
+                          input_noise=settings.input_noise, input_noise_degrees=settings.input_noise_degrees)
         for i in range(settings.checkpoints)
     }
     if stochastic_minutes is None:

@@ -201,6 +201,30 @@ def test_input_noise_fields_have_the_asked_std_and_the_same_bits_on_any_rank_cou
     assert var.sqrt().numpy() == pytest.approx([0.5, 0.5], rel=0.12)
 
 
+def test_input_noise_degrees_keep_the_fields_to_the_planetary_scales(tmp_path):
+    """--input-noise-degrees N: all of the fields' power sits at l = 1..N, the point-wise std as asked."""
+    from torch_harmonics import RealSHT
+
+    src = WaveSource()
+    run = Run(_cfg(tmp_path, batch=64, input_noise=0.5, input_noise_degrees=2), Distributed(), src)
+    try:
+        fields = (run.perturb_inputs(torch.zeros((64, 2, 16, 32)), slice(None)) / run.stepper.tendency_std).double()
+    finally:
+        run.close()
+    sht = RealSHT(16, 32, lmax=16, mmax=16, grid=src.grid.sht_grid, norm="ortho").double()
+    power = (sht(fields).abs() ** 2).sum((0, 1, 3))  # per degree l
+    assert power[3:].sum() < 1e-8 * power.sum() and power[1] > 0.2 * power.sum() and power[2] > 0.2 * power.sum()
+    w = torch.as_tensor(src.grid.area_weights, dtype=torch.float64).view(1, 1, -1, 1)
+    std = (((fields**2) * w).sum() / (w.sum() * 64 * 2 * 32)).sqrt()
+    assert float(std) == pytest.approx(0.5, rel=0.15)  # 128 fields of 8 planetary coefficients each
+    with pytest.raises(ConfigError, match="--input-noise-degrees 16 must be below 16"):
+        Run(_cfg(tmp_path, input_noise=0.5, input_noise_degrees=16), Distributed(), src)
+    with pytest.raises(ConfigError, match="--input-noise-degrees 0 must be >= 1"):
+        _cfg(tmp_path, input_noise=0.5, input_noise_degrees=0)
+    assert "input_noise_degrees" not in _cfg(tmp_path, input_noise=0.5).identity()
+    assert _cfg(tmp_path, input_noise=0.5, input_noise_degrees=2).identity()["input_noise_degrees"] == 2
+
+
 def test_input_noise_changes_training_reproducibly_and_resumes(tmp_path):
     src = WaveSource()
     a = load_checkpoint(train(_cfg(tmp_path, "a.pt", seed=1, input_noise=0.5), source=src))
