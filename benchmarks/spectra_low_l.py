@@ -13,8 +13,11 @@ l = 1 power split into m = 0 and m = 1 (sr, the units of :mod:`hens.scoring.spec
 for ``--channel`` (default v500), the l = 1, m = 1 power per initial time; last, the members
 that run away (``|u500|`` above ``--runaway-speed`` m s-1 at some lead up to the chosen one; the
 4-year world of docs/models.md peaks at 110) and each channel's worst members / window without them;
-and the zonal mean of ``--channel`` (a zonal-mean meridional wind for v500) against the truth's
-from lead 0 to the chosen lead (docs/models.md, "Input noise").
+the zonal mean of ``--channel`` (a zonal-mean meridional wind for v500) against the truth's
+from lead 0 to the chosen lead (docs/models.md, "Input noise"); with ``--bootstrap N``, how much
+of each channel's worst members / window is the sample of initial times: its 5, 50 and 95 %
+points over N draws of the initial times with replacement (the window then the mean of the
+drawn times' own windows) and the fraction of draws above the demo's 20 %.
 """
 
 from __future__ import annotations
@@ -59,6 +62,7 @@ def main() -> None:
     parser.add_argument("--lead-days", type=int, default=10)
     parser.add_argument("--channel", default="v500")
     parser.add_argument("--runaway-speed", type=float, default=120.0)
+    parser.add_argument("--bootstrap", type=int, default=0, help="draws of the initial times (0: none)")
     args = parser.parse_args()
 
     store = open_store(args.store)
@@ -75,7 +79,7 @@ def main() -> None:
     print(f"{args.store}, day {args.lead_days}: power / truth's at l = 1..10")
     speed = np.abs(store["u500"].sel(lead_time=slice(None, ds["lead_time"].values)).load())
     steady = speed.max(("lead_time", "lat", "lon")) <= args.runaway_speed
-    without = {}
+    without, per_time = {}, {}
     for ch in map(str, truth["channel"].values):
         members = ds[ch].load()
         mean, valid_truth = members.mean("member"), truth.sel(channel=ch)
@@ -86,6 +90,7 @@ def main() -> None:
         p_valid = power_valid.mean("time").values[BAND]
         m0, m1 = l1_split(members, power)
         t0, t1 = l1_split(valid_truth, power_valid)
+        per_time[ch] = power.mean("member").values[:, BAND]
         if ch == args.channel:  # kept for the per-initial-time lines
             per_init = (m1.mean("member").values, l1_split(mean, power_mean)[1].values, t1.values)
         print(f"{ch}: worst |members / window - 1| {np.abs(p_members / p_window - 1).max():.3f}")
@@ -106,6 +111,22 @@ def main() -> None:
         at = store[args.channel].sel(lead_time=lead).load()
         truth_at = world.sel(time=at["init_time"].values + lead, channel=args.channel)
         print(f"  {int(lead / np.timedelta64(1, 'h')):4d} h  {zonal_mean_rms(at):6.3f}  {zonal_mean_rms(truth_at):6.3f}")
+    if args.bootstrap > 0:
+        bootstrap(per_time, [reference_spectrum(args.world, [t]) for t in valid], args.bootstrap)
+
+
+def bootstrap(per_time: dict[str, np.ndarray], windows: list[xr.DataArray], draws: int) -> None:
+    """Print the 5 / 50 / 95 % points of each channel's worst |members / window - 1| over
+    ``draws`` resamples of the initial times (``per_time[ch]``: (init, l) member-mean power)."""
+    rng = np.random.default_rng(0)
+    picks = rng.integers(0, len(windows), size=(draws, len(windows)))
+    print(f"worst |members / window - 1| over {draws} draws of the {len(windows)} initial times: 5 / 50 / 95 %, "
+          "fraction of draws > 0.2")
+    for ch, members in per_time.items():
+        window = np.stack([w.sel(channel=ch).values[BAND] for w in windows])
+        worst = np.abs(members[picks].mean(1) / window[picks].mean(1) - 1).max(-1)
+        lo, mid, hi = np.percentile(worst, [5, 50, 95])
+        print(f"  {ch}: {lo:.3f} / {mid:.3f} / {hi:.3f}, {np.mean(worst > 0.2):.2f}")
 
 
 if __name__ == "__main__":
