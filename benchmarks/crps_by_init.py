@@ -18,6 +18,7 @@ import argparse
 from pathlib import Path
 
 import numpy as np
+import xarray as xr
 
 from hens.forecast.store_reader import open_store
 from hens.forecast.types import STEP, STEPS_PER_DAY
@@ -27,9 +28,10 @@ from hens.scoring.crps import crps
 CHANNELS = ("z500", "t2m")
 
 
-def crps_by_init(store: Path, world: Path, days: range) -> dict[str, np.ndarray]:
-    """Area-weighted CRPS ``(day, init_time)`` per channel of ``CHANNELS`` (the channel's units)."""
-    forecast, truth = open_store(store), load_world(world)
+def crps_by_init(store: Path, truth: xr.DataArray, days: range) -> dict[str, np.ndarray]:
+    """Area-weighted CRPS ``(day, init_time)`` per channel of ``CHANNELS`` against ``truth`` (the
+    world, :func:`hens.pipelines.world.load_world`), in the channel's units."""
+    forecast = open_store(store)
     out = {}
     for ch in CHANNELS:
         rows = []
@@ -50,7 +52,7 @@ def main() -> None:
     parser.add_argument("--draws", type=int, default=2000)
     args = parser.parse_args()
     days = range(1, 11)
-    world = args.folder / "world.zarr"
+    world = load_world(args.folder / "world.zarr")
     bred, stochastic = (crps_by_init(args.folder / "ensembles" / f"{e}.zarr", world, days)
                         for e in ("bred", "stochastic"))
     n = next(iter(bred.values())).shape[1]

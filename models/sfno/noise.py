@@ -57,6 +57,11 @@ def make_generator(seed: int, device: torch.device | str = "cpu") -> torch.Gener
     return torch.Generator(device=device).manual_seed(int(seed))
 
 
+def default_lmax(grid: Grid) -> int:
+    """The noise's default truncation on ``grid``: ``min(nlat, nlon // 2)`` (the SFNO default there)."""
+    return min(grid.nlat, grid.nlon // 2)
+
+
 def noise_amplitudes(lmax: int, length_km: float) -> np.ndarray:
     """Per-degree standard deviations ``sigma_l`` (float64, ``(lmax,)``), unit point-wise std."""
     if length_km <= 0 or lmax < 2:
@@ -143,7 +148,7 @@ class SphericalNoise(nn.Module):
     lengths_km
         Correlation length of each channel.
     lmax
-        Truncation; default ``min(nlat, nlon // 2)`` (the SFNO default on that grid).
+        Truncation; default :func:`default_lmax`.
     """
 
     def __init__(
@@ -154,7 +159,7 @@ class SphericalNoise(nn.Module):
 
         self.grid = parse_grid(grid)
         self.lengths_km = tuple(float(v) for v in lengths_km)
-        self.lmax = lmax or min(self.grid.nlat, self.grid.nlon // 2)
+        self.lmax = lmax or default_lmax(self.grid)
         self.register_buffer("amplitudes", amplitude_table(self.lmax, self.lengths_km), persistent=False)
         self.isht = InverseRealSHT(
             self.grid.nlat, self.grid.nlon, lmax=self.lmax, mmax=self.lmax, grid=self.grid.sht_grid, norm="ortho"

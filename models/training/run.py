@@ -16,7 +16,7 @@ from hens.forecast.types import STEP
 from hens.models.checkpoint import description_sha256, save_checkpoint
 from hens.models.runtime import Distributed, all_reduce_mean
 from hens.models.sfno.network import SFNO
-from hens.models.sfno.noise import SphericalNoise, make_generator
+from hens.models.sfno.noise import SphericalNoise, default_lmax, make_generator
 from hens.models.sfno.stochastic import StochasticSFNO, StochasticSFNOConfig
 from hens.models.stepper import ModelStep
 from hens.models.training import losses
@@ -113,7 +113,7 @@ class Run:
     def _input_fields(self) -> SphericalNoise:
         """The ``--input-noise`` fields: every degree of the SFNO's band, or ``l = 1..--input-noise-degrees``."""
         cfg = self.cfg
-        band = min(self.grid.nlat, self.grid.nlon // 2)
+        band = default_lmax(self.grid)
         if cfg.input_noise_degrees is not None and cfg.input_noise_degrees >= band:
             raise ConfigError(f"--input-noise-degrees {cfg.input_noise_degrees} must be below {band}, "
                               f"the band limit of grid {self.grid.spec}")
