@@ -96,6 +96,8 @@ def train(
     minutes: Annotated[float | None, typer.Option("--minutes", help="Wall-clock budget; fixes the step count after timing the first steps.")] = None,
     steps: Annotated[int | None, typer.Option("--steps", help="Number of optimizer steps (reproducible).")] = None,
     rollout: Annotated[int, typer.Option("--rollout", help="Steps unrolled in the fine-tuning phase (1: none).", min=1)] = 1,
+    pushforward: Annotated[int, typer.Option("--pushforward", help="One-step steps cycle through inputs that are the model's own 0..K-1-step forecasts (run without gradients; the target stays the true next state). 1: analyses only.", min=1)] = 1,
+    pushforward_degrees: Annotated[int | None, typer.Option("--pushforward-degrees", help="Keep the model's own part of a pushed-forward input to total wavenumbers l <= N: the analysis plus the forecast's error at those degrees (default: the whole forecast).", min=0)] = None,
     batch: Annotated[int, typer.Option("--batch", help="Global batch (samples per step, over all ranks).", min=1)] = 8,
     lr: Annotated[float, typer.Option("--lr", help="Peak learning rate (AdamW, cosine schedule).")] = 2e-3,
     members: Annotated[int, typer.Option("--members", help="Noise draws per sample for the CRPS (stochastic).")] = 4,
@@ -139,7 +141,7 @@ def train(
         options["spectral_weight"] = spectral_weight
     cfg = TrainConfig(
         data=tuple(data), out=out, seed=seed, stochastic=stochastic, loss=loss, minutes=minutes, steps=steps,
-        rollout=rollout, batch=batch, lr=lr, members=members, injection=injection, input_noise=input_noise,
+        rollout=rollout, pushforward=pushforward, pushforward_degrees=pushforward_degrees, batch=batch, lr=lr, members=members, injection=injection, input_noise=input_noise,
         input_noise_km=input_noise_km, input_noise_degrees=input_noise_degrees, channels=names, val_days=val_days,
         train_period=train_period, valid_period=valid_period, cache_mb=cache_mb,
         embed_dim=embed_dim, num_layers=layers, scale_factor=scale_factor, init_from=init_from, overwrite=overwrite,
@@ -349,6 +351,8 @@ def demo(
     loss: Annotated[str, typer.Option("--loss", help="Loss of the deterministic SFNOs: amse or mse (hens train --loss).")] = "amse",
     input_noise: Annotated[float, typer.Option("--input-noise", help="Noise on the deterministic SFNOs' training inputs, in tendency stds (hens train --input-noise; 0: none, the measured default).", min=0)] = 0.0,
     input_noise_degrees: Annotated[int | None, typer.Option("--input-noise-degrees", help="Keep that noise to degrees l = 1..N (hens train --input-noise-degrees; default: all).")] = None,
+    pushforward: Annotated[int, typer.Option("--pushforward", help="The deterministic SFNOs also learn from their own 0..K-1-step forecasts (hens train --pushforward; 1: none, the measured default).", min=1)] = 1,
+    pushforward_degrees: Annotated[int | None, typer.Option("--pushforward-degrees", help="Keep their own forecasts' errors to degrees l <= N in those inputs (hens train --pushforward-degrees; default: all).", min=0)] = None,
     inits: Annotated[int, typer.Option("--inits", help="Initial times of each ensemble.", min=1)] = 3,
     lead_days: Annotated[int, typer.Option("--lead-days", help="Forecast length (days).", min=1)] = 10,
     workers: Annotated[int, typer.Option("--workers", help="Jobs run side by side (one core each).", min=1)] = 2,
@@ -368,6 +372,7 @@ def demo(
     run_demo(out, settings=DemoSettings(days=days, deterministic_minutes=minutes, stochastic_minutes=stochastic_minutes,
                                         stochastic_checkpoints=stochastic_checkpoints, deterministic_loss=loss,
                                         input_noise=input_noise, input_noise_degrees=input_noise_degrees,
+                                        pushforward=pushforward, pushforward_degrees=pushforward_degrees,
                                         inits=inits, lead_days=lead_days, workers=workers, training_seed=training_seed))
 
 

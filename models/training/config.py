@@ -30,6 +30,8 @@ class TrainConfig:
     steps: int | None = None
     rollout: int = 1
     rollout_fraction: float = 0.25
+    pushforward: int = 1
+    pushforward_degrees: int | None = None
     batch: int = 8
     lr: float = 2e-3
     members: int = 4
@@ -60,10 +62,12 @@ class TrainConfig:
             raise ConfigError(f"--minutes {self.minutes} must be > 0")
         if self.steps is not None and self.steps < 1:
             raise ConfigError(f"--steps {self.steps} must be >= 1")
-        for name in ("rollout", "batch", "embed_dim", "num_layers", "scale_factor"):
+        for name in ("rollout", "pushforward", "batch", "embed_dim", "num_layers", "scale_factor"):
             if int(getattr(self, name)) < 1:
                 raise ConfigError(f"--{name.replace('_', '-')} {getattr(self, name)} must be >= 1")
         check_choice("--loss", self.loss, DeterministicLoss)
+        if self.pushforward_degrees is not None and (int(self.pushforward_degrees) < 0 or self.pushforward == 1):
+            raise ConfigError(f"--pushforward-degrees {self.pushforward_degrees} needs --pushforward K > 1 and must be >= 0")
         object.__setattr__(self, "forcings", check_forcings(self.forcings))
         if self.stochastic and self.loss != "mse":
             raise ConfigError(f"--loss {self.loss} is for deterministic models; stochastic ones train with CRPS")
@@ -114,6 +118,8 @@ class TrainConfig:
         skip |= {k for k in ("train_period", "valid_period") if getattr(self, k) is None}
         skip |= {"input_noise", "input_noise_km", "input_noise_degrees"} if self.input_noise == 0.0 else set()
         skip |= {"input_noise_degrees"} if self.input_noise_degrees is None else set()
+        skip |= {"pushforward"} if self.pushforward == 1 else set()
+        skip |= {"pushforward_degrees"} if self.pushforward_degrees is None else set()
         skip |= {k for k, before in (("injection", "input"), ("noise_decorrelation_hours", 0.0))
                  if not self.stochastic or getattr(self, k) == before}
         values = {k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(self).items() if k not in skip}

@@ -24,6 +24,7 @@ from hens.models.training.batches import Block, MemoryBlock, Prefetcher, TimeBlo
 from hens.models.training.config import TrainConfig, model_config
 from hens.models.training.data import draw_starts, split_times, streaming_stats
 from hens.models.training.progress import plot_losses
+from hens.models.training.pushforward import pushed_input
 from hens.models.training.schedule import lr_at
 from hens.models.training.warm_start import load_initial_weights
 
@@ -64,6 +65,9 @@ class Run:
                                  valid_period=cfg.valid_period, name=str(getattr(source, "name", "the data")))
         self.grid = source.grid
         self.input_fields = self._input_fields() if cfg.input_noise else None  # checked before any read
+        if cfg.pushforward_degrees is not None and cfg.pushforward_degrees >= default_lmax(self.grid):
+            raise ConfigError(f"--pushforward-degrees {cfg.pushforward_degrees} must be below {default_lmax(self.grid)}, "
+                              f"the band limit of grid {self.grid.spec}")
         # validation reads its few fixed samples again at each validation: no cache for them
         self.train_data: Block = (MemoryBlock(source, self.split.train, self.channels) if in_memory else
                                   TimeBlock(source, self.split.train, self.channels, cache_bytes=int(cfg.cache_mb * 2**20)))
@@ -80,11 +84,12 @@ class Run:
             "stats": {k: [float(x) for x in v] for k, v in self.stats.items()},
         }
         self.data_sha256 = description_sha256(description)
-        self.starts = {k: self.train_data.starts(k) for k in {1, cfg.rollout}}
+        self.starts = {k: self.train_data.starts(k) for k in {cfg.rollout, *range(1, cfg.pushforward + 1)}}
         val_starts = self.val_data.starts(1)
         if any(s.size == 0 for s in self.starts.values()) or val_starts.size == 0:
             raise ConfigError(
-                f"too few consecutive 6-hourly states for --rollout {cfg.rollout} in the training or validation block"
+                f"too few consecutive 6-hourly states for --rollout {cfg.rollout} or --pushforward {cfg.pushforward} "
+                "in the training or validation block"
             )
         self.val_starts = val_starts[np.linspace(0, val_starts.size - 1, min(_VAL_SAMPLES, val_starts.size)).astype(int)]
         torch.manual_seed(cfg.seed)
@@ -127,19 +132,42 @@ class Run:
         tail = int(round(self.cfg.rollout_fraction * self.total)) if self.cfg.rollout > 1 else 0
         return self.cfg.rollout if step >= self.total - tail else 1
 
+    def pushed_at(self, step: int) -> int:
+        """Steps of the model's own forecast that the input of one-step ``step`` is (``--pushforward``).
+
+        One-step steps cycle through 0..K-1: a step's input is then the model's forecast from
+        the analysis that many steps earlier, run without gradients, and its target the true
+        state one step later, so the model learns to take back the errors of its own rollouts
+        (Brandstetter et al. 2022's pushforward trick) without gradients through them. A pure
+        function of the step: resumed runs and any rank count cycle alike.
+        """
+        return step % self.cfg.pushforward if self.rollout_at(step) == 1 else 0
+
+    def window_at(self, step: int) -> int:
+        """States after the start that ``step`` reads: its unrolled and pushed-forward steps."""
+        return self.rollout_at(step) + self.pushed_at(step)
+
     def _scaled(self, x: torch.Tensor) -> torch.Tensor:
         return (x - self.stepper.mean) / self.stepper.tendency_std
 
     def loss(
-        self, x0: torch.Tensor, targets: torch.Tensor, noise: list[torch.Tensor] | None, times: np.ndarray
+        self, x0: torch.Tensor, targets: torch.Tensor, noise: list[torch.Tensor] | None, times: np.ndarray,
+        pushed: int = 0,
     ) -> torch.Tensor:
-        """Mean loss over the local samples (valid at ``times``) and the ``len(targets)`` unrolled steps."""
+        """Mean loss over the local samples (valid at ``times``) and the unrolled steps after the
+        first ``pushed`` of ``len(targets)``, which run without gradients and are not scored."""
         cfg, total = self.cfg, 0.0
         x = x0.repeat_interleave(cfg.members, 0) if noise is not None else x0
         times = np.repeat(times, cfg.members) if noise is not None else times
         for k in range(targets.shape[0]):
             when = times + k * STEP
-            x = self.stepper(x, noise=noise[k] if noise is not None else None, time=when)
+            with torch.set_grad_enabled(torch.is_grad_enabled() and k >= pushed):
+                x = self.stepper(x, noise=noise[k] if noise is not None else None, time=when)
+            if k < pushed:
+                if k == pushed - 1:
+                    truth = targets[k].repeat_interleave(cfg.members, 0) if noise is not None else targets[k]
+                    x = pushed_input(x, truth, self.grid, cfg.pushforward_degrees)
+                continue
             y = self._scaled(targets[k])
             if noise is None:
                 if cfg.loss == "amse":
@@ -153,7 +181,7 @@ class Run:
                 spec = losses.spectral_crps(pred, y, 1, self.grid, kind="almost_fair", alpha=cfg.alpha)
                 term = term + cfg.spectral_weight * spec.mean()
             total = total + term
-        return total / targets.shape[0]
+        return total / (targets.shape[0] - pushed)
 
     def noise_states(self, rows: int, steps: int, generator: torch.Generator, local: slice) -> list[torch.Tensor] | None:
         """Noise states of ``rows`` global rows at each of ``steps`` steps: a stationary draw,
@@ -228,8 +256,8 @@ class Run:
         for step in range(self.step + 1, self.step + 1 + self.prefetch.depth):
             if self.total is not None and step >= self.total:
                 break
-            rollout = self.rollout_at(step)
-            self.prefetch.request(self._mine(draw_starts(ahead, self.starts[rollout], self.cfg.batch)), rollout)
+            window = self.window_at(step)
+            self.prefetch.request(self._mine(draw_starts(ahead, self.starts[window], self.cfg.batch)), window)
 
     def close(self) -> None:
         """Stop the background reads."""
@@ -239,19 +267,19 @@ class Run:
         """One optimizer step; returns the loss and ``elapsed`` averaged over ranks."""
         cfg, info = self.cfg, self.info
         began = time.perf_counter()
-        rollout = self.rollout_at(self.step)
-        mine = self._mine(draw_starts(self.batches, self.starts[rollout], cfg.batch))
+        window = self.window_at(self.step)
+        mine = self._mine(draw_starts(self.batches, self.starts[window], cfg.batch))
         self._prefetch_next()
         per_rank = cfg.batch // info.world_size
         rows = slice(info.rank * per_rank * cfg.members, (info.rank + 1) * per_rank * cfg.members)
-        noise = self.noise_states(cfg.batch * cfg.members, rollout, self.noise, rows)
-        x0, targets = (t.to(info.device) for t in self.prefetch.batch(mine, rollout))
+        noise = self.noise_states(cfg.batch * cfg.members, window, self.noise, rows)
+        x0, targets = (t.to(info.device) for t in self.prefetch.batch(mine, window))
         x0 = self.perturb_inputs(x0, slice(info.rank * per_rank, (info.rank + 1) * per_rank))
         for group in self.optimizer.param_groups:
             group["lr"] = lr_at(self.step, self.total, cfg.lr)
         self.model.train()
         self.optimizer.zero_grad(set_to_none=True)
-        loss = self.loss(x0, targets, noise, self.train_data.times[mine])
+        loss = self.loss(x0, targets, noise, self.train_data.times[mine], self.pushed_at(self.step))
         loss.backward()
         all_reduce_mean([p.grad for p in self.model.parameters() if p.grad is not None], info)
         torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
@@ -341,6 +369,7 @@ class Run:
         extra = {
             "steps": self.step, "planned_steps": self.total, "rollout": cfg.rollout,
             "rollout_steps": sum(1 for s in range(self.step) if self.rollout_at(s) > 1),
+            "pushforward": cfg.pushforward, "pushforward_degrees": cfg.pushforward_degrees,
             "batch": cfg.batch, "lr": cfg.lr, "stochastic": cfg.stochastic,
             "loss": _LOSS_NAMES["crps" if cfg.stochastic else cfg.loss] + " in tendency-std units",
             "members": cfg.members if cfg.stochastic else 1, "alpha": cfg.alpha,

@@ -64,7 +64,9 @@ class DemoSettings:
     Budgets are wall-clock minutes per training run (``hens train --minutes``); the
     deterministic SFNOs train with ``deterministic_loss`` (``hens train --loss``), on inputs perturbed by
     ``input_noise`` (``hens train --input-noise``, 1000 km fields, or degrees ``l = 1..input_noise_degrees``
-    only; 0 by default, docs/models.md "Input noise"). Each of the
+    only; 0 by default, docs/models.md "Input noise") and, with ``pushforward`` K > 1, on their own
+    0..K-1-step forecasts too (``hens train --pushforward``; their errors kept to degrees
+    ``l <= pushforward_degrees`` when given). Each of the
     ``stochastic_checkpoints`` (K) stochastic SFNOs trains ``stochastic_minutes`` from one of the
     first K deterministic checkpoints; ``None`` gives each the minutes the other C - K
     deterministic SFNOs trained (as their checkpoints record them) split K ways
@@ -88,6 +90,8 @@ class DemoSettings:
     deterministic_loss: str = "amse"
     input_noise: float = 0.0
     input_noise_degrees: int | None = None
+    pushforward: int = 1
+    pushforward_degrees: int | None = None
     stochastic_minutes: float | None = None
     stochastic_checkpoints: int = 2
     training_seed: int = 0
@@ -109,6 +113,10 @@ class DemoSettings:
             raise ConfigError(f"--input-noise {self.input_noise} must be >= 0")
         if self.input_noise_degrees is not None and self.input_noise_degrees < 1:
             raise ConfigError(f"--input-noise-degrees {self.input_noise_degrees} must be >= 1")
+        if self.pushforward < 1:
+            raise ConfigError(f"--pushforward {self.pushforward} must be >= 1")
+        if self.pushforward_degrees is not None and (self.pushforward_degrees < 0 or self.pushforward == 1):
+            raise ConfigError(f"--pushforward-degrees {self.pushforward_degrees} needs --pushforward K > 1 and must be >= 0")
         c, k = self.checkpoints, self.stochastic_checkpoints
         if not 1 <= k < c or c % k:
             raise ConfigError(f"--stochastic-checkpoints {k} must divide the {c} deterministic SFNOs and be fewer "
@@ -238,7 +246,8 @@ def _train_configs(out: Path, world: Path, settings: DemoSettings,
         # spectra at day 10 (rollout fine-tuning and the full internal grid lose or gain energy)
         f"sfno-{i}": dict(common, out=folder / f"sfno-{i}.pt", seed=settings.training_seed * settings.checkpoints + i,
                           minutes=settings.deterministic_minutes, loss=settings.deterministic_loss, scale_factor=2,
-                          input_noise=settings.input_noise, input_noise_degrees=settings.input_noise_degrees)
+                          input_noise=settings.input_noise, input_noise_degrees=settings.input_noise_degrees,
+                          pushforward=settings.pushforward, pushforward_degrees=settings.pushforward_degrees)
         for i in range(settings.checkpoints)
     }
     if stochastic_minutes is None:

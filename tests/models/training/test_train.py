@@ -12,6 +12,7 @@ import xarray as xr
 
 from hens.forecast.errors import ConfigError, DataError, OutputExists
 from hens.forecast.grids import parse_grid
+from hens.forecast.types import STEP
 from hens.models.checkpoint import load_checkpoint
 from hens.models.runtime import Distributed, first_host, slurm_environment
 from hens.models.training import Run, TrainConfig, train
@@ -247,6 +248,89 @@ def test_input_noise_changes_training_reproducibly_and_resumes(tmp_path):
         _cfg(tmp_path, input_noise=-1.0)
     with pytest.raises(ConfigError, match="--input-noise-km 0.0 must be finite and > 0"):
         _cfg(tmp_path, input_noise=0.5, input_noise_km=0.0)
+
+
+def test_pushforward_scores_one_step_from_the_models_own_forecast_without_gradients_through_it(tmp_path):
+    """--pushforward K: one-step step n starts from the model's own (n mod K)-step forecast of a
+    drawn analysis; its loss and gradients are those of a one-step loss from that forecast held
+    fixed. The rollout tail unrolls as before."""
+    src = WaveSource()
+    run = Run(_cfg(tmp_path, pushforward=3, rollout=2, steps=12), Distributed(), src)
+    try:
+        assert [run.pushed_at(s) for s in range(12)] == [0, 1, 2, 0, 1, 2, 0, 1, 2, 0, 0, 0]
+        assert [run.window_at(s) for s in range(12)] == [1, 2, 3, 1, 2, 3, 1, 2, 3, 2, 2, 2]
+        starts = run.starts[3][[0, 7, 19, 40]]
+        x0, targets = run.train_data.batch(starts, 3)
+        times = run.train_data.times[starts]
+        run.model.train()
+        for _ in range(2):  # leave the untrained model: its own forecasts then differ from the truth
+            run.train_step()
+        run.optimizer.zero_grad(set_to_none=True)
+        loss = run.loss(x0, targets, None, times, pushed=2)
+        loss.backward()
+        grads = [p.grad.clone() for p in run.model.parameters()]
+        run.optimizer.zero_grad(set_to_none=True)
+        with torch.no_grad():
+            x2 = run.stepper(run.stepper(x0, time=times), time=times + STEP)
+        held = run.loss(x2, targets[2:], None, times + 2 * STEP)
+        held.backward()
+        assert torch.equal(loss, held) and all(torch.equal(g, p.grad) for g, p in zip(grads, run.model.parameters()))
+        assert not torch.equal(loss, run.loss(x0, targets[:1], None, times))
+    finally:
+        run.close()
+
+
+def test_pushforward_degrees_keep_the_models_own_part_of_the_input_to_the_planetary_scales(tmp_path):
+    """--pushforward-degrees N: the pushed input is the analysis plus the forecast's error at l <= N."""
+    from torch_harmonics import RealSHT
+
+    from hens.models.training.pushforward import pushed_input
+
+    src = WaveSource()
+    run = Run(_cfg(tmp_path, pushforward=2, pushforward_degrees=3), Distributed(), src)
+    try:
+        starts = run.starts[2][[3, 11, 30, 50]]
+        x0, targets = run.train_data.batch(starts, 2)
+        times = run.train_data.times[starts]
+        for _ in range(2):
+            run.train_step()
+        loss = run.loss(x0, targets, None, times, pushed=1)
+        with torch.no_grad():
+            x1 = run.stepper(x0, time=times)
+        given = pushed_input(x1, targets[0], src.grid, 3)
+        assert torch.equal(loss, run.loss(given, targets[1:], None, times + STEP))
+    finally:
+        run.close()
+    sht = RealSHT(16, 32, lmax=16, mmax=16, grid=src.grid.sht_grid, norm="ortho").double()
+    kept, error = sht((given - targets[0]).double()), sht((x1 - targets[0]).double())
+    assert kept[..., 4:, :].abs().max() < 1e-5 * error.abs().max()
+    assert torch.allclose(kept[..., :4, :], error[..., :4, :], rtol=0, atol=1e-5 * float(error.abs().max()))
+    assert error[..., 4:, :].abs().max() > 0.1 * error.abs().max()  # the forecast had errors there to drop
+    with pytest.raises(ConfigError, match="--pushforward-degrees 16 must be below 16"):
+        Run(_cfg(tmp_path, pushforward=2, pushforward_degrees=16), Distributed(), src)
+    with pytest.raises(ConfigError, match="--pushforward-degrees 3 needs --pushforward K > 1"):
+        _cfg(tmp_path, pushforward_degrees=3)
+
+
+def test_pushforward_trains_reproducibly_and_resumes(tmp_path):
+    src = WaveSource()
+    a = load_checkpoint(train(_cfg(tmp_path, "a.pt", seed=1, pushforward=3), source=src))
+    plain = load_checkpoint(train(_cfg(tmp_path, "p.pt", seed=1), source=src))
+    assert a.extra["pushforward"] == 3 == a.extra["options"]["pushforward"] and plain.extra["pushforward"] == 1
+    assert a.extra["train_loss"][0] == plain.extra["train_loss"][0] != a.extra["train_loss"][1]
+    cfg = _cfg(tmp_path, "r.pt", seed=1, pushforward=3)
+    run = Run(cfg, Distributed(), src)
+    for _ in range(4):  # stopped inside a cycle
+        run.train_step()
+    run.save(final=False)
+    run.close()
+    resumed = load_checkpoint(train(cfg, source=src))
+    assert resumed.extra["train_loss"] == a.extra["train_loss"]
+    sa, sr = a.model.state_dict(), resumed.model.state_dict()
+    assert all(torch.equal(sa[k], sr[k]) for k in sa)
+    assert "pushforward" not in _cfg(tmp_path, seed=1).identity()  # runs from before the option resume
+    with pytest.raises(ConfigError, match="--pushforward 0 must be >= 1"):
+        _cfg(tmp_path, pushforward=0)
 
 
 def test_amse_loss_trains_and_is_recorded(tmp_path):

@@ -76,7 +76,7 @@ def test_demo_runs_the_chain_and_reuses_it(demo_folder):
     products.append(demo_folder / "products" / "made_from.json")
     stamps = {p: p.stat().st_mtime_ns for p in products}
     other = dataclasses.replace(TOY, deterministic_minutes=0.05, deterministic_loss="mse", input_noise=0.2,
-                                input_noise_degrees=1)
+                                input_noise_degrees=1, pushforward=2)
     run_demo(demo_folder, settings=other)
     changed = {p.relative_to(demo_folder).as_posix() for p in products if p.stat().st_mtime_ns != stamps[p]}
     assert changed == {"checkpoints/sfno-0.pt", "checkpoints/sfno-1.pt", "checkpoints/stochastic-0.pt",
@@ -85,10 +85,13 @@ def test_demo_runs_the_chain_and_reuses_it(demo_folder):
     ckpt = load_checkpoint(demo_folder / "checkpoints" / "sfno-0.pt")
     assert ckpt.extra["options"]["minutes"] == 0.05 and ckpt.extra["options"]["loss"] == "mse"
     assert ckpt.extra["loss"].startswith("area-weighted MSE")
-    # --input-noise reaches the deterministic SFNOs; the stochastic fine-tuning sees clean inputs
+    # --input-noise and --pushforward reach the deterministic SFNOs; the stochastic fine-tuning sees
+    # clean inputs from analyses
     assert ckpt.extra["input_noise"] == 0.2 == ckpt.extra["options"]["input_noise"]
     assert ckpt.extra["input_noise_degrees"] == 1 == ckpt.extra["options"]["input_noise_degrees"]
-    assert load_checkpoint(demo_folder / "checkpoints" / "stochastic-0.pt").extra["input_noise"] == 0.0
+    assert ckpt.extra["pushforward"] == 2 == ckpt.extra["options"]["pushforward"]
+    fine_tuned = load_checkpoint(demo_folder / "checkpoints" / "stochastic-0.pt").extra
+    assert fine_tuned["input_noise"] == 0.0 and fine_tuned["pushforward"] == 1
     assert not (xr.open_zarr(demo_folder / "scores" / "bred.zarr")["crps"].values == crps).all()
 
 
