@@ -141,8 +141,9 @@ def train(
         options["spectral_weight"] = spectral_weight
     cfg = TrainConfig(
         data=tuple(data), out=out, seed=seed, stochastic=stochastic, loss=loss, minutes=minutes, steps=steps,
-        rollout=rollout, pushforward=pushforward, pushforward_degrees=pushforward_degrees, batch=batch, lr=lr, members=members, injection=injection, input_noise=input_noise,
-        input_noise_km=input_noise_km, input_noise_degrees=input_noise_degrees, channels=names, val_days=val_days,
+        rollout=rollout, pushforward=pushforward, pushforward_degrees=pushforward_degrees, batch=batch, lr=lr,
+        members=members, injection=injection, input_noise=input_noise, input_noise_km=input_noise_km,
+        input_noise_degrees=input_noise_degrees, channels=names, val_days=val_days,
         train_period=train_period, valid_period=valid_period, cache_mb=cache_mb,
         embed_dim=embed_dim, num_layers=layers, scale_factor=scale_factor, init_from=init_from, overwrite=overwrite,
         progress=progress, **options,

@@ -138,8 +138,8 @@ class Run:
         One-step steps cycle through 0..K-1: a step's input is then the model's forecast from
         the analysis that many steps earlier, run without gradients, and its target the true
         state one step later, so the model learns to take back the errors of its own rollouts
-        (Brandstetter et al. 2022's pushforward trick) without gradients through them. A pure
-        function of the step: resumed runs and any rank count cycle alike.
+        without gradients through them (the "pushforward" of docs/models.md, "Training"). A
+        pure function of the step: resumed runs and any rank count cycle alike.
         """
         return step % self.cfg.pushforward if self.rollout_at(step) == 1 else 0
 
