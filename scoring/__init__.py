@@ -41,7 +41,7 @@ from hens.scoring.moments import (
     spread_skill_ratio,
 )
 from hens.scoring.ranks import rank_histogram, ranks
-from hens.scoring.spectra import power_spectrum
+from hens.scoring.spectra import power_spectrum, resampled_spectrum_error
 from hens.scoring.tails import (
     best_member_error,
     expected_best_member_error,
@@ -74,6 +74,7 @@ __all__ = [
     "rank_histogram",
     "ranks",
     "reliability",
+    "resampled_spectrum_error",
     "roc_auc",
     "roc_curve",
     "sigma_exceedance",

@@ -159,6 +159,54 @@ def power_spectrum(
     )
 
 
+
+def resampled_spectrum_error(
+    power: xr.DataArray,
+    reference: xr.DataArray,
+    *,
+    dim: str = "init_time",
+    draws: int = 2000,
+    seed: int = 0,
+) -> xr.DataArray:
+    """Worst ``|power / reference - 1|`` over ``wavenumber`` for resamples of ``dim``.
+
+    Each draw takes as many entries of ``dim`` as there are, with replacement, and compares
+    the mean ``power`` of the drawn entries with their mean ``reference``: how much of a
+    spectral check over a few initial times is the sample of those times (docs/models.md,
+    "How much of the spectral and CRPS checks is the sample of initial times").
+
+    Parameters
+    ----------
+    power, reference
+        Power spectra with dims ``dim`` and ``wavenumber`` and the same coordinates on both
+        (e.g. the members' mean power of each initial time and the truth's around its valid
+        time, :func:`power_spectrum`; any unit, the same for both); other dims are kept.
+    dim
+        The dim that is resampled.
+    draws
+        Number of resamples.
+    seed
+        Seed of the draws (numpy's default generator): the same draws for the same seed.
+
+    Returns
+    -------
+    xarray.DataArray
+        Dimensionless, dim ``draw`` and the other dims of ``power``.
+    """
+    if draws < 1:
+        raise ConfigError(f"draws={draws} must be >= 1")
+    for name, x in (("power", power), ("reference", reference)):
+        if dim not in x.dims or "wavenumber" not in x.dims:
+            raise DataError(f"{name} needs dims {dim!r} and 'wavenumber'; it has {', '.join(map(str, x.dims))}")
+    power, reference = xr.align(power, reference, join="exact")
+    n = power.sizes[dim]
+    picks = xr.DataArray(np.random.default_rng(seed).integers(0, n, size=(draws, n)), dims=("draw", "pick"))
+    ratio = power.isel({dim: picks}).mean("pick") / reference.isel({dim: picks}).mean("pick")
+    worst = abs(ratio - 1).max("wavenumber")
+    worst.attrs = {"long_name": f"worst |power / reference - 1| over wavenumbers, {draws} resamples of {dim}",
+                   "units": "1"}
+    return worst.rename("resampled_spectrum_error")
+
 @lru_cache(maxsize=8)
 def _vector_sht(grid: Grid, lmax: int) -> torch.nn.Module:
     import torch_harmonics as th

@@ -8,7 +8,8 @@ import torch
 import xarray as xr
 from torch_harmonics import InverseRealSHT
 
-from hens.forecast.errors import ConfigError, GridMismatch
+import hens.scoring as hs
+from hens.forecast.errors import ConfigError, DataError, GridMismatch
 from hens.forecast.grids import Grid
 from hens.scoring import power_spectrum, weighted_mean
 from hens.scoring.spectra import default_lmax
@@ -91,3 +92,21 @@ def test_errors():
         power_spectrum(field(grid, np.ones(grid.shape)), kind="meridional")
     with pytest.raises(ConfigError, match="lmax"):
         power_spectrum(field(grid, np.ones(grid.shape)), lmax=40)
+
+
+def test_resampled_spectrum_error_counts_the_draws_that_hold_an_outlying_time():
+    """Three initial times, one with 1.9x the reference power at l = 1: a draw's worst error is
+    0.3 x the times it drew that one, so P(worst > 0.2) = 1 - (2/3)^3 (binomial, exact)."""
+    coords = {"init_time": np.arange(3), "wavenumber": [1, 2]}
+    reference = xr.DataArray(np.ones((3, 2)), dims=("init_time", "wavenumber"), coords=coords)
+    power = reference.copy(data=[[1.0, 1.0], [1.0, 1.0], [1.9, 1.0]])
+    worst = hs.resampled_spectrum_error(power, reference, draws=20_000, seed=3)
+    assert worst.dims == ("draw",) and worst.sizes["draw"] == 20_000
+    assert np.allclose(np.unique(worst.values), [0.0, 0.3, 0.6, 0.9])
+    assert float((worst > 0.2).mean()) == pytest.approx(1 - (2 / 3) ** 3, abs=0.01)
+    assert (hs.resampled_spectrum_error(power, reference, draws=50, seed=3) == worst[:50]).all()
+    assert (hs.resampled_spectrum_error(2 * reference, reference, draws=10) == 1.0).all()
+    with pytest.raises(ValueError):  # coordinates that do not match are not silently aligned
+        hs.resampled_spectrum_error(power, reference.assign_coords(wavenumber=[1, 3]))
+    with pytest.raises(DataError, match="needs dims 'init_time' and 'wavenumber'"):
+        hs.resampled_spectrum_error(power.rename(init_time="time"), reference)

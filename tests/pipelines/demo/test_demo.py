@@ -41,6 +41,10 @@ def test_demo_runs_the_chain_and_reuses_it(demo_folder):
     for figure in ("comparison_errors.png", "comparison_spectra.png", "bred/errors.png", "world/ke_spectrum.png"):
         assert (demo_folder / "plots" / figure).stat().st_size > 10_000
     assert "| physics | 4 | 2 |" in text
+    # the spectral check's resampled column: a fraction of draws for every ensemble and channel
+    checks = [row.split(" | ") for row in text.splitlines() if row.startswith("| ") and (" ok | " in row or " OUT | " in row)]
+    assert "resamples above 20%" in text and len(checks) == 4 * len(ENSEMBLES)
+    assert all(0.0 <= float(cells[5]) <= 1.0 for cells in checks)
     assert len(list((demo_folder / "products").glob("bred_*.nc"))) == TOY.inits  # 4 members (2 x 1 pair x 2 signs), 2 initial times
     # the bred-vector amplitude is hens calibrate's, tuned on times held out from training or the training block
     calibrated = yaml.safe_load((demo_folder / "ensembles" / "bred.yaml").read_text())
