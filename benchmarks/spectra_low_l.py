@@ -128,5 +128,6 @@ def bootstrap(per_time: dict[str, xr.DataArray], windows: xr.DataArray, draws: i
         lo, mid, hi = np.percentile(worst, [5, 50, 95])
         print(f"  {ch}: {lo:.3f} / {mid:.3f} / {hi:.3f}, {np.mean(worst > SPECTRUM_TOLERANCE):.2f}")
 
+
 if __name__ == "__main__":
     main()

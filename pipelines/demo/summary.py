@@ -81,8 +81,8 @@ def reference_spectrum(world: Path, valid_times: np.ndarray, *, window_days: int
     fields puts 30-50 % noise on E_l at low l, more than the 20 % being checked).
     """
     import hens.scoring as hs
-    from hens.forecast.sources import open_source
     from hens.forecast.channels import WORLD_CHANNELS
+    from hens.forecast.sources import open_source
 
     source = open_source(world)  # reads the window's times only, not the whole record
     offsets = np.arange(-STEPS_PER_DAY * window_days, STEPS_PER_DAY * window_days + 1) * STEP
