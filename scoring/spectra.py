@@ -24,6 +24,9 @@ lmax = (nlat + 1) // 2 with Clenshaw-Curtis quadrature, torch-harmonics' default
 may come in either order and longitude in any order; both are sorted by value (north first,
 longitude from 0) before the transform. ``equiangular-nopoles`` grids have no SHT: regrid.
 
+How much of a spectral check over a few initial times is the sample of those times:
+:func:`resampled_spectrum_error` (resamples of the times, with replacement).
+
 Transforms run in float64 with torch, imported on first use (not with this module); the
 xarray function works one dask chunk at a time over the leading dims, each chunk holding
 whole (lat, lon) fields.
@@ -159,7 +162,6 @@ def power_spectrum(
     )
 
 
-
 def resampled_spectrum_error(
     power: xr.DataArray,
     reference: xr.DataArray,
@@ -206,6 +208,7 @@ def resampled_spectrum_error(
     worst.attrs = {"long_name": f"worst |power / reference - 1| over wavenumbers, {draws} resamples of {dim}",
                    "units": "1"}
     return worst.rename("resampled_spectrum_error")
+
 
 @lru_cache(maxsize=8)
 def _vector_sht(grid: Grid, lmax: int) -> torch.nn.Module:
