@@ -29,9 +29,9 @@ import xarray as xr
 
 from hens.forecast.store_reader import global_grid, open_store
 from hens.forecast.types import STEP, STEPS_PER_DAY
-from hens.pipelines.demo.summary import SPECTRUM_TOLERANCE, reference_spectrum
+from hens.pipelines.demo.summary import SPECTRUM_TOLERANCE, reference_spectrum, resampled_spectrum_errors
 from hens.pipelines.world import load_world
-from hens.scoring.spectra import power_spectrum, resampled_spectrum_error
+from hens.scoring.spectra import power_spectrum
 from hens.scoring.weights import area_weights
 
 BAND = slice(1, 11)  # l = 1..10, the demo's check on the T21 world
@@ -79,7 +79,7 @@ def main() -> None:
     print(f"{args.store}, day {args.lead_days}: power / truth's at l = 1..10")
     speed = np.abs(store["u500"].sel(lead_time=slice(None, ds["lead_time"].values)).load())
     steady = speed.max(("lead_time", "lat", "lon")) <= args.runaway_speed
-    without, per_time = {}, {}
+    without = {}
     for ch in map(str, truth["channel"].values):
         members = ds[ch].load()
         mean, valid_truth = members.mean("member"), truth.sel(channel=ch)
@@ -90,7 +90,6 @@ def main() -> None:
         p_valid = power_valid.mean("time").values[BAND]
         m0, m1 = l1_split(members, power)
         t0, t1 = l1_split(valid_truth, power_valid)
-        per_time[ch] = power.mean("member").isel(wavenumber=BAND).drop_vars("lead_time", errors="ignore")
         if ch == args.channel:  # kept for the per-initial-time lines
             per_init = (m1.mean("member").values, l1_split(mean, power_mean)[1].values, t1.values)
         print(f"{ch}: worst |members / window - 1| {np.abs(p_members / p_window - 1).max():.3f}")
@@ -112,22 +111,19 @@ def main() -> None:
         truth_at = world.sel(time=at["init_time"].values + lead, channel=args.channel)
         print(f"  {int(lead / np.timedelta64(1, 'h')):4d} h  {zonal_mean_rms(at):6.3f}  {zonal_mean_rms(truth_at):6.3f}")
     if args.bootstrap > 0:
-        windows = xr.concat([reference_spectrum(args.world, [t]) for t in valid], "init_time")
-        bootstrap(per_time, windows.isel(wavenumber=BAND).assign_coords(init_time=ds["init_time"].values), args.bootstrap)
+        bootstrap(args.store, args.world, list(map(str, truth["channel"].values)), args.bootstrap, ds["lead_time"].values)
 
 
-def bootstrap(per_time: dict[str, xr.DataArray], windows: xr.DataArray, draws: int) -> None:
+def bootstrap(store: str, world: str, channels: list[str], draws: int, lead: np.timedelta64) -> None:
     """Print the 5 / 50 / 95 % points of each channel's worst |members / window - 1| over
-    ``draws`` resamples of the initial times (``per_time[ch]``: (init_time, wavenumber)
-    member-mean power; ``windows``: the truth's around each valid time, (init_time, channel,
-    wavenumber)), and the fraction of draws above the demo's tolerance."""
-    print(f"worst |members / window - 1| over {draws} draws of the {windows.sizes['init_time']} initial times: "
+    ``draws`` resamples of the initial times at ``lead``, and the fraction of draws above the demo's
+    tolerance (:func:`hens.pipelines.demo.summary.resampled_spectrum_errors`)."""
+    worst = resampled_spectrum_errors(store, world, channels, band=BAND, draws=draws, lead=lead)
+    print(f"worst |members / window - 1| over {draws} draws of the initial times: "
           f"5 / 50 / 95 %, fraction of draws > {SPECTRUM_TOLERANCE}")
-    for ch, members in per_time.items():
-        worst = resampled_spectrum_error(members, windows.sel(channel=ch, drop=True), draws=draws).values
-        lo, mid, hi = np.percentile(worst, [5, 50, 95])
-        print(f"  {ch}: {lo:.3f} / {mid:.3f} / {hi:.3f}, {np.mean(worst > SPECTRUM_TOLERANCE):.2f}")
-
+    for ch, w in worst.items():
+        lo, mid, hi = np.percentile(w.values, [5, 50, 95])
+        print(f"  {ch}: {lo:.3f} / {mid:.3f} / {hi:.3f}, {float((w > SPECTRUM_TOLERANCE).mean()):.2f}")
 
 if __name__ == "__main__":
     main()

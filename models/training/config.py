@@ -17,6 +17,17 @@ from hens.models.training.schedule import DECAY_FRACTION
 from hens.models.types import DeterministicLoss, NoiseInjection
 
 
+def check_input_options(input_noise_degrees: int | None, pushforward: int, pushforward_degrees: int | None) -> None:
+    """The rules of ``--input-noise-degrees``, ``--pushforward`` and ``--pushforward-degrees``
+    (checked by :class:`TrainConfig`, and by ``hens demo`` before it builds a world)."""
+    if input_noise_degrees is not None and int(input_noise_degrees) < 1:
+        raise ConfigError(f"--input-noise-degrees {input_noise_degrees} must be >= 1")
+    if int(pushforward) < 1:
+        raise ConfigError(f"--pushforward {pushforward} must be >= 1")
+    if pushforward_degrees is not None and (int(pushforward_degrees) < 0 or pushforward == 1):
+        raise ConfigError(f"--pushforward-degrees {pushforward_degrees} needs --pushforward K > 1 and must be >= 0")
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """Options of one training run (see :func:`train`); validated on construction."""
@@ -62,12 +73,11 @@ class TrainConfig:
             raise ConfigError(f"--minutes {self.minutes} must be > 0")
         if self.steps is not None and self.steps < 1:
             raise ConfigError(f"--steps {self.steps} must be >= 1")
-        for name in ("rollout", "pushforward", "batch", "embed_dim", "num_layers", "scale_factor"):
+        for name in ("rollout", "batch", "embed_dim", "num_layers", "scale_factor"):
             if int(getattr(self, name)) < 1:
                 raise ConfigError(f"--{name.replace('_', '-')} {getattr(self, name)} must be >= 1")
         check_choice("--loss", self.loss, DeterministicLoss)
-        if self.pushforward_degrees is not None and (int(self.pushforward_degrees) < 0 or self.pushforward == 1):
-            raise ConfigError(f"--pushforward-degrees {self.pushforward_degrees} needs --pushforward K > 1 and must be >= 0")
+        check_input_options(self.input_noise_degrees, self.pushforward, self.pushforward_degrees)
         object.__setattr__(self, "forcings", check_forcings(self.forcings))
         if self.stochastic and self.loss != "mse":
             raise ConfigError(f"--loss {self.loss} is for deterministic models; stochastic ones train with CRPS")
@@ -78,8 +88,6 @@ class TrainConfig:
             raise ConfigError(f"--input-noise {self.input_noise} must be finite and >= 0")
         if not 0.0 < self.input_noise_km < float("inf"):
             raise ConfigError(f"--input-noise-km {self.input_noise_km} must be finite and > 0")
-        if self.input_noise_degrees is not None and int(self.input_noise_degrees) < 1:
-            raise ConfigError(f"--input-noise-degrees {self.input_noise_degrees} must be >= 1")
         if self.stochastic and self.members < 2:
             raise ConfigError(f"--members {self.members}: stochastic training needs at least 2 members")
         if not 0.0 <= self.rollout_fraction <= DECAY_FRACTION or not 0.0 <= self.alpha <= 1.0 or self.lr <= 0:

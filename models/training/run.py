@@ -64,10 +64,8 @@ class Run:
         self.split = split_times(source.times, val_days=cfg.val_days, train_period=cfg.train_period,
                                  valid_period=cfg.valid_period, name=str(getattr(source, "name", "the data")))
         self.grid = source.grid
-        self.input_fields = self._input_fields() if cfg.input_noise else None  # checked before any read
-        if cfg.pushforward_degrees is not None and cfg.pushforward_degrees >= default_lmax(self.grid):
-            raise ConfigError(f"--pushforward-degrees {cfg.pushforward_degrees} must be below {default_lmax(self.grid)}, "
-                              f"the band limit of grid {self.grid.spec}")
+        self._check_band("--pushforward-degrees", cfg.pushforward_degrees)  # before any read
+        self.input_fields = self._input_fields() if cfg.input_noise else None
         # validation reads its few fixed samples again at each validation: no cache for them
         self.train_data: Block = (MemoryBlock(source, self.split.train, self.channels) if in_memory else
                                   TimeBlock(source, self.split.train, self.channels, cache_bytes=int(cfg.cache_mb * 2**20)))
@@ -115,13 +113,16 @@ class Run:
         self.wall = 0.0
         self.step_seconds = 0.0  # time inside train_step: excludes loading, saves, validation
 
+    def _check_band(self, option: str, degrees: int | None) -> None:
+        """A degrees option must name degrees below the band limit of the data grid."""
+        band = default_lmax(self.grid)
+        if degrees is not None and degrees >= band:
+            raise ConfigError(f"{option} {degrees} must be below {band}, the band limit of grid {self.grid.spec}")
+
     def _input_fields(self) -> SphericalNoise:
         """The ``--input-noise`` fields: every degree of the SFNO's band, or ``l = 1..--input-noise-degrees``."""
         cfg = self.cfg
-        band = default_lmax(self.grid)
-        if cfg.input_noise_degrees is not None and cfg.input_noise_degrees >= band:
-            raise ConfigError(f"--input-noise-degrees {cfg.input_noise_degrees} must be below {band}, "
-                              f"the band limit of grid {self.grid.spec}")
+        self._check_band("--input-noise-degrees", cfg.input_noise_degrees)
         lmax = None if cfg.input_noise_degrees is None else cfg.input_noise_degrees + 1
         return SphericalNoise(self.grid, [cfg.input_noise_km] * len(self.channels), lmax=lmax)
 

@@ -106,17 +106,13 @@ class DemoSettings:
 
     def __post_init__(self) -> None:
         from hens.forecast.types import check_choice
+        from hens.models.training.config import check_input_options
         from hens.models.types import DeterministicLoss
 
         check_choice("--loss", self.deterministic_loss, DeterministicLoss)
         if not 0.0 <= self.input_noise < float("inf"):
             raise ConfigError(f"--input-noise {self.input_noise} must be >= 0")
-        if self.input_noise_degrees is not None and self.input_noise_degrees < 1:
-            raise ConfigError(f"--input-noise-degrees {self.input_noise_degrees} must be >= 1")
-        if self.pushforward < 1:
-            raise ConfigError(f"--pushforward {self.pushforward} must be >= 1")
-        if self.pushforward_degrees is not None and (self.pushforward_degrees < 0 or self.pushforward == 1):
-            raise ConfigError(f"--pushforward-degrees {self.pushforward_degrees} needs --pushforward K > 1 and must be >= 0")
+        check_input_options(self.input_noise_degrees, self.pushforward, self.pushforward_degrees)
         c, k = self.checkpoints, self.stochastic_checkpoints
         if not 1 <= k < c or c % k:
             raise ConfigError(f"--stochastic-checkpoints {k} must divide the {c} deterministic SFNOs and be fewer "

@@ -119,6 +119,26 @@ def science_checks(ds: xr.Dataset, reference: xr.DataArray, *, truncation: int) 
     return checks
 
 
+def resampled_spectrum_errors(store: Path, world: Path, channels: list[str], *, band: slice,
+                              draws: int = RESAMPLES, lead: np.timedelta64 | None = None) -> dict[str, xr.DataArray]:
+    """Per channel, the worst ``|members / truth - 1|`` over the wavenumbers ``band`` at ``lead``
+    (default the last) of an ensemble ``store`` for ``draws`` resamples of its initial times
+    (:func:`hens.scoring.resampled_spectrum_error`; each time's truth: :func:`reference_spectrum`
+    around its valid time)."""
+    import hens.scoring as hs
+    from hens.forecast.store_reader import open_store
+
+    ds = open_store(store)
+    ds = ds.isel(lead_time=-1) if lead is None else ds.sel(lead_time=lead)
+    inits = ds["init_time"].values
+    reference = xr.concat([reference_spectrum(world, [t]) for t in inits + ds["lead_time"].values], "init_time")
+    reference = reference.isel(wavenumber=band).assign_coords(init_time=inits)
+    return {ch: hs.resampled_spectrum_error(
+                hs.power_spectrum(ds[ch]).mean("member").isel(wavenumber=band).drop_vars("lead_time", errors="ignore"),
+                reference.sel(channel=ch, drop=True), draws=draws)
+            for ch in channels}
+
+
 def spectrum_resampling(store: Path, world: Path, channels: list[str], *, truncation: int,
                         draws: int = RESAMPLES) -> dict[str, float]:
     """Fraction of ``draws`` resamples of the initial times of an ensemble ``store`` in which a
@@ -126,20 +146,8 @@ def spectrum_resampling(store: Path, world: Path, channels: list[str], *, trunca
     :data:`SPECTRUM_TOLERANCE` at the last lead: near 0 or 1, the sample of initial times
     resolves the check; in between, another sample could turn it (docs/models.md, "How much of
     the spectral and CRPS checks is the sample of initial times")."""
-    import hens.scoring as hs
-    from hens.forecast.store_reader import open_store
-
-    ds = open_store(store).isel(lead_time=-1)
-    inits = ds["init_time"].values
-    reference = xr.concat([reference_spectrum(world, [t]) for t in inits + ds["lead_time"].values], "init_time")
-    band = {"wavenumber": slice(1, truncation // 2 + 1)}
-    fractions = {}
-    for ch in channels:
-        power = hs.power_spectrum(ds[ch]).mean("member").isel(band)
-        truth = reference.sel(channel=ch, drop=True).isel(band).assign_coords(init_time=inits)
-        worst = hs.resampled_spectrum_error(power.drop_vars("lead_time", errors="ignore"), truth, draws=draws)
-        fractions[ch] = float((worst > SPECTRUM_TOLERANCE).mean())
-    return fractions
+    worst = resampled_spectrum_errors(store, world, channels, band=slice(1, truncation // 2 + 1), draws=draws)
+    return {ch: float((w > SPECTRUM_TOLERANCE).mean()) for ch, w in worst.items()}
 
 
 def valid_times(store: Path) -> np.ndarray:

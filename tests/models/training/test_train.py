@@ -46,6 +46,20 @@ class WaveSource:
                             coords={"time": times, "channel": list(channels)})
 
 
+def _assert_resumes_to(straight, cfg: TrainConfig, source, *, stop: int) -> None:
+    """A run of ``cfg`` saved after ``stop`` steps and then resumed by the same command ends
+    bit-identical to the ``straight`` run's checkpoint (losses and weights)."""
+    run = Run(cfg, Distributed(), source)
+    for _ in range(stop):
+        run.train_step()
+    run.save(final=False)
+    run.close()
+    resumed = load_checkpoint(train(cfg, source=source))
+    assert resumed.extra["train_loss"] == straight.extra["train_loss"]
+    ss, sr = straight.model.state_dict(), resumed.model.state_dict()
+    assert all(torch.equal(ss[k], sr[k]) for k in ss)
+
+
 def _cfg(tmp_path, name="m.pt", **kw) -> TrainConfig:
     base = dict(data=("waves",), out=tmp_path / name, steps=6, batch=4, embed_dim=8, num_layers=2,
                 scale_factor=2, progress=False, val_days=8.0)
@@ -234,16 +248,7 @@ def test_input_noise_changes_training_reproducibly_and_resumes(tmp_path):
     assert a.extra["train_loss"] == b.extra["train_loss"] != plain.extra["train_loss"]
     assert a.extra["input_noise"] == 0.5 and a.extra["input_noise_km"] == 1000.0
     assert plain.extra["input_noise"] == 0.0 and "input_noise" not in _cfg(tmp_path, seed=1).identity()
-    cfg = _cfg(tmp_path, "r.pt", seed=1, input_noise=0.5)
-    run = Run(cfg, Distributed(), src)
-    for _ in range(3):
-        run.train_step()
-    run.save(final=False)
-    run.close()
-    resumed = load_checkpoint(train(cfg, source=src))
-    assert resumed.extra["train_loss"] == a.extra["train_loss"]
-    sa, sr = a.model.state_dict(), resumed.model.state_dict()
-    assert all(torch.equal(sa[k], sr[k]) for k in sa)
+    _assert_resumes_to(a, _cfg(tmp_path, "r.pt", seed=1, input_noise=0.5), src, stop=3)
     with pytest.raises(ConfigError, match="--input-noise -1"):
         _cfg(tmp_path, input_noise=-1.0)
     with pytest.raises(ConfigError, match="--input-noise-km 0.0 must be finite and > 0"):
@@ -318,16 +323,7 @@ def test_pushforward_trains_reproducibly_and_resumes(tmp_path):
     plain = load_checkpoint(train(_cfg(tmp_path, "p.pt", seed=1), source=src))
     assert a.extra["pushforward"] == 3 == a.extra["options"]["pushforward"] and plain.extra["pushforward"] == 1
     assert a.extra["train_loss"][0] == plain.extra["train_loss"][0] != a.extra["train_loss"][1]
-    cfg = _cfg(tmp_path, "r.pt", seed=1, pushforward=3)
-    run = Run(cfg, Distributed(), src)
-    for _ in range(4):  # stopped inside a cycle
-        run.train_step()
-    run.save(final=False)
-    run.close()
-    resumed = load_checkpoint(train(cfg, source=src))
-    assert resumed.extra["train_loss"] == a.extra["train_loss"]
-    sa, sr = a.model.state_dict(), resumed.model.state_dict()
-    assert all(torch.equal(sa[k], sr[k]) for k in sa)
+    _assert_resumes_to(a, _cfg(tmp_path, "r.pt", seed=1, pushforward=3), src, stop=4)  # stopped inside a cycle
     assert "pushforward" not in _cfg(tmp_path, seed=1).identity()  # runs from before the option resume
     with pytest.raises(ConfigError, match="--pushforward 0 must be >= 1"):
         _cfg(tmp_path, pushforward=0)
